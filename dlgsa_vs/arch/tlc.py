@@ -1,0 +1,77 @@
+"""Test-time local converter (TLC) windows, vectorised.
+
+At inference the authors run the global channel attention on overlapping square windows of
+side ``k`` and average where windows overlap (megvii-research/TLC). Their code walks the
+windows in a Python loop and asserts batch 1. Here the window starts along each axis are a
+tensor computed from the map size, the windows are gathered with one 2-D index and put
+back with ``index_add``: the same numbers, any batch size, and no Python control flow that
+depends on the frame size, so the graph exports with dynamic height and width.
+
+Placement along an axis of length L (the authors' loop, in closed form):
+
+    n     = (L - 1) // k + 1                    windows the authors plan for
+    step  = ceil((L - k) / (n - 1))             (k when n == 1)
+    starts= {m * step : m * step < L - k} + {L - k}
+
+A map smaller than ``k`` is one window of the map's own size; that is done by zero-padding
+the map up to ``k`` (zeros add nothing to the dot products, norms or outputs that matter).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def window_starts(length: int, k: int, device: torch.device) -> torch.Tensor:
+    """Start offsets of the TLC windows along one axis of size ``length >= k``.
+
+    Written with integer arithmetic that stays symbolic under torch.export.
+    """
+    n_planned = (length - 1) // k + 1
+    span = length - k
+    denom = torch.sym_max(n_planned - 1, 1)
+    step = torch.sym_max((span + denom - 1) // denom, 1)
+    n = (span + step - 1) // step + 1  # windows actually placed: ceil(span / step) + 1
+    starts = torch.arange(n, device=device) * step
+    return starts.clamp(max=span)
+
+
+def window_indices(length: int, k: int, device: torch.device) -> torch.Tensor:
+    """Flat pixel indices of every window along one axis: shape (n * k,)."""
+    starts = window_starts(length, k, device)
+    return (starts[:, None] + torch.arange(k, device=device)[None, :]).reshape(-1)
+
+
+def to_windows(x: torch.Tensor, idx_h: torch.Tensor, idx_w: torch.Tensor, k: int) -> torch.Tensor:
+    """(B, C, H, W) -> (B * nh * nw, C, k, k), windows in row-major order."""
+    b, c = x.shape[:2]
+    nh = idx_h.shape[0] // k
+    nw = idx_w.shape[0] // k
+    x = x[:, :, idx_h[:, None], idx_w[None, :]]  # (B, C, nh*k, nw*k); one 2-D gather is fastest
+    x = x.reshape(b, c, nh, k, nw, k).permute(0, 2, 4, 1, 3, 5)
+    return x.reshape(b * nh * nw, c, k, k)
+
+
+def from_windows(
+    windows: torch.Tensor, idx_h: torch.Tensor, idx_w: torch.Tensor, k: int, height: int, width: int
+) -> torch.Tensor:
+    """Inverse of ``to_windows``: sum overlapping windows into (B, C, H, W) and average."""
+    c = windows.shape[1]
+    nh = idx_h.shape[0] // k
+    nw = idx_w.shape[0] // k
+    x = windows.reshape(-1, nh, nw, c, k, k).permute(0, 3, 1, 4, 2, 5)
+    x = x.reshape(-1, c, nh * k, nw * k)
+    b = x.shape[0]
+    cols = x.new_zeros(b, c, nh * k, width).index_add(3, idx_w, x)
+    out = x.new_zeros(b, c, height, width).index_add(2, idx_h, cols)
+    count_h = x.new_zeros(height).index_add(0, idx_h, x.new_ones(idx_h.shape[0]))
+    count_w = x.new_zeros(width).index_add(0, idx_w, x.new_ones(idx_w.shape[0]))
+    return out / (count_h[:, None] * count_w[None, :])
+
+
+def pad_to_window(x: torch.Tensor, k: int) -> torch.Tensor:
+    """Zero-pad H and W at the bottom/right up to at least ``k``."""
+    h, w = x.shape[-2:]
+    pad_h = torch.sym_max(k - h, 0)
+    pad_w = torch.sym_max(k - w, 0)
+    return F.pad(x, (0, pad_w, 0, pad_h))
