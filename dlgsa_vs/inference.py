@@ -1,0 +1,110 @@
+"""The inference core that every front end uses: RGB float frames in, upscaled frames out.
+
+``Upscaler`` owns a network on a device and dtype, runs batches of (N, 3, H, W) frames in
+[0, 1], optionally in overlapping tiles for frames that do not fit in memory, and clamps the
+result to [0, 1]. DLGSANet needs no padding to a multiple: its convolutions are size
+preserving and TLC places its windows for any size, so frames go in as they are.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+
+from .weights import load_model
+
+
+@dataclass(frozen=True)
+class TileSpan:
+    """One tile along an axis: the input crop [crop, crop + size) and the part it owns."""
+
+    crop: int
+    size: int
+    own_start: int
+    own_end: int
+
+
+def tile_spans(length: int, tile: int, pad: int) -> list[TileSpan]:
+    """Tiles of ``tile`` pixels along an axis, each read with ``pad`` pixels of real context.
+
+    Every crop has the same size (so the tiles of a frame batch together): at the borders
+    the crop slides inward instead of shrinking.
+    """
+    if tile <= 0 or tile >= length:
+        return [TileSpan(0, length, 0, length)]
+    size = min(tile + 2 * pad, length)
+    spans = []
+    for start in range(0, length, tile):
+        end = min(start + tile, length)
+        crop = min(max(start - pad, 0), length - size)
+        spans.append(TileSpan(crop, size, start, end))
+    return spans
+
+
+class Upscaler:
+    """Runs a super-resolution network on batches of RGB frames.
+
+    model: any module mapping (N, 3, H, W) to (N, 3, sH, sW) with an ``upscale`` attribute.
+    tile: (width, height) of LR tiles, 0 = whole frame; tile_pad: LR context around each tile.
+    batch: how many frames (or tiles) go through the network at once.
+    """
+
+    def __init__(self, model: torch.nn.Module, device: str | torch.device = "cpu",
+                 dtype: torch.dtype = torch.float32, tile: tuple[int, int] = (0, 0),
+                 tile_pad: int = 16, batch: int = 1):
+        if batch < 1:
+            raise ValueError(f"batch must be >= 1, got {batch}")
+        if tile_pad < 0 or min(tile) < 0:
+            raise ValueError(f"tile sizes and tile_pad must be >= 0, got tile={tile} tile_pad={tile_pad}")
+        self.device = torch.device(device)
+        self.dtype = dtype
+        self.scale: int = int(model.upscale)
+        self.tile_w, self.tile_h = tile
+        self.tile_pad = tile_pad
+        self.batch = batch
+        # Channels-last is the faster layout for the CPU's convolutions (bench/README.md).
+        self.memory_format = torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
+        self.model = model.eval().to(self.device, dtype)
+
+    @torch.inference_mode()
+    def run_network(self, x: torch.Tensor) -> torch.Tensor:
+        """One forward pass on the device, in chunks of ``batch``; returns float32 on the device."""
+        outs = []
+        for chunk in x.split(self.batch):
+            chunk = chunk.to(self.device, self.dtype).contiguous(memory_format=self.memory_format)
+            outs.append(self.model(chunk).float())
+        return torch.cat(outs)
+
+    @torch.inference_mode()
+    def __call__(self, frames: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) float in [0, 1] -> (N, 3, sH, sW) float32 in [0, 1], on frames' device."""
+        if frames.dim() != 4 or frames.shape[1] != 3:
+            raise ValueError(f"expected RGB frames shaped (N, 3, H, W), got {tuple(frames.shape)}")
+        n, _, h, w = frames.shape
+        s = self.scale
+        rows = tile_spans(h, self.tile_h, self.tile_pad)
+        cols = tile_spans(w, self.tile_w, self.tile_pad)
+        if len(rows) == 1 and len(cols) == 1:
+            out = self.run_network(frames)
+        else:
+            out = torch.empty(n, 3, h * s, w * s, device=self.device)
+            for i in range(n):
+                crops = torch.stack([frames[i, :, r.crop:r.crop + r.size, c.crop:c.crop + c.size]
+                                     for r in rows for c in cols])
+                results = self.run_network(crops)
+                for (r, c), res in zip(((r, c) for r in rows for c in cols), results):
+                    out[i, :, r.own_start * s:r.own_end * s, c.own_start * s:c.own_end * s] = res[
+                        :, (r.own_start - r.crop) * s:(r.own_end - r.crop) * s,
+                        (c.own_start - c.crop) * s:(c.own_end - c.crop) * s]
+        return out.clamp_(0.0, 1.0).to(frames.device)
+
+
+def create_upscaler(model_path: str | os.PathLike | None = None, variant: str | None = None,
+                    scale: int | None = None, device: str = "cpu", fp16: bool = False,
+                    tile: tuple[int, int] = (0, 0), tile_pad: int = 16, batch: int = 1,
+                    tlc: bool = True) -> Upscaler:
+    """Load a model (packaged default or a file) and wrap it in an ``Upscaler``."""
+    model = load_model(model_path, variant=variant, scale=scale, tlc=tlc)
+    dtype = torch.float16 if fp16 else torch.float32
+    return Upscaler(model, device=device, dtype=dtype, tile=tile, tile_pad=tile_pad, batch=batch)

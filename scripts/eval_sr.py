@@ -1,0 +1,128 @@
+#!/usr/bin/env python
+"""Y-PSNR / SSIM of DLGSANet (or bicubic only) on an SR benchmark such as Set5 or Set14.
+
+    python scripts/eval_sr.py --hr ../shared/data/benchmarks/Set5/HR \\
+        --lr ../shared/data/benchmarks/Set5/LR_bicubic/X4 --scale 4 --model bicubic --json out.json
+
+* ``--lr``: folder of ``<name>x{s}.png`` LR files; without it, LR is made from the
+  mod-cropped HR with MATLAB-compatible bicubic ``imresize``.
+* ``--crop``: border removed before measuring (default: the scale).
+* ``--model``: a weights file, ``bicubic`` for the bicubic baseline only, or left out
+  for the packaged weights of ``--variant`` (default light) at ``--scale``.
+
+Prints a table (per image: bicubic and model PSNR/SSIM, then the mean) and, with
+``--json``, writes the full result (see :func:`dlgsa_vs.evaluate.evaluate`).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from dlgsa_vs.evaluate import evaluate
+
+
+def make_model_upscaler(model_path: str | None, variant: str | None, scale: int, device: str):
+    """Load DLGSANet lazily and wrap it as ``f(lr_uint8) -> sr_uint8``."""
+    import torch
+
+    from dlgsa_vs.weights import load_model
+
+    model = load_model(model_path, variant=variant, scale=scale).to(device).eval()
+
+    def upscale(lr: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(lr).permute(2, 0, 1)[None].float().div(255).to(device)
+        with torch.inference_mode():
+            y = model(x).clamp(0, 1)
+        return (y[0].permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
+
+    return upscale, model
+
+
+def _fmt(v: dict | None) -> str:
+    if v is None:
+        return f"{'-':>8} {'-':>7}"
+    p = "inf" if math.isinf(v["psnr"]) else f"{v['psnr']:.3f}"
+    return f"{p:>8} {v['ssim']:.4f}"
+
+
+def format_table(result: dict, model_label: str | None) -> str:
+    names = [r["name"] + (" (gray)" if r["gray"] else "") for r in result["images"]]
+    w = max([len(n) for n in names] + [len("mean"), 5])
+    head2 = f"{model_label or 'model'} PSNR/SSIM" if model_label else ""
+    lines = [f"x{result['scale']}, crop {result['crop_border']}, LR from {result['lr_source']}",
+             f"{'image':<{w}}  {'bicubic PSNR/SSIM':>16}  {head2}".rstrip()]
+    lines.append("-" * len(lines[-1]))
+    for n, r in zip(names, result["images"]):
+        line = f"{n:<{w}}  {_fmt(r['bicubic'])}"
+        if model_label:
+            line += f"  {_fmt(r['model'])}"
+        lines.append(line)
+    lines.append("-" * len(lines[1]))
+    line = f"{'mean':<{w}}  {_fmt(result['mean']['bicubic'])}"
+    if model_label:
+        line += f"  {_fmt(result['mean']['model'])}"
+    lines.append(line)
+    lines += [f"note: {n}" for n in result["notes"]]
+    return "\n".join(lines)
+
+
+def write_json(path: Path, obj: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--hr", required=True, help="folder of HR images")
+    ap.add_argument("--lr", help="folder of LR images <name>x{s}.png (default: bicubic-downscale HR)")
+    ap.add_argument("--scale", type=int, required=True, choices=(2, 3, 4))
+    ap.add_argument("--crop", type=int, default=None, help="border to remove (default: scale)")
+    ap.add_argument("--model", default=None,
+                    help="weights file, or 'bicubic' for the bicubic baseline only "
+                         "(default: packaged weights of --variant)")
+    ap.add_argument("--variant", default=None,
+                    help="tiny / light / full (default: light for packaged weights; "
+                         "with a file, read from it and checked if given)")
+    ap.add_argument("--device", default="cpu", help="torch device for the model (default cpu)")
+    ap.add_argument("--json", type=Path, help="write the result here")
+    args = ap.parse_args(argv)
+
+    upscaler = None
+    label = None
+    info: dict = {"model": "bicubic"}
+    if args.model != "bicubic":
+        try:
+            upscaler, model = make_model_upscaler(args.model, args.variant, args.scale, args.device)
+        except ImportError as e:
+            print(f"error: cannot load the model ({e}); use --model bicubic for the baseline only",
+                  file=sys.stderr)
+            return 2
+        label = "model"
+        info = {"model": args.model or "packaged", "variant": args.variant or "from weights",
+                "device": args.device,
+                "params": int(sum(p.numel() for p in model.parameters()))}
+
+    t0 = time.perf_counter()
+    result = evaluate(args.hr, args.scale, upscaler, lr_dir=args.lr, crop_border=args.crop)
+    result["model_info"] = info
+    result["seconds"] = round(time.perf_counter() - t0, 3)
+    print(format_table(result, label))
+    if args.json:
+        write_json(args.json, result)
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
