@@ -17,7 +17,14 @@ Inputs are ``uint8`` (0..255) or float (0..1) arrays of shape ``H x W x 3``
 treated exactly like its three-channel expansion, so its Y is
 ``16 + 219 * g/255``: gray images give the same numbers whether or not they
 were expanded to RGB on loading.
+
+``full_range_y=True`` rescales Y to ``(Y - 16) * 255/219`` (0..255), so a gray
+image's "Y" is its grey value itself. That is how the classic MATLAB
+evaluation code (SRCNN / VDSR era) treats one-channel images such as Set14
+``bridge``; with the default BT.601 mapping bridge scores
+``20*log10(255/219) = 1.32 dB`` higher, which moves a Set14 mean by +0.094 dB.
 """
+
 from __future__ import annotations
 
 import math
@@ -39,15 +46,20 @@ def to_float01(img: np.ndarray) -> np.ndarray:
     raise TypeError(f"unsupported dtype {img.dtype}: use uint8 or float in [0, 1]")
 
 
-def rgb_to_y(img: np.ndarray) -> np.ndarray:
-    """BT.601 luma (MATLAB ``rgb2ycbcr``) on the 0..255 scale, as float64 ``H x W``."""
+def rgb_to_y(img: np.ndarray, full_range_y: bool = False) -> np.ndarray:
+    """BT.601 luma (MATLAB ``rgb2ycbcr``) on the 0..255 scale, as float64 ``H x W``.
+
+    Studio range 16..235 by default; ``full_range_y=True`` gives ``(Y-16)*255/219``.
+    """
     x = to_float01(img)
     if x.ndim == 3 and x.shape[2] == 1:
         x = x[:, :, 0]
     if x.ndim == 2:  # grayscale: same as R = G = B = x
-        return 16.0 + float(_Y_COEFFS.sum()) * x
+        x = x[:, :, None] * np.ones(3)
     if x.ndim != 3 or x.shape[2] != 3:
         raise ValueError(f"expected HxW, HxWx1 or HxWx3, got shape {x.shape}")
+    if full_range_y:
+        return x @ (_Y_COEFFS * (255.0 / 219.0))
     return 16.0 + x @ _Y_COEFFS
 
 
@@ -62,11 +74,12 @@ def _crop(img: np.ndarray, crop_border: int) -> np.ndarray:
     return img[c:-c, c:-c]
 
 
-def _y_pair(sr, hr, crop_border):
+def _y_pair(sr, hr, crop_border, full_range_y=False):
     sr, hr = np.asarray(sr), np.asarray(hr)
     if sr.shape[:2] != hr.shape[:2]:
         raise ValueError(f"size mismatch: {sr.shape} vs {hr.shape}")
-    return _crop(rgb_to_y(sr), crop_border), _crop(rgb_to_y(hr), crop_border)
+    return (_crop(rgb_to_y(sr, full_range_y), crop_border),
+            _crop(rgb_to_y(hr, full_range_y), crop_border))
 
 
 def psnr(a: np.ndarray, b: np.ndarray, data_range: float = 255.0) -> float:
@@ -77,9 +90,10 @@ def psnr(a: np.ndarray, b: np.ndarray, data_range: float = 255.0) -> float:
     return 10.0 * math.log10(data_range**2 / mse)
 
 
-def psnr_y(sr: np.ndarray, hr: np.ndarray, crop_border: int = 0) -> float:
+def psnr_y(sr: np.ndarray, hr: np.ndarray, crop_border: int = 0,
+           full_range_y: bool = False) -> float:
     """PSNR (dB) between the Y channels of ``sr`` and ``hr``, borders cropped."""
-    y_sr, y_hr = _y_pair(sr, hr, crop_border)
+    y_sr, y_hr = _y_pair(sr, hr, crop_border, full_range_y)
     return psnr(y_sr, y_hr)
 
 
@@ -125,7 +139,8 @@ def ssim(a: np.ndarray, b: np.ndarray, data_range: float = 255.0,
     return float(ssim_map.mean())
 
 
-def ssim_y(sr: np.ndarray, hr: np.ndarray, crop_border: int = 0) -> float:
+def ssim_y(sr: np.ndarray, hr: np.ndarray, crop_border: int = 0,
+           full_range_y: bool = False) -> float:
     """SSIM between the Y channels (0..255) of ``sr`` and ``hr``, borders cropped."""
-    y_sr, y_hr = _y_pair(sr, hr, crop_border)
+    y_sr, y_hr = _y_pair(sr, hr, crop_border, full_range_y)
     return ssim(y_sr, y_hr)

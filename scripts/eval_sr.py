@@ -94,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--variant", default=None,
                     help="tiny / light / full (default: light for packaged weights; "
                          "with a file, read from it and checked if given)")
+    ap.add_argument("--gray-as-y", action="store_true",
+                    help="measure grayscale images on their grey values (classic MATLAB tables) "
+                         "instead of BT.601 Y of the expanded RGB image")
     ap.add_argument("--device", default="cpu", help="torch device for the model (default cpu)")
     ap.add_argument("--json", type=Path, help="write the result here")
     args = ap.parse_args(argv)
@@ -104,9 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.model != "bicubic":
         try:
             upscaler, model = make_model_upscaler(args.model, args.variant, args.scale, args.device)
-        except ImportError as e:
-            print(f"error: cannot load the model ({e}); use --model bicubic for the baseline only",
-                  file=sys.stderr)
+        except (ImportError, OSError, ValueError) as e:  # WeightsError is a ValueError
+            print(f"error: cannot load the model: {e}\n(use --model bicubic for the bicubic "
+                  "baseline only)", file=sys.stderr)
             return 2
         label = "model"
         info = {"model": args.model or "packaged", "variant": args.variant or "from weights",
@@ -114,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
                 "params": int(sum(p.numel() for p in model.parameters()))}
 
     t0 = time.perf_counter()
-    result = evaluate(args.hr, args.scale, upscaler, lr_dir=args.lr, crop_border=args.crop)
+    result = evaluate(args.hr, args.scale, upscaler, lr_dir=args.lr, crop_border=args.crop,
+                      gray_as_y=args.gray_as_y)
     result["model_info"] = info
     result["seconds"] = round(time.perf_counter() - t0, 3)
     print(format_table(result, label))

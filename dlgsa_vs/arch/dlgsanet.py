@@ -15,7 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .dynamic_conv import dynamic_dw_conv, dynamic_dw_conv_fused_1x1, fast_inference_possible
-from .tlc import from_windows, pad_to_window, to_windows, window_indices
+from .tlc import TLCWindows, from_windows, pad_to_window, tlc_windows, to_windows
 
 RGB_MEAN = (0.4488, 0.4371, 0.4040)
 
@@ -119,18 +119,16 @@ class SparseGlobalAttention(nn.Module):
         attn = self.act((q @ k.transpose(-2, -1)) * self.temperature)
         return (attn @ v).reshape(b, c3 // 3, h, w)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, windows: TLCWindows | None = None) -> torch.Tensor:
         qkv = self.qkv_dwconv(self.qkv(x))
         if self.training or not self.tlc:
             return self.project_out(self._attend(qkv))
         h, w = qkv.shape[-2:]
-        k = self.tlc_kernel
-        qkv = pad_to_window(qkv, k)
-        hp, wp = qkv.shape[-2:]
-        idx_h = window_indices(hp, k, qkv.device)
-        idx_w = window_indices(wp, k, qkv.device)
-        out = self._attend(to_windows(qkv, idx_h, idx_w, k))
-        out = from_windows(out, idx_h, idx_w, k, hp, wp)[..., :h, :w]
+        if windows is None:
+            windows = tlc_windows(h, w, self.tlc_kernel, qkv.device)
+        qkv = pad_to_window(qkv, self.tlc_kernel)
+        out = self._attend(to_windows(qkv, *windows))
+        out = from_windows(out, *windows, qkv.shape[-2], qkv.shape[-1])[..., :h, :w]
         return self.project_out(out)
 
 
@@ -159,8 +157,8 @@ class SparseAttentionLayerBlock(nn.Module):
         self.norm4 = LayerNorm2d(dim)
         self.restormer_ffn = GDFN(dim, ffn_expansion)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.restormer_attn(self.norm3(x))
+    def forward(self, x: torch.Tensor, windows: TLCWindows | None = None) -> torch.Tensor:
+        x = x + self.restormer_attn(self.norm3(x), windows)
         return x + self.restormer_ffn(self.norm4(x))
 
 
@@ -178,10 +176,13 @@ class ResidualGroup(nn.Module):
                                                     block_kw["tlc_flag"], block_kw["tlc_kernel"],
                                                     block_kw["activation"]))
         layers.append(nn.Conv2d(dim, dim, 3, padding=1))
-        self.body = nn.Sequential(*layers)
+        self.body = nn.ModuleList(layers)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.body(x)
+    def forward(self, x: torch.Tensor, windows: TLCWindows | None = None) -> torch.Tensor:
+        y = x
+        for layer in self.body:
+            y = layer(y, windows) if isinstance(layer, SparseAttentionLayerBlock) else layer(y)
+        return x + y
 
 
 class _PatchEmbed(nn.Module):
@@ -257,9 +258,10 @@ class DLGSANet(nn.Module):
                         tlc_flag=tlc_flag, tlc_kernel=tlc_kernel or default_tlc_kernel(upscale),
                         activation=activation)
         self.overlap_embed = nn.Sequential(_PatchEmbed(in_chans, dim))
-        self.deep_feature_extraction = nn.Sequential(
-            *[ResidualGroup(dim, blocks, **block_kw) for _ in range(groups)],
-            nn.Conv2d(dim, dim, 3, padding=1),
+        self.tlc_kernel = block_kw["tlc_kernel"]
+        self.deep_feature_extraction = nn.ModuleList(
+            [ResidualGroup(dim, blocks, **block_kw) for _ in range(groups)]
+            + [nn.Conv2d(dim, dim, 3, padding=1)]
         )
         self.upsample = nn.Sequential(nn.Conv2d(dim, in_chans * upscale**2, 3, padding=1),
                                       nn.PixelShuffle(upscale))
@@ -271,11 +273,29 @@ class DLGSANet(nn.Module):
                 m.tlc = enabled
         return self
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def uses_tlc(self) -> bool:
+        """Whether a forward pass now runs attention in TLC windows (eval mode, TLC on)."""
+        return not self.training and any(
+            m.tlc for m in self.modules() if isinstance(m, SparseGlobalAttention))
+
+    def tlc_windows(self, height: int, width: int, device: torch.device | None = None) -> TLCWindows:
+        """The TLC window indices for an LR frame size; pass them to ``forward`` to reuse them
+        across calls, or to export a graph with dynamic height and width."""
+        return tlc_windows(height, width, self.tlc_kernel, device or self.mean.device)
+
+    def forward(self, x: torch.Tensor, windows: TLCWindows | None = None) -> torch.Tensor:
+        """x: (N, 3, H, W) in [0, 1] -> (N, 3, sH, sW). ``windows``: see :meth:`tlc_windows`;
+        computed here from the frame size when not given (all attention layers share them)."""
+        if windows is None and self.uses_tlc():
+            windows = self.tlc_windows(x.shape[-2], x.shape[-1], x.device)
         mean = self.mean.to(x.dtype)
         x = (x - mean) * self.img_range
         f0 = self.overlap_embed(x)
-        x = self.upsample(self.deep_feature_extraction(f0) + f0)
+        y = f0
+        for group in self.deep_feature_extraction[:-1]:
+            y = group(y, windows)
+        y = self.deep_feature_extraction[-1](y)
+        x = self.upsample(y + f0)
         return x / self.img_range + mean
 
 

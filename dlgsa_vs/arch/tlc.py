@@ -25,6 +25,8 @@ import torch.nn.functional as F
 def window_starts(length: int, k: int, device: torch.device) -> torch.Tensor:
     """Start offsets of the TLC windows along one axis of size ``length >= k``.
 
+    When ``length == k`` the single window is listed twice (see below).
+
     Written with integer arithmetic that stays symbolic under torch.export.
     """
     n_planned = (length - 1) // k + 1
@@ -32,33 +34,43 @@ def window_starts(length: int, k: int, device: torch.device) -> torch.Tensor:
     denom = torch.sym_max(n_planned - 1, 1)
     step = torch.sym_max((span + denom - 1) // denom, 1)
     n = (span + step - 1) // step + 1  # windows actually placed: ceil(span / step) + 1
-    starts = torch.arange(n, device=device) * step
+    # A map that fits in one window gets that window twice: averaging two equal outputs is
+    # exact, and at least two windows per axis keeps exported graphs free of size-1 cases.
+    starts = torch.arange(torch.sym_max(n, 2), device=device) * step
     return starts.clamp(max=span)
 
 
 def window_indices(length: int, k: int, device: torch.device) -> torch.Tensor:
-    """Flat pixel indices of every window along one axis: shape (n * k,)."""
+    """Pixel indices of every window along one axis: shape (n, k)."""
     starts = window_starts(length, k, device)
-    return (starts[:, None] + torch.arange(k, device=device)[None, :]).reshape(-1)
+    return starts[:, None] + torch.arange(k, device=device)[None, :]
 
 
-def to_windows(x: torch.Tensor, idx_h: torch.Tensor, idx_w: torch.Tensor, k: int) -> torch.Tensor:
+TLCWindows = tuple[torch.Tensor, torch.Tensor]
+"""Window pixel indices along H and along W, each shaped (number of windows, k)."""
+
+
+def tlc_windows(height: int, width: int, k: int, device: torch.device) -> TLCWindows:
+    """The windows of an LR map of ``height`` x ``width`` (padded up to ``k`` when smaller)."""
+    return (window_indices(torch.sym_max(height, k), k, device),
+            window_indices(torch.sym_max(width, k), k, device))
+
+
+def to_windows(x: torch.Tensor, idx_h: torch.Tensor, idx_w: torch.Tensor) -> torch.Tensor:
     """(B, C, H, W) -> (B * nh * nw, C, k, k), windows in row-major order."""
     b, c = x.shape[:2]
-    nh = idx_h.shape[0] // k
-    nw = idx_w.shape[0] // k
-    x = x[:, :, idx_h[:, None], idx_w[None, :]]  # (B, C, nh*k, nw*k); one 2-D gather is fastest
+    (nh, k), nw = idx_h.shape, idx_w.shape[0]
+    x = x[:, :, idx_h.reshape(-1, 1), idx_w.reshape(1, -1)]  # (B, C, nh*k, nw*k): one 2-D gather
     x = x.reshape(b, c, nh, k, nw, k).permute(0, 2, 4, 1, 3, 5)
     return x.reshape(b * nh * nw, c, k, k)
 
 
-def from_windows(
-    windows: torch.Tensor, idx_h: torch.Tensor, idx_w: torch.Tensor, k: int, height: int, width: int
-) -> torch.Tensor:
+def from_windows(windows: torch.Tensor, idx_h: torch.Tensor, idx_w: torch.Tensor,
+                 height: int, width: int) -> torch.Tensor:
     """Inverse of ``to_windows``: sum overlapping windows into (B, C, H, W) and average."""
     c = windows.shape[1]
-    nh = idx_h.shape[0] // k
-    nw = idx_w.shape[0] // k
+    (nh, k), nw = idx_h.shape, idx_w.shape[0]
+    idx_h, idx_w = idx_h.reshape(-1), idx_w.reshape(-1)
     x = windows.reshape(-1, nh, nw, c, k, k).permute(0, 3, 1, 4, 2, 5)
     x = x.reshape(-1, c, nh * k, nw * k)
     b = x.shape[0]
