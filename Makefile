@@ -1,0 +1,29 @@
+# The README's two commands: `make demo` (environment + the main job on the CPU) and `make test`.
+# Both create the same virtual environment (.venv, Python >= 3.12) when it is missing.
+
+PYTHON ?= $(shell for p in python3.12 python3.13 $$HOME/.pyenv/versions/3.12*/bin/python3 $$HOME/.pyenv/versions/3.13*/bin/python3; do \
+	"$$p" -c 'import sys; assert sys.version_info >= (3, 12)' >/dev/null 2>&1 && { echo "$$p"; break; }; done)
+VENV := .venv
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test bench clean-venv
+
+$(STAMP): setup.cfg pyproject.toml
+	@test -n "$(PYTHON)" || { echo "error: Python >= 3.12 not found (VapourSynth's wheels need it); set PYTHON=/path/to/python3.12" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	mkdir -p out
+	$(VENV)/bin/dlgsa-upscale-image --demo -o out/demo_x2.png
+
+test: $(STAMP)
+	$(VENV)/bin/python -m pytest -q
+
+bench: $(STAMP)
+	$(VENV)/bin/python scripts/bench_dynamic_conv.py --json bench/dynamic_conv.json
+	$(VENV)/bin/python scripts/bench_cpu.py --json bench/cpu.json
+
+clean-venv:
+	rm -rf $(VENV)
