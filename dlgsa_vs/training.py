@@ -90,7 +90,12 @@ def augment(img: np.ndarray, flip_h: bool, flip_v: bool, transpose: bool) -> np.
 
 
 class EMA:
-    """Exponential moving average of a model's weights (BasicSR's ``net_g_ema``)."""
+    """Exponential moving average of a model's weights (BasicSR's ``net_g_ema``).
+
+    The decay ramps up as ``min(decay, (1 + t) / (10 + t))`` over the first updates: with a
+    fixed 0.999 the average of a short (CPU) run would still be mostly the random
+    initialisation after a few hundred steps.
+    """
 
     def __init__(self, model: torch.nn.Module, decay: float):
         self.decay = decay
@@ -99,9 +104,10 @@ class EMA:
             p.requires_grad_(False)
 
     @torch.no_grad()
-    def update(self, model: torch.nn.Module) -> None:
+    def update(self, model: torch.nn.Module, step: int) -> None:
+        decay = min(self.decay, (1 + step) / (10 + step))
         for ema_p, p in zip(self.model.parameters(), model.parameters()):
-            ema_p.lerp_(p.detach(), 1.0 - self.decay)
+            ema_p.lerp_(p.detach(), 1.0 - decay)
 
 
 def save_checkpoint(path: Path, **state) -> None:

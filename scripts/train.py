@@ -53,6 +53,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                     help="fractions of --iters where the learning rate halves (authors' 250k/400k/"
                          "450k/475k of 500k)")
     ap.add_argument("--ema", type=float, default=0.999)
+    ap.add_argument("--reset-ema", action="store_true",
+                    help="on resume, restart the EMA from the current weights (with its warm-up)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--init", help="warm start from weights (e.g. a trained x2 model for x4): "
                                    "every tensor whose shape matches is copied, the upsampler is not")
@@ -114,7 +116,7 @@ def main(argv=None) -> int:
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.99))
     scheduler = make_scheduler(optimizer, args)
     ema = EMA(model, args.ema)
-    start, wall = 0, 0.0
+    start, wall, ema_start = 0, 0.0, 0
 
     ckpt = out / "last.pt"
     if ckpt.exists():
@@ -124,7 +126,12 @@ def main(argv=None) -> int:
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         start, wall = state["iteration"], state.get("wall_seconds", 0.0)
+        ema_start = state.get("ema_start", 0)
         log(f"resumed from {ckpt} at iteration {start}")
+        if args.reset_ema:
+            ema.model.load_state_dict(model.state_dict())
+            ema_start = start
+            log("EMA restarted from the current weights")
     elif args.init:
         n = warm_start(model, args.init)
         ema.model.load_state_dict(model.state_dict())
@@ -138,7 +145,7 @@ def main(argv=None) -> int:
     def checkpoint(iteration: int) -> None:
         save_checkpoint(ckpt, model=model.state_dict(), ema=ema.model.state_dict(),
                         optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
-                        iteration=iteration, wall_seconds=wall, args=vars(args))
+                        iteration=iteration, wall_seconds=wall, ema_start=ema_start, args=vars(args))
         save_safetensors(ema.model, out / "ema.safetensors", iterations=str(iteration),
                          training_data="+".join(Path(d).name for d in args.data),
                          wall_seconds=f"{wall:.0f}", device=args.device)
@@ -157,7 +164,7 @@ def main(argv=None) -> int:
         loss.backward()
         optimizer.step()
         scheduler.step()
-        ema.update(model)
+        ema.update(model, it - ema_start)
         now = time.time()
         wall += now - tick
         tick = now
