@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test bench clean-venv
 
-$(STAMP): setup.cfg pyproject.toml
+$(STAMP): setup.cfg pyproject.toml setup.py dlgsa_vs/vapoursynth/plugin.c
 	@test -n "$(PYTHON)" || { echo "error: Python >= 3.12 not found (VapourSynth's wheels need it); set PYTHON=/path/to/python3.12" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -e '.[dev]'

@@ -1,0 +1,364 @@
+"""The VapourSynth filter: ``dlgsa_vs.upscale(clip, ...)``, also reached as ``core.dlgsa.Upscale``.
+
+Graph::
+
+    clip -> to RGBS (per-frame colour, colour.py) -> network (one ModifyFrame node per frame,
+         made by FrameEval) -> back to the clip's format -> CopyFrameProps(clip)
+
+Threads. VapourSynth runs each filter node's Python callback one at a time, so a single
+``ModifyFrame`` node would serialize the model. A ``FrameEval`` that makes a fresh
+``ModifyFrame`` node per frame (as vs-realesrgan does) lets VapourSynth's worker threads run
+frames concurrently. What happens next depends on the device:
+
+* CPU: one forward pass at a time per process (a lock), and PyTorch's intra-op threads use all
+  cores. Running one pass per VapourSynth thread instead would multiply threads
+  (VS threads x torch threads) and oversubscribe the cores; one torch thread per concurrent
+  pass measured the same within noise on our 2-core machine (docs/vapoursynth.md, "Threads"),
+  and the lock keeps one set of activations in memory and torch's global thread count alone.
+  The other worker threads keep decoding, converting colours and writing frames meanwhile.
+* CUDA: ``num_streams`` CUDA streams, each carrying one frame (or batch) at a time: that many
+  forward passes are in flight and the copies of one overlap the kernels of another.
+
+``batch > 1`` runs ``batch`` consecutive frames in one forward pass: the clip is split into
+``batch`` interleaved clips, each group is computed once (whichever output frame asks first)
+and its frames handed to the other members of the group.
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import queue
+import sys
+import threading
+import weakref
+from collections import OrderedDict
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+import vapoursynth as vs
+
+from ..arch import SCALES, VARIANTS
+from ..inference import Upscaler, create_upscaler
+from ..weights import WeightsError
+from . import colour
+from .colour import PREFIX
+
+BACKENDS = ("auto", "cpu", "cuda", "trt")
+
+
+def log(message: str) -> None:
+    """Everything the filter says goes to stderr: vspipe writes the video to stdout."""
+    print(f"{PREFIX}{message}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# argument checking
+
+
+def _text(name: str, value) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        return os.fsdecode(value)
+    if isinstance(value, (str, os.PathLike)):
+        return os.fspath(value)
+    raise vs.Error(f"{PREFIX}{name} must be a string, got {type(value).__name__}")
+
+
+def _int(name: str, value, minimum: int, hint: str = "") -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise vs.Error(f"{PREFIX}{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise vs.Error(f"{PREFIX}{name}={value} is invalid: it must be >= {minimum}{hint}")
+    return int(value)
+
+
+def _flag(name: str, value) -> bool | None:
+    if value is None:
+        return None
+    if isinstance(value, (bool, int, np.integer)) and int(value) in (0, 1):
+        return bool(value)
+    raise vs.Error(f"{PREFIX}{name} must be 0/1 (False/True), got {value!r}")
+
+
+def _check_clip(clip) -> None:
+    if not isinstance(clip, vs.VideoNode):
+        raise vs.Error(f"{PREFIX}clip must be a video clip (vs.VideoNode), got {type(clip).__name__}")
+    if clip.format is None or clip.format.color_family == vs.UNDEFINED:  # R81: an UNDEFINED format
+        raise vs.Error(f"{PREFIX}the clip has a variable format: make it constant first, e.g. "
+                       f"core.resize.Bicubic(clip, format=vs.YUV420P8) (or vs.RGBS), before upscaling")
+    if clip.width == 0 or clip.height == 0:
+        raise vs.Error(f"{PREFIX}the clip has a variable frame size: make it constant first, e.g. "
+                       f"core.resize.Bicubic(clip, width=W, height=H), before upscaling")
+    colour.check_format(clip.format)
+
+
+def _device(backend: str | None, device_index: int | None) -> torch.device:
+    requested = (backend or "auto").lower()
+    if requested not in BACKENDS:
+        raise vs.Error(f"{PREFIX}backend={backend!r} is unknown: use \"cpu\", \"cuda\", \"trt\" or leave it "
+                       f"out (automatic: cuda if usable, else cpu)")
+    if requested == "trt":
+        missing = importlib.util.find_spec("torch_tensorrt") is None
+        raise vs.Error(f"{PREFIX}backend=\"trt\" is not available: TensorRT support is not built into dlgsa-vs "
+                       f"yet (planned in issue 6)" + (", and torch_tensorrt is not installed" if missing else "")
+                       + ". Use backend=\"cuda\" (PyTorch on the GPU) or \"cpu\"")
+    cuda = torch.cuda.is_available()
+    if requested == "auto":
+        requested = "cuda" if cuda else "cpu"
+        log(f"backend auto -> {requested}" + ("" if cuda else
+            f" (torch {torch.__version__} sees no CUDA GPU; TensorRT support is not built yet)"))
+    if requested == "cpu":
+        return torch.device("cpu")
+    if not cuda:
+        why = ("this torch build has no CUDA support" if torch.version.cuda is None
+               else "no CUDA GPU is visible (driver? CUDA_VISIBLE_DEVICES?)")
+        raise vs.Error(f"{PREFIX}backend=\"cuda\" needs a CUDA GPU, but torch.cuda.is_available() is False "
+                       f"({why}, torch {torch.__version__}): use backend=\"cpu\"")
+    index = device_index or 0
+    count = torch.cuda.device_count()
+    if index >= count:
+        raise vs.Error(f"{PREFIX}device_index={index} but only {count} CUDA device(s) are visible: "
+                       f"use 0..{count - 1}")
+    return torch.device("cuda", index)
+
+
+# ---------------------------------------------------------------------------------------------
+# running the network from VapourSynth's threads
+
+_CPU_LOCK = threading.Lock()  # one forward pass at a time on the CPU, for the whole process
+
+
+class Runner:
+    """An ``Upscaler`` plus the rules for calling it from VapourSynth's worker threads."""
+
+    def __init__(self, upscaler: Upscaler, num_streams: int = 1):
+        self.upscaler = upscaler
+        self.scale = upscaler.scale
+        self.device = upscaler.device
+        self._streams: queue.SimpleQueue | None = None
+        if self.device.type == "cuda":
+            self._streams = queue.SimpleQueue()
+            for _ in range(num_streams):
+                self._streams.put(torch.cuda.Stream(self.device))
+
+    def __call__(self, frames: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) float on the CPU -> (N, 3, sH, sW) float32 on the CPU, in [0, 1]."""
+        if self._streams is None:
+            with _CPU_LOCK:
+                return self.upscaler(frames)
+        stream = self._streams.get()
+        try:
+            with torch.cuda.stream(stream):
+                # upload, network and download all run on this stream; the download waits for
+                # this stream only, so the other streams' frames keep the GPU busy meanwhile
+                return self.upscaler(frames)
+        finally:
+            self._streams.put(stream)
+
+
+_RUNNERS: "weakref.WeakValueDictionary[tuple, Runner]" = weakref.WeakValueDictionary()
+_RUNNERS_LOCK = threading.Lock()
+
+
+def get_runner(model_path: str | None, variant: str | None, scale: int | None, tlc: bool,
+               device: torch.device, fp16: bool, tile: tuple[int, int], tile_pad: int, batch: int,
+               num_streams: int) -> Runner:
+    """A runner for these settings, shared by every filter instance alive that uses the same ones."""
+    path = os.path.realpath(model_path) if model_path else None
+    key = (path, variant, scale, tlc, str(device), fp16, tile, tile_pad, batch, num_streams)
+    with _RUNNERS_LOCK:
+        runner = _RUNNERS.get(key)
+        if runner is None:
+            try:
+                # anything the loaders print must not reach vspipe's stdout
+                with contextlib.redirect_stdout(sys.stderr):
+                    upscaler = create_upscaler(model_path, variant=variant, scale=scale, device=str(device),
+                                               fp16=fp16, tile=tile, tile_pad=tile_pad, batch=batch, tlc=tlc)
+            except (WeightsError, ValueError) as exc:
+                raise vs.Error(f"{PREFIX}{exc}") from None
+            runner = _RUNNERS[key] = Runner(upscaler, num_streams)
+    return runner
+
+
+def frames_to_tensor(frames: Sequence[vs.VideoFrame]) -> torch.Tensor:
+    """RGBS/RGBH frames -> (N, 3, H, W) tensor (float32/float16), clamped to [0, 1]."""
+    arr = np.stack([np.stack([np.asarray(f[p]) for p in range(3)]) for f in frames])
+    return torch.from_numpy(arr).clamp_(0.0, 1.0)
+
+
+def tensor_to_frame(t: torch.Tensor, frame: vs.VideoFrame) -> None:
+    """(3, H, W) float32 -> the planes of a writable RGBS/RGBH frame."""
+    arr = t.numpy()
+    for p in range(3):
+        np.copyto(np.asarray(frame[p]), arr[p], casting="same_kind")
+
+
+class GroupMemo:
+    """Results of frame groups, shared by the ``size`` output clips of a batched graph.
+
+    The first output frame of a group to ask computes it; the others wait for it. A group is
+    forgotten once all its frames were taken, or (oldest first) when more than ``keep`` are held
+    (a frame asked again later simply recomputes its group).
+    """
+
+    def __init__(self, size: int, keep: int):
+        self.size, self.keep = size, keep
+        self._lock = threading.Lock()
+        self._groups: OrderedDict[int, dict] = OrderedDict()
+
+    def get(self, n: int, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
+        with self._lock:
+            entry = self._groups.get(n)
+            owner = entry is None
+            if owner:
+                entry = self._groups[n] = {"done": threading.Event(), "result": None, "error": None, "taken": set()}
+                for old in [k for k, e in self._groups.items() if e["done"].is_set()]:
+                    if len(self._groups) <= self.keep:
+                        break
+                    del self._groups[old]
+        if owner:
+            try:
+                entry["result"] = compute()
+            except BaseException as exc:  # every waiter gets the error; a later request retries
+                entry["error"] = exc
+                with self._lock:
+                    if self._groups.get(n) is entry:
+                        del self._groups[n]
+            finally:
+                entry["done"].set()
+        else:
+            entry["done"].wait()
+        if entry["error"] is not None:
+            raise entry["error"]
+        return entry["result"]
+
+    def taken(self, n: int, k: int) -> None:
+        with self._lock:
+            entry = self._groups.get(n)
+            if entry is not None:
+                entry["taken"].add(k)
+                if len(entry["taken"]) == self.size:
+                    del self._groups[n]
+
+
+def network_stage(rgb: vs.VideoNode, runner: Runner, batch: int) -> vs.VideoNode:
+    """RGBS/RGBH clip -> the same format, ``runner.scale`` times larger, frames in parallel."""
+    s = runner.scale
+    blank = rgb.std.BlankClip(width=rgb.width * s, height=rgb.height * s, keep=True)
+
+    if batch == 1:
+        def process(n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
+            out = f[1].copy()
+            tensor_to_frame(runner(frames_to_tensor([f[0]]))[0], out)
+            return out
+
+        # a new ModifyFrame node per frame: VapourSynth runs one node's callback at a time.
+        # (Callbacks run on worker threads: they use the nodes' methods, never vs.core.)
+        return blank.std.FrameEval(lambda n: blank.std.ModifyFrame([rgb, blank], process))
+
+    total = rgb.num_frames
+    pad = -total % batch
+    src = rgb + rgb[-1] * pad if pad else rgb
+    groups = [src[k::batch] for k in range(batch)]
+    gblank = blank.std.BlankClip(length=groups[0].num_frames, keep=True)
+    core = vs.core  # the calling script's core, at graph building time
+    memo = GroupMemo(batch, keep=2 * max(core.num_threads, 1) + 2)
+
+    def member(k: int) -> vs.VideoNode:
+        def process(n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
+            result = memo.get(n, lambda: runner(frames_to_tensor(f[:batch])))
+            out = f[batch].copy()
+            tensor_to_frame(result[k], out)
+            memo.taken(n, k)
+            return out
+
+        return gblank.std.FrameEval(lambda n: gblank.std.ModifyFrame(groups + [gblank], process))
+
+    out = core.std.Interleave([member(k) for k in range(batch)], modify_duration=False)
+    return out[:total]
+
+
+# ---------------------------------------------------------------------------------------------
+# the filter
+
+
+def upscale(clip: vs.VideoNode, scale: int | None = None, variant: str | None = None,
+            model_path: str | os.PathLike | None = None, backend: str | None = None,
+            device_index: int | None = None, fp16: bool | None = None, tile_w: int | None = None,
+            tile_h: int | None = None, tile_pad: int | None = None, batch: int | None = None,
+            num_streams: int | None = None, tlc: bool | None = None, matrix: int | None = None,
+            transfer: int | None = None, primaries: int | None = None,
+            range: int | None = None) -> vs.VideoNode:  # noqa: A002 - VapourSynth's name
+    """Upscale a clip with DLGSANet; the same filter as ``core.dlgsa.Upscale``.
+
+    clip: RGBS/RGBH (used directly), or YUV / GRAY / RGB of 8-16 bit integer or float samples
+        (converted to RGB and back; the result has the clip's format).
+    scale: 2, 3 or 4 (default 2; read from the file when ``model_path`` is given).
+    variant: "tiny", "light" (default) or "full": which packaged weights to use.
+    model_path: an authors' .pth or a .safetensors file (variant and scale read from it).
+    backend: "cpu", "cuda" or "trt" (not built yet); default: cuda if usable, else cpu.
+    device_index: CUDA device (default 0).
+    fp16: half precision on the GPU (default: on for RGBH clips on cuda, off otherwise; the CPU
+        always computes in fp32).
+    tile_w, tile_h: split frames into tiles of this many input pixels (0: whole frame; one given
+        alone is used for both); tile_pad: input pixels of context around each tile (default 16).
+    batch: frames per forward pass (default 1); num_streams: CUDA streams, i.e. frames in flight
+        on the GPU (default 1).
+    tlc: DLGSANet's test-time local converter (default on, as the authors evaluate).
+    matrix, transfer, primaries, range: colour description of the clip (VapourSynth / H.273
+        codes, e.g. matrix=1 for BT.709, range=1 for limited), overriding the frame properties.
+    """
+    _check_clip(clip)
+    scale = _int("scale", scale, 1)
+    if scale is not None and scale not in SCALES:
+        raise vs.Error(f"{PREFIX}scale={scale} is not available: DLGSANet models upscale by 2, 3 or 4")
+    variant = _text("variant", variant)
+    if variant is not None and variant not in VARIANTS:
+        raise vs.Error(f"{PREFIX}variant={variant!r} is unknown: use one of {', '.join(map(repr, VARIANTS))}")
+    model_path = _text("model_path", model_path)
+    if model_path is not None and not os.path.isfile(model_path):
+        raise vs.Error(f"{PREFIX}model_path {model_path!r} is not a file: pass the path of a DLGSANet .pth or "
+                       f".safetensors file, or leave model_path out to use the packaged weights")
+    backend = _text("backend", backend)
+    device_index = _int("device_index", device_index, 0)
+    fp16 = _flag("fp16", fp16)
+    tile_w = _int("tile_w", tile_w, 0, " (0 = no tiling)")
+    tile_h = _int("tile_h", tile_h, 0, " (0 = no tiling)")
+    tile_pad = _int("tile_pad", tile_pad, 0)
+    batch = _int("batch", batch, 1)
+    num_streams = _int("num_streams", num_streams, 1)
+    tlc = _flag("tlc", tlc)
+    over = colour.Overrides(_int("matrix", matrix, 0), _int("transfer", transfer, 0),
+                            _int("primaries", primaries, 0), _int("range", range, 0))
+
+    colour.check_first_frame(clip, over)
+
+    device = _device(backend, device_index)
+    if device.type == "cpu":
+        if fp16:
+            log("fp16 is ignored on the CPU: it computes in fp32")
+        fp16 = False
+    elif fp16 is None:
+        fp16 = clip.format.id == vs.RGBH
+    if tile_w is None and tile_h is None:
+        tile = (0, 0)
+    else:
+        tile = (tile_w if tile_w is not None else tile_h, tile_h if tile_h is not None else tile_w)
+    if model_path is None:
+        variant = variant or "light"
+        scale = scale or 2
+    runner = get_runner(model_path, variant, scale, True if tlc is None else tlc, device, fp16, tile,
+                        16 if tile_pad is None else tile_pad, batch or 1, num_streams or 1)
+
+    rgb = colour.to_rgb(clip, over)
+    up = network_stage(rgb, runner, batch or 1)
+    out = colour.from_rgb(up, clip, over)
+    out = out.std.CopyFrameProps(clip)
+    if over.props():
+        out = out.std.SetFrameProps(**over.props())
+    return out
