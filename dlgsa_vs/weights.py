@@ -204,6 +204,7 @@ def save_safetensors(model_or_state, path: str | os.PathLike, **metadata: str) -
     os.close(fd)
     try:
         save_file(state, tmp, metadata=meta)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; weights are for everyone to read
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -45,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.demo == bool(args.input):
         return fail("give an image file, or --demo (not both)")
 
+    if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     if args.demo:
         src = Path(args.output or "demo_x.png").with_name("demo.png")
         write_png(src, demo_image())

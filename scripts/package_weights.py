@@ -1,0 +1,34 @@
+#!/usr/bin/env python
+"""Copy a training run's EMA weights into the package as the default model of its variant/scale.
+
+    python scripts/package_weights.py training/runs/light_x2
+
+Writes ``dlgsa_vs/models/dlgsanet_<variant>_x<scale>.safetensors`` with the run's metadata
+(iterations, data, wall time, device). Evaluate it with ``scripts/eval_sr.py`` and update
+``dlgsa_vs/models/MODEL_CARD.md``.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from dlgsa_vs.weights import (default_model_path, detect_config, read_state_dict, save_safetensors,
+                              variant_name)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("run", type=Path, help="training run folder (holds ema.safetensors)")
+    args = ap.parse_args()
+    state, meta = read_state_dict(args.run / "ema.safetensors")
+    config = detect_config(state)
+    target = default_model_path(variant_name(config), config["upscale"])
+    meta = {k: v for k, v in meta.items() if k not in ("format", "network", "variant", "scale")}
+    save_safetensors(state, target, run=args.run.name, **meta)
+    print(f"{args.run / 'ema.safetensors'} -> {target} ({meta.get('iterations', '?')} iterations)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
