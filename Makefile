@@ -16,7 +16,8 @@ $(STAMP): setup.cfg pyproject.toml setup.py dlgsa_vs/vapoursynth/plugin.c
 
 demo: $(STAMP)
 	mkdir -p out
-	$(VENV)/bin/dlgsa-upscale-image --demo -o out/demo_x2.png
+	$(VENV)/bin/dlgsa-upscale --make-sample out/sample.mp4
+	$(VENV)/bin/dlgsa-upscale out/sample.mp4
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q
@@ -24,6 +25,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(VENV)/bin/python scripts/bench_dynamic_conv.py --json bench/dynamic_conv.json
 	$(VENV)/bin/python scripts/bench_cpu.py --json bench/cpu.json
+	$(VENV)/bin/python scripts/bench_video.py --json bench/video.json
 
 clean-venv:
 	rm -rf $(VENV)

@@ -24,3 +24,19 @@ def randomize_(model: torch.nn.Module) -> torch.nn.Module:
         for p in model.parameters():
             p.add_(torch.randn_like(p) * 0.1)
     return model
+
+
+# --- video tests (tests/test_video_*.py): a real, very small DLGSANet saved once per session ---
+
+@pytest.fixture(scope="session")
+def micro_model(tmp_path_factory):
+    from video_support import save_micro_model
+
+    return save_micro_model(tmp_path_factory.mktemp("models") / "micro_x2.safetensors", 2)
+
+
+@pytest.fixture(scope="session")
+def micro_model_x3(tmp_path_factory):
+    from video_support import save_micro_model
+
+    return save_micro_model(tmp_path_factory.mktemp("models") / "micro_x3.safetensors", 3)

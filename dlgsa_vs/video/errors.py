@@ -1,0 +1,22 @@
+"""The one exception type of the video front end: a reason that fits on one line."""
+from __future__ import annotations
+
+
+class VideoError(Exception):
+    """A problem with the input, the options or the output, told in one line.
+
+    ``code`` is the exit status the command line uses for it (1: the run failed,
+    2: the options or the input file are not usable).
+    """
+
+    def __init__(self, message: str, code: int = 1):
+        super().__init__(" ".join(str(message).split()))
+        self.code = code
+
+
+class Interrupted(Exception):
+    """The run was stopped by SIGINT (Ctrl-C) or SIGTERM."""
+
+    def __init__(self, signal_name: str = "SIGINT"):
+        super().__init__(signal_name)
+        self.signal_name = signal_name

@@ -1,0 +1,120 @@
+"""Upscale one video file: the library function behind ``dlgsa-upscale``.
+
+    from dlgsa_vs.inference import create_upscaler
+    from dlgsa_vs.video.job import upscale_video
+
+    result = upscale_video("in.mp4", create_upscaler(), "in_x2.mp4")
+    print(result.stats.frames, result.stats.fps)
+
+The output appears under its final name only when complete; on any error (or Ctrl-C) the
+temporary file is removed and the exception (a ``VideoError`` with a one-line reason, or
+``KeyboardInterrupt``) propagates.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+
+from .colour import planar_equivalent
+from .errors import VideoError
+from .output import Output, check_paths, default_output, open_output, storage_error
+from .pipeline import Pipeline, Stats, first_frame_colour, output_size, read_until_first_frame
+from .probe import InputInfo, Problems, Source, fmt_time, probe
+
+
+@dataclass
+class Result:
+    output: Path
+    info: InputInfo
+    out: Output
+    stats: Stats
+    problems: Problems
+    scale: int
+    encoder: str
+    seconds_of_video: float
+
+
+def upscale_video(src: str | os.PathLike | InputInfo, upscaler, output: str | os.PathLike | None = None, *,
+                  start: Fraction | None = None, frames: int | None = None, encoder: str | None = None,
+                  crf: float | None = None, pix_fmt: str | None = None,
+                  encoder_options: dict[str, str] | None = None, batch: int | None = None,
+                  progress: bool | None = False) -> Result:
+    """Decode ``src``, run ``upscaler`` (an ``inference.Upscaler``) on every frame, encode.
+
+    progress: a tqdm bar on stderr (True), none (False), or one only on a terminal (None).
+    """
+    own = not isinstance(src, InputInfo)
+    info = probe(src) if own else src
+    try:
+        return _run(info, upscaler, output, start, frames, encoder, crf, pix_fmt,
+                    encoder_options or {}, batch or getattr(upscaler, "batch", 1), progress)
+    finally:
+        if own:
+            info.container.close()
+
+
+def _run(info: InputInfo, upscaler, output, start, frames, encoder, crf, pix_fmt, encoder_options,
+         batch, progress) -> Result:
+    from tqdm import tqdm
+
+    src = info.path
+    scale = upscaler.scale
+    out_path = Path(output) if output else default_output(src, scale)
+    check_paths(src, out_path)
+    copy = {s.index for s in info.others if s.type != "attachment"}
+    source = Source(info, start=start, limit=frames, copy=copy)
+    pending, events = read_until_first_frame(source)
+    if not source.frames:
+        if start is not None:
+            raise VideoError(f"no video frame at or after --start {fmt_time(start)} "
+                             f"(the video lasts {fmt_time(info.duration)})", code=2)
+        raise VideoError(f"{src} has a video stream but no frame could be decoded "
+                         f"(corrupt, or an empty stream)", code=2)
+    first = next(ev[1] for ev in pending if ev[0] == "frame")
+    info.width, info.height, info.pix_fmt = first.width, first.height, first.format.name
+    info.layout = planar_equivalent(first.format.name)
+    info.colour = first_frame_colour(info, first)
+
+    range_end = source.offset + Fraction(frames) / info.rate if frames and info.rate else None
+    out = open_output(info, out_path, scale, encoder=encoder, crf=crf, pix_fmt=pix_fmt,
+                      encoder_options=encoder_options, offset=source.offset, range_end=range_end)
+    encoder_name = out.video.codec_context.name
+    bar = tqdm(total=info.expected_frames(start, frames), unit="frame", desc=src.name,
+               disable=None if progress is None else not progress, dynamic_ncols=True, leave=False,
+               file=sys.stderr)
+    done = False
+    try:
+        stats = Pipeline(source, events, pending, upscaler, out, info.colour, batch=batch,
+                         progress=bar).run()
+        bar.close()
+        try:
+            out.commit()
+        except (av.FFmpegError, OSError) as exc:
+            raise (storage_error(exc, out.tmp) or VideoError(f"finishing the output failed: {exc}")) from None
+        done = True
+    finally:
+        bar.close()
+        if not done:
+            _discard_quietly(out)
+    stats.out_bytes = output_size(out_path)
+    seconds = source.end - (source.offset if start is not None else info.start_time) if source.end else 0
+    return Result(output=out_path, info=info, out=out, stats=stats, problems=source.problems, scale=scale,
+                  encoder=encoder_name, seconds_of_video=float(seconds))
+
+
+def _discard_quietly(out: Output) -> None:
+    """Remove the temporary file; a second Ctrl-C must not interrupt that."""
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+    try:
+        out.discard()
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, previous)

@@ -1,0 +1,393 @@
+"""The output file: a temporary file beside the final one, an encoder, and copies of every
+other stream the container can hold.
+
+Nothing is written under the final name until the output is complete: ``Output.commit``
+renames the temporary file onto it; ``Output.discard`` removes it (error, Ctrl-C).
+"""
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import av
+
+from .colour import Colour, PixelLayout, output_colour, planar_equivalent
+from .errors import VideoError
+from .probe import DISCARD_ALL, InputInfo, ffmpeg_reason
+
+# Default quality per encoder: (option values for a quality q, default q). Lower q = better.
+QUALITY = {
+    "libx264": (lambda q: {"crf": q}, 18),
+    "libx265": (lambda q: {"crf": q}, 20),
+    "libsvtav1": (lambda q: {"crf": q}, 28),
+    "libaom-av1": (lambda q: {"crf": q, "b": "0"}, 28),
+    "libvpx-vp9": (lambda q: {"crf": q, "b": "0"}, 28),
+    "libvpx": (lambda q: {"crf": q, "b": "1M"}, 10),
+    "h264_nvenc": (lambda q: {"rc": "vbr", "cq": q, "b": "0"}, 20),
+    "hevc_nvenc": (lambda q: {"rc": "vbr", "cq": q, "b": "0"}, 22),
+    "av1_nvenc": (lambda q: {"rc": "vbr", "cq": q, "b": "0"}, 28),
+}
+LOSSLESS = {"ffv1", "huffyuv", "ffvhuff", "utvideo", "png", "qtrle", "rawvideo"}
+DEFAULT_ENCODER = {"webm": "libvpx-vp9"}   # by container; libx264 elsewhere
+# Container-level tags the muxer writes itself; copying them would state something stale.
+STALE_TAGS = {"major_brand", "minor_version", "compatible_brands", "encoder", "duration",
+              "number_of_frames", "number_of_bytes", "bps", "_statistics_writing_app",
+              "_statistics_writing_date_utc", "_statistics_tags"}
+
+
+def _clean_tags(tags: dict, from_mov: bool) -> dict:
+    out = {k: v for k, v in tags.items() if k.lower() not in STALE_TAGS
+           and not k.upper().startswith("_STATISTICS")}
+    if from_mov and "name" in out and "title" not in out:  # MP4 reads a track's title back as "name"
+        out["title"] = out.pop("name")
+    return out
+
+
+def video_encoders() -> list[str]:
+    names = []
+    for name in sorted(av.codecs_available):
+        try:
+            c = av.Codec(name, "w")
+        except Exception:
+            continue
+        if c.type == "video":
+            names.append(c.name)
+    return names
+
+
+def choose_pix_fmt(codec: av.Codec, in_layout: PixelLayout, requested: str | None) -> tuple[str, str | None]:
+    """The output pixel format, and a note when it is not the input's."""
+    supported = [f.name for f in (codec.video_formats or [])]
+    if requested:
+        try:
+            planar_equivalent(requested)
+        except VideoError as exc:
+            raise VideoError(f"--pix-fmt {requested}: {exc}", code=2) from None
+        if supported and requested not in supported:
+            raise VideoError(f"{codec.name} cannot encode {requested}; it takes: {', '.join(supported)}", code=2)
+        return requested, None
+    if not supported or in_layout.name in supported:
+        return in_layout.name, None
+    best, best_score = None, None
+    for i, name in enumerate(supported):
+        if name.startswith("yuvj"):
+            continue
+        try:
+            lay = planar_equivalent(name)
+        except VideoError:
+            continue
+        if any(f.name == name and f.has_palette for f in codec.video_formats):
+            continue
+        if lay.family == in_layout.family:
+            fam = 0
+        elif in_layout.family in ("gray", "rgb") and lay.family == "yuv" and not lay.subsampled:
+            fam = 1
+        elif in_layout.family == "gray" and lay.family == "yuv":
+            fam = 2
+        else:
+            fam = 3
+        if lay.depth == in_layout.depth:
+            dep = 0
+        elif lay.depth > in_layout.depth:
+            dep = lay.depth - in_layout.depth
+        else:
+            dep = 100 + in_layout.depth - lay.depth
+        in_sub = (in_layout.log2_chroma_w, in_layout.log2_chroma_h)
+        sub = (lay.log2_chroma_w, lay.log2_chroma_h)
+        sub_score = 0 if sub == in_sub else (1 if sum(sub) < sum(in_sub) else 10)
+        score = (fam, dep, sub_score, i)
+        if best_score is None or score < best_score:
+            best, best_score = name, score
+    if best is None:
+        raise VideoError(f"{codec.name} takes none of the pixel formats this tool writes "
+                         f"({', '.join(supported)})", code=2)
+    return best, f"{codec.name} cannot encode {in_layout.name}: writing {best}"
+
+
+@dataclass
+class Output:
+    final: Path
+    tmp: Path
+    container: av.container.OutputContainer
+    video: av.video.stream.VideoStream
+    layout: PixelLayout          # planar layout the frames are built in
+    pix_fmt: str                 # what the encoder takes (a repack of layout when they differ)
+    colour: Colour
+    copy_map: dict[int, object] = field(default_factory=dict)   # input index -> output stream
+    copied: list[str] = field(default_factory=list)
+    chapters: int = 0
+    not_copied: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    closed: bool = False
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.container.close()
+
+    def discard(self) -> None:
+        """Close (errors ignored) and remove the temporary file."""
+        try:
+            self.close()
+        except Exception:
+            pass
+        try:
+            self.tmp.unlink()
+        except FileNotFoundError:
+            pass
+
+    def commit(self) -> None:
+        self.close()
+        os.replace(self.tmp, self.final)
+
+
+def default_output(src: Path, scale: int) -> Path:
+    ext = src.suffix.lower() if src.suffix.lower() in (".mp4", ".mkv", ".mov", ".webm", ".m4v") else ".mkv"
+    return src.with_name(f"{src.stem}_x{scale}{ext}")
+
+
+def check_paths(src: Path, out: Path) -> None:
+    if out.resolve() == src.resolve() or (out.exists() and os.path.samefile(out, src)):
+        raise VideoError(f"the output would overwrite the input {src}: choose another -o", code=2)
+    folder = out.parent if str(out.parent) else Path(".")
+    if not folder.is_dir():
+        raise VideoError(f"output folder {folder} does not exist", code=2)
+    if out.is_dir():
+        raise VideoError(f"the output {out} is a folder: give a file name, e.g. -o {out / 'out.mp4'}", code=2)
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise VideoError(f"cannot write in the output folder {folder}: permission denied", code=2)
+    if not out.suffix:
+        raise VideoError(f"the output {out} has no extension: say which container, e.g. .mp4 or .mkv", code=2)
+
+
+def storage_error(exc: BaseException, path: Path) -> VideoError | None:
+    """A VideoError for a full disk / file-size limit / unwritable folder, else None."""
+    code = getattr(exc, "errno", None)
+    folder = path.parent if str(path.parent) else Path(".")
+    if code == errno.ENOSPC:
+        return VideoError(f"disk full: no space left in {folder} while writing the output; free some "
+                          f"space or write elsewhere with -o (nothing was written)")
+    if code == errno.EDQUOT:
+        return VideoError(f"disk quota exceeded in {folder} while writing the output (nothing was written)")
+    if code == errno.EFBIG:
+        return VideoError(f"file too large: the output hit the file-size limit (ulimit -f or the "
+                          f"file system's) in {folder} (nothing was written)")
+    if code in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return VideoError(f"cannot write in {folder}: {os.strerror(code)}", code=2)
+    return None
+
+
+def open_output(info: InputInfo, final: Path, scale: int, *, encoder: str | None = None,
+                crf: float | None = None, pix_fmt: str | None = None,
+                encoder_options: dict[str, str] | None = None, offset: Fraction = Fraction(0),
+                range_end: Fraction | None = None) -> Output:
+    """Create the temporary output with the encoder opened and every other stream added."""
+    folder = final.parent if str(final.parent) else Path(".")
+    tmp = folder / f".{final.stem}.part-{os.getpid()}-{secrets.token_hex(3)}{final.suffix}"
+    try:
+        container = av.open(str(tmp), "w")
+    except av.FFmpegError as exc:
+        err = storage_error(exc, tmp)
+        if err:
+            raise err from None
+        if "could not find" in str(exc).lower() or "unable to choose" in str(exc).lower() or \
+                isinstance(exc, (ValueError, av.error.ArgumentError)):
+            raise VideoError(f"cannot write {final.suffix} files: FFmpeg knows no container for that "
+                             f"extension; use .mp4, .mkv, .mov or .webm", code=2) from None
+        raise VideoError(f"cannot create the output in {folder}: {ffmpeg_reason(exc)}", code=2) from None
+    except ValueError:
+        raise VideoError(f"cannot write {final.suffix} files: FFmpeg knows no container for that "
+                         f"extension; use .mp4, .mkv, .mov or .webm", code=2) from None
+    try:
+        out = _setup(info, container, final, tmp, scale, encoder, crf, pix_fmt, encoder_options or {})
+        out.chapters = _copy_chapters(info, container, offset, range_end)
+    except BaseException:
+        try:
+            container.close()
+        except Exception:
+            pass
+        try:
+            tmp.unlink()
+        except FileNotFoundError:
+            pass
+        raise
+    return out
+
+
+def _setup(info: InputInfo, container, final: Path, tmp: Path, scale: int, encoder: str | None,
+           crf: float | None, pix_fmt: str | None, encoder_options: dict[str, str]) -> Output:
+    fmt = container.format.name
+    name = encoder or DEFAULT_ENCODER.get(fmt, "libx264")
+    try:
+        codec = av.Codec(name, "w")
+    except Exception:
+        some = [e for e in video_encoders() if e.startswith(("lib", "ffv1", "h264", "hevc", "av1"))][:14]
+        raise VideoError(f"unknown encoder {name!r}; this FFmpeg has e.g. {', '.join(some)}", code=2) from None
+    if codec.type != "video":
+        raise VideoError(f"{name} is a {codec.type} encoder, not a video one", code=2)
+    notes: list[str] = []
+    target_fmt, note = choose_pix_fmt(codec, info.layout, pix_fmt)
+    if note:
+        notes.append(note)
+    layout = planar_equivalent(target_fmt)
+    w, h = info.width * scale, info.height * scale
+    colour = output_colour(info.colour, info.layout, layout, w, h)
+    if info.layout.family in ("rgb",) and layout.family == "yuv":
+        notes.append(f"RGB input written as {target_fmt} with the {colour.describe().split(',')[0]}")
+
+    try:
+        stream = container.add_stream(codec.name, rate=info.rate or Fraction(25))
+    except ValueError:
+        raise VideoError(f"{final.suffix} files cannot hold {codec.name} video: choose another -c, "
+                         f"or another container (e.g. -o {final.with_suffix('.mkv').name})", code=2) from None
+    cc = stream.codec_context
+    cc.width, cc.height = w, h
+    cc.pix_fmt = target_fmt
+    cc.time_base = info.time_base
+    stream.time_base = info.time_base
+    if info.sar:
+        cc.sample_aspect_ratio = info.sar
+    cc.colorspace = colour.matrix
+    cc.color_range = colour.range
+    cc.color_primaries = colour.primaries
+    cc.color_trc = colour.transfer
+    if layout.subsampled:
+        cc.chroma_sample_location = colour.chroma_location
+    options: dict[str, str] = {}
+    if crf is not None or (codec.name in QUALITY):
+        if codec.name in QUALITY:
+            make, default_q = QUALITY[codec.name]
+            q = crf if crf is not None else default_q
+            options.update({k: _num(v) for k, v in make(q).items()})
+        elif codec.name in LOSSLESS:
+            notes.append(f"{codec.name} is lossless: --crf ignored")
+        else:
+            names = {o.name for o in cc.supported_options.get("private", ())} | \
+                    {o.name for o in cc.supported_options.get("generic", ())}
+            if "crf" not in names:
+                raise VideoError(f"{codec.name} has no CRF setting: set its quality with -e "
+                                 f"(e.g. -e b=8M or -e q=3)", code=2)
+            options["crf"] = _num(crf)
+    options.update(encoder_options)
+    cc.options = dict(options)
+    if info.display_matrix:
+        stream.set_display_matrix(info.display_matrix)
+    stream.metadata.update(_clean_tags(dict(info.video.metadata), fmt_is_mov(info)))
+    stream.disposition = info.video.disposition
+    try:
+        cc.open()
+    except av.FFmpegError as exc:
+        reason = ffmpeg_reason(exc)
+        odd = (w % 2 or h % 2) and layout.subsampled
+        if odd:
+            raise VideoError(f"odd dimensions: the output would be {w}x{h}, which {codec.name} cannot "
+                             f"encode as {target_fmt} (chroma subsampled); use -s 2 or 4, or "
+                             f"--pix-fmt {layout.name.replace('420', '444').replace('422', '444')}, "
+                             f"or crop the input to even sizes", code=2) from None
+        raise VideoError(f"the encoder {codec.name} refused the settings ({w}x{h} {target_fmt}, "
+                         f"options {options}): {reason}", code=2) from None
+    unused = {k: v for k, v in (cc.options or {}).items() if k in encoder_options}
+    if unused:
+        raise VideoError(f"{codec.name} does not know the option(s) {', '.join(unused)} "
+                         f"(see: ffmpeg -h encoder={codec.name})", code=2)
+
+    out = Output(final=final, tmp=tmp, container=container, video=stream, layout=layout,
+                 pix_fmt=target_fmt, colour=colour, notes=notes)
+    if any(c.is_alpha for c in av.video.format.VideoFormat(info.pix_fmt).components):
+        out.not_copied.append(f"#{info.video.index} video: its alpha (transparency) plane; the network "
+                              f"upscales colour only")
+    for key in (info.video.codec_context.coded_side_data or {}):
+        if key != "display_matrix":
+            out.not_copied.append(f"#{info.video.index} video side data {key}: PyAV cannot attach it "
+                                  f"to a newly encoded stream")
+    _copy_streams(info, container, out)
+    container.metadata.update(_clean_tags(dict(info.container.metadata), False))
+    return out
+
+
+def _copy_chapters(info: InputInfo, container, offset: Fraction, range_end: Fraction | None) -> int:
+    """The input's chapters, shifted like the timestamps and cut to the range."""
+    try:
+        chapters = info.container.chapters()
+    except Exception:
+        return 0
+    kept = []
+    for ch in chapters:
+        tb = Fraction(ch["time_base"])
+        start, end = ch["start"] * tb - offset, ch["end"] * tb - offset
+        if end <= 0 or (range_end is not None and start >= range_end - offset):
+            continue
+        if range_end is not None:
+            end = min(end, range_end - offset)
+        entry = dict(ch)
+        entry["start"] = max(0, round(start / tb))
+        entry["end"] = round(end / tb)
+        kept.append(entry)
+    if kept:
+        container.set_chapters(kept)
+    return len(kept)
+
+
+def fmt_is_mov(info: InputInfo) -> bool:
+    return "mp4" in info.format_name or "mov" in info.format_name
+
+
+def _num(v) -> str:
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    return str(v)
+
+
+def describe_stream(s) -> str:
+    bits = [f"#{s.index} {s.type}"]
+    cc = s.codec_context
+    if cc is not None:
+        bits.append(cc.name)
+    elif s.type == "attachment":
+        bits.append(s.metadata.get("filename", "?"))
+    lang = s.metadata.get("language")
+    if lang and lang != "und":
+        bits.append(lang)
+    return " ".join(bits)
+
+
+def _copy_streams(info: InputInfo, container, out: Output) -> None:
+    fmt = container.format.name
+    for s in info.others:
+        if s.discard == DISCARD_ALL:
+            continue       # e.g. the text track that holds MP4 chapters: copied as chapters
+        label = describe_stream(s)
+        if s.type == "attachment":
+            if "matroska" not in fmt or fmt == "webm":
+                out.not_copied.append(f"{label}: {fmt} files cannot hold attachments (use -o *.mkv)")
+                continue
+        elif s.type not in ("audio", "subtitle", "video", "data"):
+            out.not_copied.append(f"{label}: stream type {s.type} cannot be copied")
+            continue
+        elif s.codec_context is None and s.type != "data":
+            out.not_copied.append(f"{label}: codec unknown to this FFmpeg")
+            continue
+        try:
+            ost = container.add_stream_from_template(s, opaque=True)
+        except ValueError:
+            what = s.codec_context.name if s.codec_context is not None else s.type
+            hint = " (use -o *.mkv)" if "matroska" not in fmt else ""
+            out.not_copied.append(f"{label}: {fmt} files cannot hold {what}{hint}")
+            continue
+        except av.FFmpegError as exc:
+            out.not_copied.append(f"{label}: {ffmpeg_reason(exc)}")
+            continue
+        ost.metadata.update(_clean_tags(dict(s.metadata), fmt_is_mov(info)))
+        if s.type == "attachment":
+            ost.metadata.update({k: v for k, v in s.metadata.items() if k in ("filename", "mimetype")})
+        try:
+            ost.disposition = s.disposition
+        except Exception:
+            pass
+        if s.type != "attachment":
+            out.copy_map[s.index] = ost
+        out.copied.append(label)

@@ -1,0 +1,307 @@
+"""Decode, upscale and encode at the same time: three threads joined by bounded queues.
+
+    reader thread:  demux + decode (FFmpeg threads) + YUV -> RGB (numpy)  --q_in-->
+    main thread:    the network, in batches                                --q_out-->
+    writer thread:  RGB -> YUV (numpy) + encode + mux, and the copied packets
+
+The network runs in the main thread, so Ctrl-C reaches it between two operations; the
+queues are bounded, so memory stays flat whatever the length of the video; every blocking
+call wakes up on a shared stop event, so an error in any thread stops the others at once.
+The packets of copied streams travel through the same queues, in file order, so the muxer
+interleaves them with the video packets as the input had them.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+
+from .colour import Colour, frame_to_rgb, resolve_colour, rgb_to_planes, tag_frame, write_planes
+from .errors import VideoError
+from .output import Output, open_output, storage_error
+from .probe import InputInfo, Source, fmt_time
+
+END = ("end",)
+
+
+class _Stopped(Exception):
+    """Raised inside a thread when another thread asked everyone to stop."""
+
+
+@dataclass
+class Stats:
+    frames: int = 0              # frames encoded
+    seconds: float = 0.0         # wall clock of the pipeline (first frame read -> file complete)
+    model_seconds: float = 0.0   # time spent inside the network
+    model_waits: float = 0.0     # time the network waited for decoded frames
+    packets_copied: int = 0
+    out_bytes: int = 0
+    batches: list[float] = field(default_factory=list)
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds else 0.0
+
+    @property
+    def model_fps(self) -> float:
+        return self.frames / self.model_seconds if self.model_seconds else 0.0
+
+    @property
+    def overlap(self) -> float:
+        """End-to-end fps over model-only fps: 1.0 = decode and encode cost nothing."""
+        return self.model_seconds / self.seconds if self.seconds else 0.0
+
+
+def first_frame_colour(info: InputInfo, frame: av.VideoFrame) -> Colour:
+    """The stream's colour description, with what the container left unsaid filled in from
+    the first frame (decoders often know more than the container header)."""
+    cc = info.video.codec_context
+
+    def pick(header, from_frame, unspecified=(0, 2)):
+        return header if header not in unspecified else from_frame
+
+    return resolve_colour(pick(cc.colorspace, frame.colorspace), pick(cc.color_range, frame.color_range, (0,)),
+                          pick(cc.color_primaries, frame.color_primaries),
+                          pick(cc.color_trc, frame.color_trc),
+                          pick(cc.chroma_sample_location, frame.chroma_location, (0,)),
+                          frame.width, frame.height, info.layout)
+
+
+def read_until_first_frame(source: Source):
+    """Run the source until its first frame; return (events so far, event iterator)."""
+    events = source.events()
+    pending = []
+    for ev in events:
+        pending.append(ev)
+        if ev[0] == "frame":
+            return pending, events
+    return pending, events
+
+
+class Pipeline:
+    def __init__(self, source: Source, events, pending: list, upscaler, output: Output,
+                 colour: Colour, batch: int = 1, progress=None, queue_frames: int | None = None):
+        self.source = source
+        self.events = events
+        self.pending = pending
+        self.upscaler = upscaler
+        self.output = output
+        self.colour = colour
+        self.batch = max(1, batch)
+        self.progress = progress
+        depth = queue_frames or (2 * self.batch + 2)
+        # Packets of copied streams share the queues with frames: leave them room.
+        self.q_in: queue.Queue = queue.Queue(maxsize=depth + 64)
+        self.q_out: queue.Queue = queue.Queue(maxsize=depth + 64)
+        self._frames_in = threading.Semaphore(depth)     # frames (not packets) in q_in
+        self._frames_out = threading.Semaphore(depth)
+        self.stop = threading.Event()
+        self.errors: list[BaseException] = []
+        self.stats = Stats()
+        self.in_tb = source.info.time_base
+
+    # --- queue helpers that give up when another thread failed ------------------------------
+    def _put(self, q: queue.Queue, item, sem: threading.Semaphore | None = None) -> None:
+        if sem is not None:
+            while not sem.acquire(timeout=0.1):
+                if self.stop.is_set():
+                    raise _Stopped
+        while True:
+            if self.stop.is_set():
+                raise _Stopped
+            try:
+                q.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def _get(self, q: queue.Queue):
+        while True:
+            if self.stop.is_set():
+                raise _Stopped
+            try:
+                return q.get(timeout=0.1)
+            except queue.Empty:
+                continue
+
+    def _fail(self, exc: BaseException) -> None:
+        if not isinstance(exc, _Stopped):
+            self.errors.append(exc)
+        self.stop.set()
+
+    # --- reader ---------------------------------------------------------------------------------
+    def _reader(self) -> None:
+        try:
+            copy = self.output.copy_map
+            for ev in self._all_events():
+                if self.stop.is_set():
+                    raise _Stopped
+                if ev[0] == "frame":
+                    _, frame, pts = ev
+                    rgb = frame_to_rgb(frame, self.colour)
+                    self._put(self.q_in, ("frame", rgb, pts, frame.duration or 0), self._frames_in)
+                elif ev[1].stream.index in copy:
+                    self._put(self.q_in, ev)
+            self._put(self.q_in, END)
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+            self._fail(exc)
+
+    def _all_events(self):
+        yield from self.pending
+        self.pending = []
+        yield from self.events
+
+    # --- writer ---------------------------------------------------------------------------------
+    def _writer(self) -> None:
+        out = self.output
+        mux = out.container.mux
+        tb = self.in_tb
+        try:
+            while True:
+                item = self._get(self.q_out)
+                kind = item[0]
+                if kind == "frame":
+                    self._frames_out.release()
+                    _, rgb, pts, duration = item
+                    frame = write_planes(rgb_to_planes(rgb, out.layout, out.colour), out.layout,
+                                         rgb.shape[2], rgb.shape[1])
+                    if out.pix_fmt != out.layout.name:
+                        frame = frame.reformat(format=out.pix_fmt, src_color_range=out.colour.range,
+                                               dst_color_range=out.colour.range)
+                    tag_frame(frame, out.colour, out.layout)
+                    frame.pts = pts
+                    frame.time_base = tb
+                    if duration:
+                        frame.duration = duration
+                    self._mux(mux, self._encode(frame, pts))
+                    self.stats.frames += 1
+                    if self.progress is not None:
+                        self.progress.update(1)
+                elif kind == "packet":
+                    packet = item[1]
+                    packet.stream = out.copy_map[packet.stream.index]
+                    self._mux(mux, packet)
+                    self.stats.packets_copied += 1
+                else:  # end
+                    self._mux(mux, self._encode(None, None))
+                    return
+        except BaseException as exc:  # noqa: BLE001
+            self._fail(exc)
+
+    def _encode(self, frame, pts):
+        try:
+            return self.output.video.encode(frame)
+        except av.FFmpegError as exc:
+            err = storage_error(exc, self.output.tmp)
+            if err:
+                raise err from None
+            where = "flushing the encoder" if frame is None else fmt_time(pts * self.in_tb)
+            raise VideoError(f"the encoder {self.output.video.codec_context.name} failed at {where}: "
+                             f"{exc}") from None
+
+    def _mux(self, mux, packets) -> None:
+        try:
+            mux(packets)
+        except av.FFmpegError as exc:
+            err = storage_error(exc, self.output.tmp)
+            if err:
+                raise err from None
+            raise VideoError(f"writing the output failed: {exc}") from None
+        except OSError as exc:
+            err = storage_error(exc, self.output.tmp)
+            raise (err or exc) from None
+
+    # --- the network, in this (the main) thread -----------------------------------------------
+    def run(self) -> Stats:
+        t0 = time.perf_counter()
+        reader = threading.Thread(target=self._reader, name="dlgsa-read", daemon=True)
+        writer = threading.Thread(target=self._writer, name="dlgsa-write", daemon=True)
+        reader.start()
+        writer.start()
+        try:
+            self._infer()
+        except _Stopped:
+            pass
+        except BaseException as exc:
+            self._fail(exc)
+        finally:
+            if self.errors or self.stop.is_set():
+                self.stop.set()
+            _join(reader)
+            _join(writer)
+        if self.errors:
+            raise self.errors[0]
+        self.stats.seconds = time.perf_counter() - t0
+        return self.stats
+
+    def _infer(self) -> None:
+        batch: list[tuple] = []
+        while True:
+            t = time.perf_counter()
+            item = self._get(self.q_in)
+            self.stats.model_waits += time.perf_counter() - t
+            if item[0] == "frame":
+                self._frames_in.release()
+                batch.append(item)
+                if len(batch) >= self.batch:
+                    self._run_batch(batch)
+                    batch = []
+            elif item[0] == "packet":
+                self._put(self.q_out, item)
+            else:
+                if batch:
+                    self._run_batch(batch)
+                self._put(self.q_out, END)
+                return
+
+    def _run_batch(self, batch: list[tuple]) -> None:
+        x = torch.from_numpy(np.stack([b[1] for b in batch]))
+        t = time.perf_counter()
+        try:
+            y = self.upscaler(x)
+        except (torch.OutOfMemoryError, MemoryError) as exc:
+            raise _memory_error(x, exc) from None
+        except RuntimeError as exc:
+            if "memory" in str(exc).lower() or "alloc" in str(exc).lower():
+                raise _memory_error(x, exc) from None
+            raise
+        dt = time.perf_counter() - t
+        self.stats.model_seconds += dt
+        self.stats.batches.append(dt)
+        if not bool(torch.isfinite(y).all()):
+            when = fmt_time(batch[0][2] * self.in_tb)
+            raise VideoError(f"the network produced NaN/inf values at {when}"
+                             + (" in fp16: run without --fp16" if y.dtype == torch.float16 or
+                                getattr(self.upscaler, "dtype", None) == torch.float16 else ""))
+        y = y.numpy()
+        for item, out in zip(batch, y):
+            self._put(self.q_out, ("frame", out, item[2], item[3]), self._frames_out)
+
+
+def _memory_error(x: torch.Tensor, exc: BaseException) -> VideoError:
+    n, _, h, w = x.shape
+    return VideoError(f"out of memory upscaling {n} frame(s) of {w}x{h}: use tiles "
+                      f"(--tile 256 256) and/or --batch 1 ({str(exc).splitlines()[0][:120]})")
+
+
+def _join(thread: threading.Thread) -> None:
+    while thread.is_alive():
+        thread.join(timeout=0.2)
+
+
+def output_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+__all__ = ["Pipeline", "Stats", "first_frame_colour", "read_until_first_frame", "open_output",
+           "Fraction"]
