@@ -4,11 +4,18 @@
 [0, 1], optionally in overlapping tiles for frames that do not fit in memory, and clamps the
 result to [0, 1]. DLGSANet needs no padding to a multiple: its convolutions are size
 preserving and TLC places its windows for any size, so frames go in as they are.
+
+Half precision is guarded: a forward pass in fp16 (or bf16) whose output is not finite (fp16
+overflows at 65504) is redone in the next wider type (fp16 -> bf16 where the device has it ->
+fp32), which is then kept, with a warning, so no black or NaN frame is ever returned.
 """
 from __future__ import annotations
 
 import os
+import threading
+import warnings
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
@@ -48,6 +55,8 @@ class Upscaler:
     model: any module mapping (N, 3, H, W) to (N, 3, sH, sW) with an ``upscale`` attribute.
     tile: (width, height) of LR tiles, 0 = whole frame; tile_pad: LR context around each tile.
     batch: how many frames (or tiles) go through the network at once.
+    ``network`` is what runs: the model itself, or a compiled form / TensorRT engine of it
+    that a backend puts there (taking ``dtype`` input on ``device``).
     """
 
     def __init__(self, model: torch.nn.Module, device: str | torch.device = "cpu",
@@ -66,15 +75,39 @@ class Upscaler:
         # Channels-last is the faster layout for the CPU's convolutions (bench/README.md).
         self.memory_format = torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
         self.model = model.eval().to(self.device, dtype)
+        self.network: Callable[[torch.Tensor], torch.Tensor] = self.model
+        self._switch_lock = threading.Lock()
+
+    def network_input_hw(self, height: int, width: int) -> tuple[int, int]:
+        """The (height, width) the network sees for frames of this size (the tile crop if tiling)."""
+        return tile_spans(height, self.tile_h, self.tile_pad)[0].size, tile_spans(width, self.tile_w, self.tile_pad)[0].size
+
+    def _wider_dtype(self) -> torch.dtype:
+        if self.dtype == torch.float16 and (self.device.type != "cuda" or torch.cuda.is_bf16_supported()):
+            return torch.bfloat16
+        return torch.float32
+
+    def _forward(self, chunk: torch.Tensor) -> torch.Tensor:
+        while True:
+            dtype, network = self.dtype, self.network
+            y = network(chunk.to(self.device, dtype).contiguous(memory_format=self.memory_format))
+            if dtype == torch.float32 or bool(torch.isfinite(y).all()):
+                return y.float()
+            with self._switch_lock:  # several threads may see the overflow: switch once
+                if self.dtype == dtype:
+                    wider = self._wider_dtype()
+                    warnings.warn(f"the network's {str(dtype).removeprefix('torch.')} output is not "
+                                  f"finite (overflow) on a {tuple(chunk.shape[2:])} input: switching to "
+                                  f"{str(wider).removeprefix('torch.')} for the rest of the run",
+                                  RuntimeWarning, stacklevel=2)
+                    self.model = self.model.to(self.device, wider)
+                    self.network = self.model  # a compiled form or engine was made for the narrower type
+                    self.dtype = wider
 
     @torch.inference_mode()
     def run_network(self, x: torch.Tensor) -> torch.Tensor:
         """One forward pass on the device, in chunks of ``batch``; returns float32 on the device."""
-        outs = []
-        for chunk in x.split(self.batch):
-            chunk = chunk.to(self.device, self.dtype).contiguous(memory_format=self.memory_format)
-            outs.append(self.model(chunk).float())
-        return torch.cat(outs)
+        return torch.cat([self._forward(chunk) for chunk in x.split(self.batch)])
 
     @torch.inference_mode()
     def __call__(self, frames: torch.Tensor) -> torch.Tensor:

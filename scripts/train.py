@@ -4,9 +4,11 @@
     python scripts/train.py --variant light --scale 2 --iters 20000 --out runs/light_x2
     python scripts/train.py --out runs/light_x2            # resumes from runs/light_x2/last.pt
     python scripts/train.py --scale 4 --init runs/light_x2/ema.safetensors --out runs/light_x4
+    python scripts/train.py --data pack.npz --minutes 6 --init ... --out runs/gpu_x2   # time budget
 
 L1 loss, Adam (lr 5e-4, betas 0.9/0.99), step schedule (halving at the given fractions of
-the run), EMA of the weights (0.999). Every ``--ckpt-every`` iterations: ``last.pt`` (the
+the run) or, with ``--minutes``, a cosine decay over a wall-clock budget (for a lent GPU whose
+speed is not known in advance); EMA of the weights (0.999). Every ``--ckpt-every`` iterations: ``last.pt`` (the
 resumable state) and ``ema.safetensors`` (the weights to ship); every ``--val-every``:
 Y-PSNR of the EMA model on held-aside images, appended to ``val.jsonl``. ``config.json``
 records the arguments and the exact files trained on (with checksums).
@@ -28,8 +30,7 @@ from tqdm import tqdm
 
 from dlgsa_vs.arch import build_model
 from dlgsa_vs.metrics import psnr_y
-from dlgsa_vs.training import (EMA, PairedPatches, file_digest, list_images, load_checkpoint,
-                               save_checkpoint)
+from dlgsa_vs.training import EMA, PairedPatches, load_checkpoint, load_training_images, save_checkpoint
 from dlgsa_vs.weights import model_from_state_dict, read_state_dict, save_safetensors
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "train"
@@ -40,7 +41,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--variant", default="light", choices=["tiny", "light", "full"])
     ap.add_argument("--scale", type=int, default=2, choices=[2, 3, 4])
     ap.add_argument("--data", nargs="+", default=[str(DATA / "T91"), str(DATA / "BSD200")],
-                    help="folders of HR training images (default: ../shared/data/train/{T91,BSD200})")
+                    help="folders of HR training images and/or image packs (.npz, "
+                         "scripts/make_train_pack.py) (default: ../shared/data/train/{T91,BSD200})")
     ap.add_argument("--val-count", type=int, default=8,
                     help="hold the last N training images aside for validation (default 8)")
     ap.add_argument("--val-crop", type=int, default=192, help="HR centre crop for validation")
@@ -52,6 +54,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--milestones", type=float, nargs="*", default=[0.5, 0.8, 0.9, 0.95],
                     help="fractions of --iters where the learning rate halves (authors' 250k/400k/"
                          "450k/475k of 500k)")
+    ap.add_argument("--minutes", type=float,
+                    help="train for this many minutes of wall-clock time with a cosine learning-rate "
+                         "decay over them (instead of --iters and --milestones)")
+    ap.add_argument("--warmup", type=int, default=0,
+                    help="with --minutes: linear learning-rate warm-up over this many iterations "
+                         "(for a fresh optimizer on --init weights)")
     ap.add_argument("--ema", type=float, default=0.999)
     ap.add_argument("--reset-ema", action="store_true",
                     help="on resume, restart the EMA from the current weights (with its warm-up)")
@@ -69,6 +77,13 @@ def parse_args(argv=None) -> argparse.Namespace:
 def make_scheduler(optimizer, args):
     milestones = sorted(int(f * args.iters) for f in args.milestones)
     return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=0.5)
+
+
+def budget_lr(args, iteration: int, seconds: float) -> float:
+    """``--minutes`` schedule: linear warm-up, then cosine from --lr to 0 over the time budget."""
+    warm = min(1.0, (iteration + 1) / args.warmup) if args.warmup else 1.0
+    done = min(1.0, seconds / (60 * args.minutes))
+    return args.lr * warm * 0.5 * (1 + math.cos(math.pi * done))
 
 
 @torch.no_grad()
@@ -102,18 +117,22 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     log = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
 
-    files = list_images(args.data)
-    cut = len(files) - args.val_count
-    train_files, val_files = files[:cut], files[cut:]
     t0 = time.time()
-    train = PairedPatches(train_files, args.scale, args.patch)
-    val = PairedPatches(val_files, args.scale, args.val_crop // args.scale) if val_files else None
+    images = load_training_images(args.data)
+    cut = len(images) - args.val_count
+    train = PairedPatches(images[:cut], args.scale, args.patch)
+    val = PairedPatches(images[cut:], args.scale, args.val_crop // args.scale) if images[cut:] else None
     log(f"data: {len(train)} training images, {len(val) if val else 0} for validation "
-        f"(LR made in {time.time() - t0:.0f} s)")
+        f"(read and LR made in {time.time() - t0:.0f} s)")
 
     torch.manual_seed(args.seed)
+    cuda = torch.device(args.device).type == "cuda"
+    if cuda:
+        torch.backends.cuda.matmul.allow_tf32 = True  # the 1x1 convolutions dominate; TF32 is
+        torch.backends.cudnn.allow_tf32 = True        # ample for an L1-trained SR network
     model = build_model(args.variant, args.scale).to(args.device).train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.99))
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.99),
+                                 **({"fused": True} if cuda else {}))
     scheduler = make_scheduler(optimizer, args)
     ema = EMA(model, args.ema)
     start, wall, ema_start = 0, 0.0, 0
@@ -137,9 +156,10 @@ def main(argv=None) -> int:
         ema.model.load_state_dict(model.state_dict())
         log(f"warm start: {n} tensors from {args.init}")
 
-    config = dict(vars(args), train_files=[f"{p} {file_digest(p)}" for p in train.files],
-                  val_files=[f"{p} {file_digest(p)}" for p in (val.files if val else [])],
-                  torch=torch.__version__, machine=platform.platform(), cpu_count=os.cpu_count())
+    config = dict(vars(args), train_images=[f"{im.label} {im.digest}" for im in train.images],
+                  val_images=[f"{im.label} {im.digest}" for im in (val.images if val else [])],
+                  torch=torch.__version__, machine=platform.platform(), cpu_count=os.cpu_count(),
+                  gpu=torch.cuda.get_device_name(args.device) if cuda else None)
     (out / "config.json").write_text(json.dumps(config, indent=1))
 
     def checkpoint(iteration: int) -> None:
@@ -150,32 +170,46 @@ def main(argv=None) -> int:
                          training_data="+".join(Path(d).name for d in args.data),
                          wall_seconds=f"{wall:.0f}", device=args.device)
 
-    bar = tqdm(range(start, args.iters), initial=start, total=args.iters, disable=args.quiet,
+    budget = 60 * args.minutes if args.minutes else None
+    end = 10**12 if budget else args.iters
+    bar = tqdm(total=None if budget else args.iters, initial=start, disable=args.quiet,
                dynamic_ncols=True, desc=f"{args.variant} x{args.scale}")
     loss_log = open(out / "train.jsonl", "a")
     tick = time.time()
-    for it in bar:
+    budget_start = wall
+    it = start
+    for it in range(start, end):
+        if budget is not None:
+            if wall - budget_start >= budget:
+                break
+            for group in optimizer.param_groups:
+                group["lr"] = budget_lr(args, it - start, wall - budget_start)
         lr_img, hr_img = train.batch(args.seed, it, args.batch, args.patch)
-        # channels-last input: ~10% faster steps on the CPU (measured, bench/README.md)
-        lr_img = lr_img.to(args.device).contiguous(memory_format=torch.channels_last)
-        hr_img = hr_img.to(args.device)
+        if cuda:  # pinned memory: the copies queue behind the GPU's work instead of waiting for it
+            lr_img = lr_img.pin_memory().to(args.device, non_blocking=True)
+            hr_img = hr_img.pin_memory().to(args.device, non_blocking=True)
+        else:  # channels-last input: ~10% faster steps on the CPU (measured, bench/README.md)
+            lr_img = lr_img.contiguous(memory_format=torch.channels_last)
         loss = torch.nn.functional.l1_loss(model(lr_img), hr_img)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        scheduler.step()
+        if budget is None:
+            scheduler.step()
         ema.update(model, it - ema_start)
         now = time.time()
         wall += now - tick
         tick = now
         done = it + 1
-        bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{scheduler.get_last_lr()[0]:.1e}")
-        if done % 20 == 0:
+        bar.update()
+        if done % 20 == 0:  # .item() waits for the GPU: not on every step
+            bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{optimizer.param_groups[0]['lr']:.1e}")
             loss_log.write(json.dumps(dict(iteration=done, loss=loss.item(), wall_seconds=round(wall, 1))) + "\n")
             loss_log.flush()
-        if done % args.ckpt_every == 0 or done == args.iters:
+        last = done == args.iters or (budget is not None and wall - budget_start >= budget)
+        if done % args.ckpt_every == 0 or last:
             checkpoint(done)
-        if val is not None and (done % args.val_every == 0 or done == args.iters):
+        if val is not None and (done % args.val_every == 0 or last):
             ema.model.eval()
             score = validate(ema.model, val, args.val_crop, args.device)
             with open(out / "val.jsonl", "a") as fh:
@@ -183,6 +217,8 @@ def main(argv=None) -> int:
             log(f"\niteration {done}: validation Y-PSNR {score:.3f} dB (EMA)")
             tick = time.time()  # validation time is not training time
     loss_log.close()
+    bar.close()
+    log(f"stopped at iteration {it + 1 if budget is None else it}, {wall:.0f} s of training")
     return 0
 
 
