@@ -15,6 +15,6 @@ date -u +"date: %Y-%m-%dT%H:%MZ"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
 $py -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'gpu', torch.cuda.is_available())"
 echo "== CUDA tests"
-timeout 120 $py -m pytest -q -p no:cacheprovider $(ls tests/test_cuda.py tests/test_tensorrt.py 2>/dev/null) 2>&1 | tail -25
+timeout 90 $py -m pytest -q -p no:cacheprovider $(ls tests/test_cuda.py tests/test_tensorrt.py 2>/dev/null) 2>&1 | tail -25
 echo "== benchmark"
-timeout 150 $py scripts/bench_gpu.py --json "$results/gpu_bench.json"
+timeout 120 $py scripts/bench_gpu.py --json "$results/gpu_bench.json"
