@@ -42,7 +42,7 @@ def cuda_problem() -> str | None:
     if torch.version.cuda is None:
         return f"this torch build ({torch.__version__}) has no CUDA support"
     if not torch.cuda.is_available():
-        return "torch sees no CUDA GPU (driver missing, or CUDA_VISIBLE_DEVICES hides it)"
+        return "torch sees no CUDA GPU (no NVIDIA driver, or CUDA_VISIBLE_DEVICES hides the GPU)"
     return None
 
 

@@ -13,6 +13,7 @@ from fractions import Fraction
 import av
 import numpy as np
 import pytest
+import torch
 
 from video_support import (SCRIPT, assert_one_line_error, leftovers, raw_h264, run_cli, run_script,
                            set_rlimit_fsize, sha256, shared_file, video_facts, write_clip)
@@ -207,6 +208,9 @@ def test_output_equal_to_input_is_refused(tmp_path, capsys, micro_model, clip):
     assert sha256(clip) == before
 
 
+NO_GPU = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
+
+
 @pytest.mark.parametrize("args,fragments", [
     (["-o", "{tmp}/x.xyz"], ["cannot write .xyz files"]),
     (["-o", "{tmp}/x.webm", "-c", "libx264"], [".webm files cannot hold libx264"]),
@@ -215,8 +219,8 @@ def test_output_equal_to_input_is_refused(tmp_path, capsys, micro_model, clip):
     (["-e", "preset"], ["KEY=VALUE"]),
     (["-e", "no_such_option=1"], ["does not know the option", "no_such_option"]),
     (["--pix-fmt", "yuv444p", "-c", "libsvtav1"], ["libsvtav1 cannot encode yuv444p"]),
-    (["--backend", "trt"], ["TensorRT backend is not built yet"]),
-    (["--fp16"], ["--fp16 needs --backend cuda"]),
+    pytest.param(["--backend", "trt"], ["--backend trt needs an NVIDIA GPU", "use --backend cpu"], marks=NO_GPU),
+    pytest.param(["--fp16"], ["--precision fp16 needs a GPU backend: the CPU computes in fp32"], marks=NO_GPU),
     (["--start", "abc"], ["cannot read the time"]),
     (["--start", "99"], ["no video frame at or after"]),
     (["--frames", "0"], ["--frames must be >= 1"]),
@@ -240,7 +244,7 @@ def test_cuda_backend_without_cuda(capsys, micro_model, clip):
         pytest.skip("a CUDA device is present")
     rc, err = run_cli(capsys, clip, "-m", micro_model, "--backend", "cuda")
     assert rc == 2
-    assert_one_line_error(err, "no CUDA device")
+    assert_one_line_error(err, "--backend cuda needs an NVIDIA GPU, but", "use --backend cpu")
 
 
 def test_missing_packaged_weights_is_one_line(capsys, clip):

@@ -26,9 +26,7 @@ and its frames handed to the other members of the group.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
-import queue
 import sys
 import threading
 import weakref
@@ -40,12 +38,10 @@ import torch
 import vapoursynth as vs
 
 from ..arch import SCALES, VARIANTS
-from ..inference import Upscaler, create_upscaler
+from ..backends import Backend, BackendError, StreamRunner, create_backend_upscaler, select_backend
 from ..weights import WeightsError
 from . import colour
 from .colour import PREFIX
-
-BACKENDS = ("auto", "cpu", "cuda", "trt")
 
 
 def log(message: str) -> None:
@@ -97,91 +93,43 @@ def _check_clip(clip) -> None:
     colour.check_format(clip.format)
 
 
-def _device(backend: str | None, device_index: int | None) -> torch.device:
-    requested = (backend or "auto").lower()
-    if requested not in BACKENDS:
-        raise vs.Error(f"{PREFIX}backend={backend!r} is unknown: use \"cpu\", \"cuda\", \"trt\" or leave it "
-                       f"out (automatic: cuda if usable, else cpu)")
-    if requested == "trt":
-        missing = importlib.util.find_spec("torch_tensorrt") is None
-        raise vs.Error(f"{PREFIX}backend=\"trt\" is not available: TensorRT support is not built into dlgsa-vs "
-                       f"yet (planned in issue 6)" + (", and torch_tensorrt is not installed" if missing else "")
-                       + ". Use backend=\"cuda\" (PyTorch on the GPU) or \"cpu\"")
-    cuda = torch.cuda.is_available()
-    if requested == "auto":
-        requested = "cuda" if cuda else "cpu"
-        log(f"backend auto -> {requested}" + ("" if cuda else
-            f" (torch {torch.__version__} sees no CUDA GPU; TensorRT support is not built yet)"))
-    if requested == "cpu":
-        return torch.device("cpu")
-    if not cuda:
-        why = ("this torch build has no CUDA support" if torch.version.cuda is None
-               else "no CUDA GPU is visible (driver? CUDA_VISIBLE_DEVICES?)")
-        raise vs.Error(f"{PREFIX}backend=\"cuda\" needs a CUDA GPU, but torch.cuda.is_available() is False "
-                       f"({why}, torch {torch.__version__}): use backend=\"cpu\"")
-    index = device_index or 0
-    count = torch.cuda.device_count()
-    if index >= count:
-        raise vs.Error(f"{PREFIX}device_index={index} but only {count} CUDA device(s) are visible: "
-                       f"use 0..{count - 1}")
-    return torch.device("cuda", index)
+def _backend(name: str | None, device_index: int | None) -> Backend:
+    try:
+        backend = select_backend(name or "auto", device_index or 0)
+    except BackendError as exc:
+        raise vs.Error(f"{PREFIX}{exc}") from None
+    if (name or "auto").lower() == "auto":
+        log(f"backend auto -> {backend.name} ({backend.reason})")
+    return backend
 
 
 # ---------------------------------------------------------------------------------------------
-# running the network from VapourSynth's threads
+# running the network from VapourSynth's threads: backends.StreamRunner (CPU: one pass at a
+# time for the process; GPU: num_streams CUDA streams)
 
-_CPU_LOCK = threading.Lock()  # one forward pass at a time on the CPU, for the whole process
-
-
-class Runner:
-    """An ``Upscaler`` plus the rules for calling it from VapourSynth's worker threads."""
-
-    def __init__(self, upscaler: Upscaler, num_streams: int = 1):
-        self.upscaler = upscaler
-        self.scale = upscaler.scale
-        self.device = upscaler.device
-        self._streams: queue.SimpleQueue | None = None
-        if self.device.type == "cuda":
-            self._streams = queue.SimpleQueue()
-            for _ in range(num_streams):
-                self._streams.put(torch.cuda.Stream(self.device))
-
-    def __call__(self, frames: torch.Tensor) -> torch.Tensor:
-        """(N, 3, H, W) float on the CPU -> (N, 3, sH, sW) float32 on the CPU, in [0, 1]."""
-        if self._streams is None:
-            with _CPU_LOCK:
-                return self.upscaler(frames)
-        stream = self._streams.get()
-        try:
-            with torch.cuda.stream(stream):
-                # upload, network and download all run on this stream; the download waits for
-                # this stream only, so the other streams' frames keep the GPU busy meanwhile
-                return self.upscaler(frames)
-        finally:
-            self._streams.put(stream)
-
-
-_RUNNERS: "weakref.WeakValueDictionary[tuple, Runner]" = weakref.WeakValueDictionary()
+_RUNNERS: "weakref.WeakValueDictionary[tuple, StreamRunner]" = weakref.WeakValueDictionary()
 _RUNNERS_LOCK = threading.Lock()
 
 
 def get_runner(model_path: str | None, variant: str | None, scale: int | None, tlc: bool,
-               device: torch.device, fp16: bool, tile: tuple[int, int], tile_pad: int, batch: int,
-               num_streams: int) -> Runner:
+               backend: Backend, precision: str, tile: tuple[int, int], tile_pad: int, batch: int,
+               num_streams: int, input_hw: tuple[int, int]) -> StreamRunner:
     """A runner for these settings, shared by every filter instance alive that uses the same ones."""
     path = os.path.realpath(model_path) if model_path else None
-    key = (path, variant, scale, tlc, str(device), fp16, tile, tile_pad, batch, num_streams)
+    key = (path, variant, scale, tlc, backend, precision, tile, tile_pad, batch, num_streams,
+           input_hw if backend.name == "trt" else None)
     with _RUNNERS_LOCK:
         runner = _RUNNERS.get(key)
         if runner is None:
             try:
                 # anything the loaders print must not reach vspipe's stdout
                 with contextlib.redirect_stdout(sys.stderr):
-                    upscaler = create_upscaler(model_path, variant=variant, scale=scale, device=str(device),
-                                               fp16=fp16, tile=tile, tile_pad=tile_pad, batch=batch, tlc=tlc)
+                    upscaler = create_backend_upscaler(
+                        backend, model_path, variant=variant, scale=scale, precision=precision, tile=tile,
+                        tile_pad=tile_pad, batch=batch, tlc=tlc, input_hw=input_hw, log=log)
             except (WeightsError, ValueError) as exc:
                 raise vs.Error(f"{PREFIX}{exc}") from None
-            runner = _RUNNERS[key] = Runner(upscaler, num_streams)
+            runner = _RUNNERS[key] = StreamRunner(upscaler, num_streams)
     return runner
 
 
@@ -246,7 +194,7 @@ class GroupMemo:
                     del self._groups[n]
 
 
-def network_stage(rgb: vs.VideoNode, runner: Runner, batch: int) -> vs.VideoNode:
+def network_stage(rgb: vs.VideoNode, runner: StreamRunner, batch: int) -> vs.VideoNode:
     """RGBS/RGBH clip -> the same format, ``runner.scale`` times larger, frames in parallel."""
     s = runner.scale
     blank = rgb.std.BlankClip(width=rgb.width * s, height=rgb.height * s, keep=True)
@@ -301,10 +249,12 @@ def upscale(clip: vs.VideoNode, scale: int | None = None, variant: str | None = 
     scale: 2, 3 or 4 (default 2; read from the file when ``model_path`` is given).
     variant: "tiny", "light" (default) or "full": which packaged weights to use.
     model_path: an authors' .pth or a .safetensors file (variant and scale read from it).
-    backend: "cpu", "cuda" or "trt" (not built yet); default: cuda if usable, else cpu.
+    backend: "trt" (TensorRT engine, built once and cached), "cuda" (PyTorch on the GPU) or "cpu";
+        default "auto": the first of these that works here, said on stderr with the reason.
     device_index: CUDA device (default 0).
-    fp16: half precision on the GPU (default: on for RGBH clips on cuda, off otherwise; the CPU
-        always computes in fp32).
+    fp16: half precision on the GPU (default: on for RGBH clips on cuda/trt, off otherwise; the
+        CPU always computes in fp32). A frame whose fp16 result overflows is redone in bf16/fp32,
+        which is then kept, with a warning.
     tile_w, tile_h: split frames into tiles of this many input pixels (0: whole frame; one given
         alone is used for both); tile_pad: input pixels of context around each tile (default 16).
     batch: frames per forward pass (default 1); num_streams: CUDA streams, i.e. frames in flight
@@ -338,8 +288,8 @@ def upscale(clip: vs.VideoNode, scale: int | None = None, variant: str | None = 
 
     colour.check_first_frame(clip, over)
 
-    device = _device(backend, device_index)
-    if device.type == "cpu":
+    chosen = _backend(backend, device_index)
+    if chosen.name == "cpu":
         if fp16:
             log("fp16 is ignored on the CPU: it computes in fp32")
         fp16 = False
@@ -352,8 +302,9 @@ def upscale(clip: vs.VideoNode, scale: int | None = None, variant: str | None = 
     if model_path is None:
         variant = variant or "light"
         scale = scale or 2
-    runner = get_runner(model_path, variant, scale, True if tlc is None else tlc, device, fp16, tile,
-                        16 if tile_pad is None else tile_pad, batch or 1, num_streams or 1)
+    runner = get_runner(model_path, variant, scale, True if tlc is None else tlc, chosen,
+                        "fp16" if fp16 else "fp32", tile, 16 if tile_pad is None else tile_pad, batch or 1,
+                        num_streams or 1, (clip.height, clip.width))
 
     rgb = colour.to_rgb(clip, over)
     up = network_stage(rgb, runner, batch or 1)

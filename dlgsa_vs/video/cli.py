@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import sys
 import time
@@ -46,11 +47,16 @@ def build_parser() -> argparse.ArgumentParser:
                          "(default: <input>_x<scale> with the input's extension, .mkv for others)")
     add_model_options(ap)
     g = ap.add_argument_group("device")
-    g.add_argument("--backend", choices=["cpu", "cuda", "auto", "trt"], default="cpu",
-                   help="where the network runs: cpu (default), cuda, auto (cuda if available); "
-                        "trt is not built yet")
+    g.add_argument("--backend", choices=["auto", "trt", "cuda", "cpu"], default="auto",
+                   help="where the network runs: trt (TensorRT engine, built once and cached), cuda "
+                        "(PyTorch on the GPU), cpu; auto (default) takes the first that works and says why")
     g.add_argument("--device-index", type=int, default=0, metavar="N", help="CUDA device number (default 0)")
-    g.add_argument("--fp16", action="store_true", help="half precision (cuda only)")
+    g.add_argument("--precision", choices=["fp16", "bf16", "fp32"],
+                   help="GPU arithmetic (default fp16; a frame that overflows in fp16 is redone in "
+                        "bf16/fp32, with a warning); the CPU computes in fp32")
+    g.add_argument("--fp16", action="store_const", const="fp16", dest="precision", help="same as --precision fp16")
+    g.add_argument("--compile", action="store_true", help="cuda: torch.compile the network (slow first frame)")
+    g.add_argument("--cuda-graphs", action="store_true", help="cuda: torch.compile with CUDA graphs")
     g.add_argument("--batch", type=int, default=1, metavar="N", help="frames per network call (default 1)")
     g = ap.add_argument_group("encoding")
     g.add_argument("-c", "--encoder", metavar="NAME",
@@ -88,25 +94,15 @@ def _encoder_options(pairs: list[str]) -> dict[str, str]:
     return opts
 
 
-def _device(args) -> str:
-    import torch
+def _backend(args):
+    from ..backends import BackendError, resolve_precision, select_backend
 
-    backend = args.backend
-    if backend == "trt":
-        raise VideoError("the TensorRT backend is not built yet: use --backend cuda or --backend cpu", code=2)
-    if backend == "auto":
-        backend = "cuda" if torch.cuda.is_available() else "cpu"
-    if backend == "cuda":
-        if not torch.cuda.is_available():
-            raise VideoError("--backend cuda: no CUDA device is available to PyTorch "
-                             "(torch.cuda.is_available() is False); use --backend cpu", code=2)
-        if not 0 <= args.device_index < torch.cuda.device_count():
-            raise VideoError(f"--device-index {args.device_index}: there are "
-                             f"{torch.cuda.device_count()} CUDA device(s)", code=2)
-        return f"cuda:{args.device_index}"
-    if args.fp16:
-        raise VideoError("--fp16 needs --backend cuda: the CPU path runs float32", code=2)
-    return "cpu"
+    try:
+        backend = select_backend(args.backend, args.device_index)
+        resolve_precision(backend, args.precision)
+    except BackendError as exc:
+        raise VideoError(re.sub(r"\b(backend|precision) ", r"--\1 ", str(exc)), code=2) from None
+    return backend
 
 
 def human_size(n: int) -> str:
@@ -168,7 +164,7 @@ def _main(args) -> int:
         from .probe import parse_time
 
         start = parse_time(args.start)
-    device = _device(args)
+    backend = _backend(args)
 
     from .probe import probe
 
@@ -177,16 +173,23 @@ def _main(args) -> int:
     try:
         import torch
 
-        from ..inference import create_upscaler
+        from ..backends import BackendError, create_backend_upscaler
 
         if args.threads:
             torch.set_num_threads(args.threads)
         try:
-            upscaler = create_upscaler(args.model, args.variant, args.scale, device=device, fp16=args.fp16,
-                                       tile=tuple(args.tile), tile_pad=args.tile_pad, batch=args.batch,
-                                       tlc=not args.no_tlc)
+            upscaler = create_backend_upscaler(
+                backend, args.model, args.variant, args.scale, precision=args.precision, tile=tuple(args.tile),
+                tile_pad=args.tile_pad, batch=args.batch, tlc=not args.no_tlc, compile=args.compile,
+                cuda_graphs=args.cuda_graphs, input_hw=(info.height, info.width),
+                log=None if args.quiet else lambda m: print(m, file=sys.stderr))
         except WeightsError as exc:
             raise VideoError(str(exc).replace("with model_path", "with -m/--model"), code=2) from None
+        except BackendError as exc:
+            raise VideoError(str(exc).replace("compile and cuda_graphs", "--compile and --cuda-graphs"),
+                             code=2) from None
+        device = f"{backend.name} {str(upscaler.dtype).removeprefix('torch.')}" + (
+            f"; auto: {backend.reason}" if args.backend == "auto" else "")
         if args.preview is not None:
             return _preview(args, info, upscaler, src)
         return _upscale(args, info, upscaler, src, start, enc_opts, device)
