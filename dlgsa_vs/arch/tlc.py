@@ -67,7 +67,14 @@ def to_windows(x: torch.Tensor, idx_h: torch.Tensor, idx_w: torch.Tensor) -> tor
 
 def from_windows(windows: torch.Tensor, idx_h: torch.Tensor, idx_w: torch.Tensor,
                  height: int, width: int) -> torch.Tensor:
-    """Inverse of ``to_windows``: sum overlapping windows into (B, C, H, W) and average."""
+    """Inverse of ``to_windows``: sum overlapping windows into (B, C, H, W) and average.
+
+    Half-precision windows are summed in float32 and the result cast back: ONNX Runtime's CPU
+    ScatterND has no float16 add (an fp16 ONNX export would not run there), and the overlap
+    sums then lose nothing to half-precision rounding."""
+    dtype = windows.dtype
+    if dtype in (torch.float16, torch.bfloat16):
+        windows = windows.float()
     c = windows.shape[1]
     (nh, k), nw = idx_h.shape, idx_w.shape[0]
     idx_h, idx_w = idx_h.reshape(-1), idx_w.reshape(-1)
@@ -78,7 +85,7 @@ def from_windows(windows: torch.Tensor, idx_h: torch.Tensor, idx_w: torch.Tensor
     out = x.new_zeros(b, c, height, width).index_add(2, idx_h, cols)
     count_h = x.new_zeros(height).index_add(0, idx_h, x.new_ones(idx_h.shape[0]))
     count_w = x.new_zeros(width).index_add(0, idx_w, x.new_ones(idx_w.shape[0]))
-    return out / (count_h[:, None] * count_w[None, :])
+    return (out / (count_h[:, None] * count_w[None, :])).to(dtype)
 
 
 def pad_to_window(x: torch.Tensor, k: int) -> torch.Tensor:

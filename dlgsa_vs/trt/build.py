@@ -1,0 +1,160 @@
+"""Build (or list, or clear) the cached TensorRT engines of DLGSANet.
+
+    dlgsa-build-engine --variant light --scale 2 --size 540x960          # static, fp16
+    dlgsa-build-engine -m net_g.pth --min 64x64 --opt 540x960 --max 1088x1920 --precision bf16
+    dlgsa-build-engine --list
+    dlgsa-build-engine --clear [--stale]
+
+The engine goes into the cache that the ``trt`` backend reads (``docs/tensorrt.md``), so a
+build here saves the first video the minutes of building. Sizes are LR pixels, height x width.
+The engine's path is printed on stdout; progress goes to stderr.
+"""
+from __future__ import annotations
+
+import copy
+import datetime
+import sys
+
+from ..weights import WeightsError
+from ._cli import Parser, UsageError, add_model_options, add_shape_options, fail, load_from_args, shape_from_args
+from .cache import CacheEntry, EngineCache, EngineCacheError
+
+PROG = "dlgsa-build-engine"
+
+
+def build_parser() -> Parser:
+    ap = Parser(prog=PROG, description=__doc__.splitlines()[0],
+                epilog="Without --size or --min/--opt/--max the engine is dynamic over the default range.")
+    add_model_options(ap)
+    add_shape_options(ap)
+    g = ap.add_argument_group("engine")
+    g.add_argument("--precision", choices=["fp16", "bf16", "fp32"], default="fp16", help="default fp16")
+    g.add_argument("--workspace", type=float, metavar="GiB", help="TensorRT builder workspace limit (default: TensorRT's)")
+    g.add_argument("--opt-level", type=int, choices=range(6), metavar="0..5",
+                   help="TensorRT builder optimisation level (default 3; higher builds longer)")
+    g.add_argument("--device-index", type=int, default=0, help="CUDA device to build for (default 0)")
+    g.add_argument("--force", action="store_true", help="rebuild even if the cache holds this engine")
+    g.add_argument("--no-check", action="store_true",
+                   help="skip comparing the engine's output with PyTorch's after the build")
+    c = ap.add_argument_group("cache")
+    c.add_argument("--cache-dir", metavar="DIR", help="engine cache folder (default: $DLGSA_CACHE_DIR, else "
+                   "$XDG_CACHE_HOME/dlgsa-vs/engines, else ~/.cache/dlgsa-vs/engines)")
+    c.add_argument("--list", action="store_true", help="list the cached engines and exit")
+    c.add_argument("--clear", action="store_true", help="remove cached engines and exit")
+    c.add_argument("--stale", action="store_true",
+                   help="with --clear: only entries built with other TensorRT / torch-tensorrt / torch / "
+                        "dlgsa-vs versions, or unreadable")
+    ap.add_argument("-v", "--verbose", action="store_true", help="show the Python traceback of unexpected errors")
+    return ap
+
+
+def _row(entry: CacheEntry) -> list[str]:
+    key = entry.key
+    size = f"{entry.size_bytes / 2**20:.1f}"
+    if entry.problem or key is None:
+        return [entry.digest[:12], "-", "-", "-", "-", "-", "-", "-", "-", size, f"UNUSABLE: {entry.problem}"]
+    meta = entry.meta or {}
+    created = meta.get("created", "?")
+    try:
+        created = datetime.datetime.fromisoformat(created).astimezone().strftime("%Y-%m-%d %H:%M")
+    except (TypeError, ValueError):
+        pass
+    return [entry.digest[:12], f"{key.variant} x{key.scale}", key.precision,
+            ("dyn " if key.dynamic else "") + key.shape_text(), str(key.batch), "on" if key.tlc else "off",
+            f"{key.gpu_name} ({key.compute_capability})", key.tensorrt_version,
+            f"{key.weights_sha256[:12]}", size, f"{created}, {meta.get('build_seconds', '?')} s"]
+
+
+def print_table(cache: EngineCache, out=None) -> int:
+    out = out or sys.stdout
+    entries = cache.list()
+    if not entries:
+        print(f"no cached engines in {cache.root}", file=out)
+        return 0
+    head = ["digest", "network", "prec", "LR size (HxW)", "batch", "TLC", "GPU", "TensorRT", "weights",
+            "MiB", "built"]
+    rows = [head] + [_row(e) for e in entries]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head) - 1)]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1], file=out)
+    total = sum(e.size_bytes for e in entries)
+    print(f"{len(entries)} engine(s), {total / 2**20:.1f} MiB in {cache.root}", file=out)
+    return len(entries)
+
+
+def _check(engine, model, log) -> None:
+    """One random batch through the engine and through PyTorch on the same GPU and precision."""
+    import torch
+
+    from .engine import PRECISION_DTYPES
+
+    key = engine.key
+    h, w = key.opt_hw
+    x = torch.rand(key.batch, 3, h, w, device=engine.device)
+    dtype = PRECISION_DTYPES[key.precision]
+    net = copy.deepcopy(model).eval().to(engine.device, dtype)
+    with torch.no_grad():
+        ref = net(x.to(dtype)).float()
+    y = engine(x).float()
+    err = (y - ref).abs().max().item()
+    log(f"{PROG}: check at {h}x{w}: max |TensorRT - PyTorch {key.precision}| = {err:.3g} "
+        f"(output range {ref.min().item():.3g}..{ref.max().item():.3g})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = build_parser()
+    args = ap.parse_args(argv)
+
+    def log(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    cache = EngineCache(args.cache_dir)
+    try:
+        if args.list or args.clear:
+            if args.list and args.clear:
+                raise UsageError("--list and --clear do not go together")
+            if args.list:
+                print_table(cache)
+                return 0
+            removed = cache.clear(stale_only=args.stale)
+            freed = sum(e.size_bytes for e in removed)
+            print(f"removed {len(removed)} {'stale ' if args.stale else ''}engine(s), {freed / 2**20:.1f} MiB, "
+                  f"from {cache.root}")
+            return 0
+        if args.stale:
+            raise UsageError("--stale goes with --clear")
+        height, width, shapes = shape_from_args(args, default_dynamic=True)
+        model = load_from_args(args)
+
+        from .engine import engine_for, trt_available
+
+        ok, reason = trt_available(args.device_index)
+        if not ok:
+            return fail(PROG, f"cannot build a TensorRT engine here: {reason}", 1)
+        log(f"{PROG}: {reason}")
+        engine = engine_for(model, precision=args.precision, batch=args.batch, height=height, width=width,
+                            shapes=shapes, device=f"cuda:{args.device_index}", cache=cache, force=args.force,
+                            workspace_gib=args.workspace, optimization_level=args.opt_level, log=log)
+        if not args.no_check:
+            _check(engine, model, log)
+        print(engine.path)
+        return 0
+    except UsageError as exc:
+        return fail(PROG, str(exc), 2)
+    except WeightsError as exc:
+        return fail(PROG, str(exc), 2)
+    except EngineCacheError as exc:
+        return fail(PROG, str(exc), 1)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; no engine was added to the cache", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - TensorRT raises many kinds; one line unless -v
+        if args.verbose:
+            import traceback
+
+            traceback.print_exc()
+        return fail(PROG, f"{type(exc).__name__}: {exc} (run with -v for the traceback)", 1)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

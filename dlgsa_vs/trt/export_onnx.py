@@ -1,0 +1,165 @@
+"""Export DLGSANet to ONNX, checked with onnxruntime against PyTorch.
+
+    dlgsa-export-onnx --variant light --scale 2 --size 540x960 -o light_x2_540p.onnx
+    dlgsa-export-onnx -m net_g.pth --min 16x16 --opt 540x960 --max 1088x1920 --no-tlc
+    dlgsa-export-onnx --size 256x256 --fp16
+
+Sizes are LR pixels, height x width. Input ``input`` (N, 3, H, W) in [0, 1], output ``output``
+(N, 3, sH, sW); a dynamic export with TLC on also takes ``windows_h`` / ``windows_w`` (see
+docs/tensorrt.md: vs-mlrt wants a static file, or --no-tlc). The file is written under a
+temporary name and appears only once it has been exported and verified.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from ..weights import WeightsError, detect_config, variant_name
+from .program import tlc_on
+from ._cli import (Parser, UsageError, add_model_options, add_shape_options, fail, hw_text, load_from_args,
+                   parse_hw, shape_from_args)
+
+PROG = "dlgsa-export-onnx"
+FP32_LIMIT = 1e-4
+FP16_RELATIVE_LIMIT = 1e-2
+
+
+def build_parser() -> Parser:
+    ap = Parser(prog=PROG, description=__doc__.splitlines()[0])
+    add_model_options(ap)
+    add_shape_options(ap)
+    g = ap.add_argument_group("output")
+    g.add_argument("-o", "--output", metavar="FILE.onnx",
+                   help="default: dlgsanet_<variant>_x<scale>_<size>[_notlc][_fp16].onnx in the current folder")
+    g.add_argument("--fp16", action="store_true", help="half-precision weights, input and output")
+    g.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
+    g.add_argument("--no-verify", action="store_true", help="skip the onnxruntime check against PyTorch")
+    g.add_argument("--verify-size", type=parse_hw, action="append", metavar="HxW",
+                   help="size(s) to check a dynamic file at (default: the smallest and one odd size in range)")
+    ap.add_argument("-v", "--verbose", action="store_true",
+                    help="show the exporter's log and the Python traceback of unexpected errors")
+    return ap
+
+
+def default_name(model, height, width, shapes, fp16: bool) -> str:
+    variant = variant_name(detect_config(model.state_dict()))
+    size = f"{height}x{width}" if shapes is None else f"{hw_text(shapes.min_hw)}-{hw_text(shapes.max_hw)}"
+    tlc = "" if tlc_on(model) else "_notlc"
+    return f"dlgsanet_{variant}_x{model.upscale}_{size}{tlc}{'_fp16' if fp16 else ''}.onnx"
+
+
+def verify_sizes(height, width, shapes, requested) -> list[tuple[int, int]]:
+    if shapes is None:
+        return [(height, width)]
+    if requested:
+        bad = [hw for hw in requested if not all(a <= v <= b for a, v, b in zip(shapes.min_hw, hw, shapes.max_hw))]
+        if bad:
+            raise UsageError(f"--verify-size {hw_text(bad[0])} is outside --min {hw_text(shapes.min_hw)} .. "
+                             f"--max {hw_text(shapes.max_hw)}")
+        return list(dict.fromkeys(requested))
+    odd = tuple(min(max(v, lo), hi) for v, lo, hi in zip((67, 93), shapes.min_hw, shapes.max_hw))
+    return list(dict.fromkeys([shapes.min_hw, odd]))
+
+
+def verify(path: Path, model, sizes, batch: int, fp16: bool, log) -> str | None:
+    """Run the file with onnxruntime (CPU) and compare with fp32 PyTorch; None when it passes,
+    else what failed."""
+    try:
+        import onnxruntime
+    except ImportError:
+        return ('onnxruntime is not installed, so the file cannot be verified: pip install "dlgsa-vs[onnx]", '
+                'or pass --no-verify')
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+    log(f"{PROG}: inputs " + ", ".join(f"{i.name} {i.type} {i.shape}" for i in session.get_inputs()))
+    net = copy.deepcopy(model).eval().float()
+    gen = torch.Generator().manual_seed(0)
+    for h, w in sizes:
+        x = torch.rand(batch, 3, h, w, generator=gen)
+        feeds = {"input": (x.half() if fp16 else x).numpy()}
+        if "windows_h" in names:
+            wh, ww = net.tlc_windows(h, w)
+            feeds.update(windows_h=wh.numpy(), windows_w=ww.numpy())
+        start = time.monotonic()
+        with torch.no_grad():
+            ref = net(x)
+        out = torch.from_numpy(session.run(None, feeds)[0]).float()
+        if out.shape != ref.shape:
+            return f"at {h}x{w} onnxruntime gave shape {tuple(out.shape)}, PyTorch {tuple(ref.shape)}"
+        err = (out - ref).abs().max().item()
+        if fp16:
+            limit = FP16_RELATIVE_LIMIT * max(1.0, ref.abs().max().item())
+            rule = f"{FP16_RELATIVE_LIMIT:g} x max(1, max|output|): fp16 file against the fp32 PyTorch output"
+        else:
+            limit, rule = FP32_LIMIT, "fp32"
+        log(f"{PROG}: verified with onnxruntime (CPU) at {h}x{w}: max abs err {err:.3g} "
+            f"(limit {limit:.3g}, {rule}; {time.monotonic() - start:.1f} s)")
+        if not err <= limit:
+            return f"at {h}x{w} the ONNX output differs from PyTorch by {err:.3g} (limit {limit:.3g})"
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = build_parser()
+    args = ap.parse_args(argv)
+
+    def log(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    if not args.verbose:  # the exporter's notes (torchvision ops skipped, ...) are not the user's business
+        for name in ("torch.onnx", "onnx_ir", "onnxscript"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+    tmp: Path | None = None
+    try:
+        if args.opset < 18:
+            raise UsageError(f"--opset must be >= 18 (torch's ONNX exporter), got {args.opset}")
+        height, width, shapes = shape_from_args(args, default_dynamic=False)
+        sizes = verify_sizes(height, width, shapes, args.verify_size)
+        model = load_from_args(args)
+        out = Path(args.output or default_name(model, height, width, shapes, args.fp16))
+        if out.suffix != ".onnx":
+            raise UsageError(f"the output name should end in .onnx: {out}")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.stem}.{os.getpid()}.unverified.onnx")
+        from ..export import export_onnx
+
+        start = time.monotonic()
+        log(f"{PROG}: exporting {'a dynamic' if shapes else 'a static'} {'fp16' if args.fp16 else 'fp32'} graph "
+            f"({hw_text(shapes.min_hw) + '..' + hw_text(shapes.max_hw) if shapes else f'{height}x{width}'}, "
+            f"batch {args.batch}, TLC {'off' if args.no_tlc else 'on'})")
+        export_onnx(copy.deepcopy(model), tmp, height or 0, width or 0, batch=args.batch, shapes=shapes,
+                    fp16=args.fp16, opset=args.opset)
+        log(f"{PROG}: exported in {time.monotonic() - start:.1f} s")
+        if not args.no_verify:
+            problem = verify(tmp, model, sizes, args.batch, args.fp16, log)
+            if problem:
+                return fail(PROG, f"verification failed, no file written: {problem}", 1)
+        os.replace(tmp, out)
+        print(out)
+        return 0
+    except UsageError as exc:
+        return fail(PROG, str(exc), 2)
+    except WeightsError as exc:
+        return fail(PROG, str(exc), 2)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; no file was written", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the exporter raises many kinds; one line unless -v
+        if args.verbose:
+            import traceback
+
+            traceback.print_exc()
+        return fail(PROG, f"{type(exc).__name__}: {exc} (run with -v for the traceback)", 1)
+    finally:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""The programs torch-tensorrt compiles (dlgsa_vs.trt.program), checked against eager PyTorch
+on the CPU for every published variant and scale, static and dynamic.
+
+Tracing a published network is slow on 2 cores (the dynamic convolution is 49 shifted
+products per block): tiny or light ~18 s static and ~45 s dynamic, full ~40 s and ~90 s;
+all 18 cases take ~13 minutes. The default run therefore exports tiny and light once each way
+(~2.5 minutes; the scale only changes the last convolution and the TLC window size); every
+other case, full included, runs with DLGSA_SLOW_TESTS=1.
+"""
+import os
+
+import pytest
+import torch
+
+from dlgsa_vs.arch import DLGSANet, build_model
+from dlgsa_vs.export import ShapeRange
+from dlgsa_vs.trt.program import FlatWindows, run_program, trt_program, window_count_range
+from conftest import randomize_, small_config
+
+SIZE = (24, 30)
+RANGE = ShapeRange((16, 16), SIZE, (64, 80))
+OTHER_SIZE = (61, 17)  # a second size inside RANGE: x4's 48-pixel TLC windows overlap along H
+
+# (variant, scale, mode) run by default
+DEFAULT = {("tiny", 2, "static"), ("tiny", 4, "dynamic"), ("light", 4, "static"), ("light", 3, "dynamic")}
+SLOW = pytest.mark.skipif(os.environ.get("DLGSA_SLOW_TESTS") != "1",
+                          reason="slow (a published network traced on the CPU); set DLGSA_SLOW_TESTS=1 to run")
+
+
+def cases() -> list:
+    params = []
+    for variant in ("tiny", "light", "full"):
+        for scale in (2, 3, 4):
+            for mode in ("static", "dynamic"):
+                marks = () if (variant, scale, mode) in DEFAULT else (SLOW,)
+                params.append(pytest.param(variant, scale, mode, marks=marks, id=f"{variant}-x{scale}-{mode}"))
+    return params
+
+
+def relative_error(out: torch.Tensor, ref: torch.Tensor) -> float:
+    # randomised deep nets reach large values: compare relative to them (as tests/test_export.py)
+    return ((out - ref).abs().max() / ref.abs().max()).item()
+
+
+@pytest.mark.parametrize("variant,scale,mode", cases())
+def test_program_matches_eager(variant, scale, mode):
+    torch.manual_seed(scale)
+    model = randomize_(build_model(variant, scale)).eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    if mode == "static":
+        graph = trt_program(model, height=SIZE[0], width=SIZE[1])
+        sizes = [SIZE]
+        assert graph.input_names == ("input",) and graph.dynamic_shapes is None
+    else:
+        graph = trt_program(model, shapes=RANGE)
+        sizes = [SIZE, OTHER_SIZE]
+        assert graph.input_names == ("input", "windows_h", "windows_w")
+        assert isinstance(graph.program.module(), torch.nn.Module)
+    assert graph.inputs[0].min_shape == (1, 3, *(SIZE if mode == "static" else RANGE.min_hw))
+    for h, w in sizes:
+        x = torch.rand(1, 3, h, w)
+        with torch.no_grad():
+            ref = model(x)
+        out = run_program(graph, model, x, dynamic=mode == "dynamic")
+        assert out.shape == (1, 3, h * scale, w * scale)
+        assert relative_error(out, ref) <= 1e-5, (variant, scale, mode, h, w)
+    # the caller's model is not touched (the export works on a copy)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert next(model.parameters()).dtype == torch.float32
+
+
+def test_dynamic_program_without_tlc_takes_the_image_alone():
+    torch.manual_seed(0)
+    model = randomize_(DLGSANet(**small_config(tlc_flag=False))).eval()
+    graph = trt_program(model, shapes=RANGE)
+    assert graph.input_names == ("input",) and len(graph.dynamic_shapes) == 1
+    x = torch.rand(1, 3, *OTHER_SIZE)
+    with torch.no_grad():
+        ref = model(x)
+    assert relative_error(run_program(graph, model, x, dynamic=True), ref) <= 1e-5
+
+
+def test_window_count_ranges_cover_every_size():
+    # the TensorRT profile of windows_h/_w must hold the count of every frame size in range
+    k = 48
+    lo, opt, hi = window_count_range(16, 1088, 540, k)
+    from dlgsa_vs.arch.tlc import window_starts
+
+    counts = {int(window_starts(max(n, k), k, torch.device("cpu")).shape[0]) for n in range(16, 1089)}
+    assert (lo, hi) == (min(counts), max(counts))
+    assert opt == int(window_starts(540, k, torch.device("cpu")).shape[0])
+    assert lo >= 2  # the exported graphs keep at least two windows per axis
+
+
+def test_batch_and_half_precision_inputs_are_described():
+    torch.manual_seed(0)
+    model = randomize_(DLGSANet(**small_config())).eval()
+    graph = trt_program(model, batch=3, shapes=RANGE, dtype=torch.float16)
+    x, wh, ww = graph.inputs
+    assert (x.min_shape, x.opt_shape, x.max_shape) == ((3, 3, 16, 16), (3, 3, 24, 30), (3, 3, 64, 80))
+    assert x.dtype == torch.float16 and wh.dtype == torch.int64 and ww.dtype == torch.int64
+    assert wh.min_shape[1] == model.tlc_kernel and not x.static
+    assert graph.example_inputs[0].dtype == torch.float16
+    assert next(model.parameters()).dtype == torch.float32  # the copy was cast, not the model
+
+
+def test_flat_wrapper_forwards_the_windows():
+    torch.manual_seed(0)
+    model = randomize_(build_model("tiny", 3)).eval()
+    x = torch.rand(2, 3, *OTHER_SIZE)
+    with torch.no_grad():
+        assert torch.equal(FlatWindows(model)(x, *model.tlc_windows(*OTHER_SIZE)), model(x))
+
+
+def test_bad_arguments_are_refused():
+    model = build_model("tiny", 2)
+    with pytest.raises(ValueError, match="either height and width"):
+        trt_program(model, height=24, width=30, shapes=RANGE)
+    with pytest.raises(ValueError, match="either height and width"):
+        trt_program(model)
+    with pytest.raises(ValueError, match="batch"):
+        trt_program(model, height=24, width=30, batch=0)
