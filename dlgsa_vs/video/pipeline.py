@@ -13,6 +13,7 @@ interleaves them with the video packets as the input had them.
 from __future__ import annotations
 
 import queue
+import signal
 import threading
 import time
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ import numpy as np
 import torch
 
 from .colour import Colour, frame_to_rgb, resolve_colour, rgb_to_planes, tag_frame, write_planes
-from .errors import VideoError
+from .errors import Interrupted, VideoError
 from .output import Output, open_output, storage_error
 from .probe import InputInfo, Source, fmt_time
 
@@ -218,24 +219,50 @@ class Pipeline:
             err = storage_error(exc, self.output.tmp)
             raise (err or exc) from None
 
+    # --- signals ---------------------------------------------------------------------------------
+    # Python raises KeyboardInterrupt (and our SIGTERM handler its exception) wherever the main
+    # thread happens to be, also inside a queue's or semaphore's internals, which can leave a
+    # lock held that the reader or writer then waits on forever (a Ctrl-C that was seen to hang).
+    # While the threads run, a signal only sets the stop flag; every thread leaves at its next
+    # queue operation, and run() raises ``Interrupted`` once they are all out. A second Ctrl-C
+    # gets Python's default: an immediate KeyboardInterrupt.
+    def _on_signal(self, signum, frame) -> None:
+        self.interrupted = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        self.stop.set()
+        if signum == signal.SIGINT:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def _catch_signals(self) -> dict:
+        if threading.current_thread() is not threading.main_thread():
+            return {}  # an embedding application's thread: its signals are its own business
+        return {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+
     # --- the network, in this (the main) thread -----------------------------------------------
     def run(self) -> Stats:
         t0 = time.perf_counter()
         reader = threading.Thread(target=self._reader, name="dlgsa-read", daemon=True)
         writer = threading.Thread(target=self._writer, name="dlgsa-write", daemon=True)
-        reader.start()
-        writer.start()
+        self.interrupted: str | None = None
+        previous = self._catch_signals()
         try:
-            self._infer()
-        except _Stopped:
-            pass
-        except BaseException as exc:
-            self._fail(exc)
+            reader.start()
+            writer.start()
+            try:
+                self._infer()
+            except _Stopped:
+                pass
+            except BaseException as exc:
+                self._fail(exc)
+            finally:
+                if self.errors or self.stop.is_set():
+                    self.stop.set()
+                _join(reader)
+                _join(writer)
         finally:
-            if self.errors or self.stop.is_set():
-                self.stop.set()
-            _join(reader)
-            _join(writer)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        if self.interrupted:
+            raise Interrupted(self.interrupted)
         if self.errors:
             raise self.errors[0]
         self.stats.seconds = time.perf_counter() - t0
