@@ -1,0 +1,89 @@
+"""Training pieces: the image pack, the time-budget schedule, and a real (short) train.py run."""
+import json
+import math
+import subprocess
+import sys
+from argparse import Namespace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dlgsa_vs.imageio import write_png
+from dlgsa_vs.training import (TrainingImage, load_image_pack, load_training_images, pixel_digest,
+                               save_image_pack)
+from dlgsa_vs.weights import load_model
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
+from train import budget_lr  # noqa: E402
+
+
+def images(n=5, seed=0):
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        h, w = rng.integers(40, 90, size=2)
+        # smooth content plus noise and the extreme values, so every byte value path is used
+        y, x = np.mgrid[0:h, 0:w]
+        base = (127 + 120 * np.sin(x / 7.0 + i) * np.cos(y / 5.0))[..., None] + rng.normal(0, 20, (h, w, 3))
+        px = np.clip(base, 0, 255).astype(np.uint8)
+        px[0, 0], px[-1, -1] = 0, 255
+        out.append(TrainingImage(f"set/{i:02d}.png", pixel_digest(px), px))
+    return out
+
+
+def test_image_pack_round_trip_is_exact_and_smaller(tmp_path):
+    ims = images()
+    path = save_image_pack(tmp_path / "p.npz", ims)
+    back = load_image_pack(path)
+    assert [b.label for b in back] == [a.label for a in ims]
+    for a, b in zip(ims, back):
+        assert b.pixels.dtype == np.uint8 and np.array_equal(a.pixels, b.pixels) and a.digest == b.digest
+    assert path.stat().st_size < sum(im.pixels.nbytes for im in ims)
+    assert not list(tmp_path.glob(".*part"))
+
+
+def test_folder_and_pack_give_the_same_images(tmp_path):
+    folder = tmp_path / "set"
+    folder.mkdir()
+    ims = images(3)
+    for im in ims:
+        write_png(folder / Path(im.label).name, im.pixels)
+    from_folder = load_training_images([folder])
+    from_pack = load_training_images([save_image_pack(tmp_path / "p.npz", from_folder)])
+    assert [(i.label, i.digest) for i in from_folder] == [(i.label, i.digest) for i in ims]
+    assert [(i.label, i.digest) for i in from_pack] == [(i.label, i.digest) for i in ims]
+
+
+def test_budget_schedule_warms_up_then_decays_to_zero():
+    args = Namespace(lr=1e-3, warmup=10, minutes=1.0)
+    assert budget_lr(args, 0, 0) == pytest.approx(1e-4)
+    assert budget_lr(args, 9, 0) == pytest.approx(1e-3)
+    assert budget_lr(args, 100, 30) == pytest.approx(0.5e-3)
+    assert budget_lr(args, 100, 60) == pytest.approx(0.0, abs=1e-12)
+    assert budget_lr(args, 100, 90) == pytest.approx(0.0, abs=1e-12)  # past the budget: stays 0
+    assert math.isclose(budget_lr(Namespace(lr=1e-3, warmup=0, minutes=2.0), 0, 0), 1e-3)
+
+
+def test_train_script_runs_a_time_budget_and_resumes(tmp_path):
+    pack = save_image_pack(tmp_path / "p.npz", images(6, seed=1))
+    out = tmp_path / "run"
+    cmd = [sys.executable, str(REPO / "scripts" / "train.py"), "--variant", "tiny", "--scale", "2",
+           "--data", str(pack), "--val-count", "2", "--val-crop", "32", "--batch", "2", "--patch", "16",
+           "--minutes", "0.05", "--warmup", "2", "--ckpt-every", "5", "--val-every", "5", "--threads", "1",
+           "--quiet", "--out", str(out)]
+    first = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr
+    val = [json.loads(line) for line in (out / "val.jsonl").read_text().splitlines()]
+    assert val and all(np.isfinite(v["psnr_y"]) for v in val)
+    config = json.loads((out / "config.json").read_text())
+    assert len(config["train_images"]) == 4 and len(config["val_images"]) == 2
+    assert config["train_images"][0].startswith("set/00.png ")
+    model = load_model(out / "ema.safetensors")  # a loadable, shippable file
+    assert model.upscale == 2
+    done = val[-1]["iteration"]
+    second = subprocess.run(cmd, capture_output=True, text=True, timeout=300)  # resumes from last.pt
+    assert second.returncode == 0, second.stderr
+    val2 = [json.loads(line) for line in (out / "val.jsonl").read_text().splitlines()]
+    assert val2[-1]["iteration"] > done
