@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("-v", "--verbose", action="store_true", help="also show FFmpeg's own messages")
     g.add_argument("--make-sample", metavar="PATH",
                    help="make a short test clip (160x90, 2 s, 12 fps, with audio) at PATH and stop")
+    from ..cluster.cli import add_cluster_options  # --ray and its options (docs/cluster.md)
+
+    add_cluster_options(ap)
     return ap
 
 
@@ -150,6 +153,10 @@ def _main(args) -> int:
         return _make_sample(args)
     if not args.input:
         raise VideoError("give a video file (or --make-sample PATH to make one)", code=2)
+    if args.ray is not None:
+        from ..cluster.cli import run_from_args
+
+        return run_from_args(args, [args.input], args.ray)
     if args.batch < 1:
         raise VideoError(f"--batch must be >= 1, got {args.batch}", code=2)
     if args.frames is not None and args.frames < 1:

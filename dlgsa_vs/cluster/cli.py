@@ -1,0 +1,163 @@
+"""Command line of the cluster mode: ``dlgsa-upscale in.mkv --ray [ADDRESS]`` and
+``dlgsa-upscale-ray IN... [--address ADDRESS]`` (several files or folders in one queue).
+
+The video is cut at keyframes into chunks of about --chunk-seconds, each chunk is upscaled
+and encoded by a Ray task (one GPU each where the cluster has GPUs, else --cpus-per-task
+CPUs), and the chunks are joined by stream copy with the input's audio, subtitles and other
+streams. Work is kept in <output>.chunks/ (shared storage: every node must see the input
+and the output folder at the same path); a re-run after a crash resumes from it.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+VIDEO_EXTENSIONS = {".mp4", ".mkv", ".mov", ".m4v", ".webm", ".ts", ".m2ts", ".avi", ".mxf", ".nut"}
+CRASH_ENV = "DLGSA_CLUSTER_TEST_CRASH_ONCE"    # tests: a marker path; chunk 1's first attempt dies
+
+
+def add_cluster_options(ap: argparse.ArgumentParser, ray_flag: bool = True) -> None:
+    g = ap.add_argument_group("cluster (Ray)")
+    if ray_flag:
+        g.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                       help="upscale in chunks as Ray tasks on the cluster at ADDRESS (host:port of "
+                            "`ray start --head`), or without ADDRESS the one RAY_ADDRESS or `ray start` "
+                            "names, else a new local one; see docs/cluster.md")
+    else:
+        g.add_argument("--address", default="", metavar="ADDRESS",
+                       help="Ray cluster address (default: RAY_ADDRESS, the `ray start` cluster of "
+                            "this machine, else a new local one)")
+    g.add_argument("--chunk-seconds", type=float, default=60.0, metavar="S",
+                   help="chunk length: cut at the first keyframe at least S seconds after the last "
+                        "cut (default 60)")
+    g.add_argument("--workers", type=int, metavar="N",
+                   help="new local cluster only: its CPU slots (default: all cores)")
+    g.add_argument("--cpus-per-task", type=float, default=1.0, metavar="N",
+                   help="CPUs a chunk task takes on a cluster without GPUs (default 1)")
+    g.add_argument("--retries", type=int, default=3, metavar="N",
+                   help="times a chunk whose worker died is started again (default 3)")
+    g.add_argument("--keep-chunks", action="store_true",
+                   help="keep <output>.chunks/ (chunk files and manifest) after success")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from ..cli.common import add_model_options
+
+    ap = argparse.ArgumentParser(prog="dlgsa-upscale-ray", description=__doc__.splitlines()[0])
+    ap.add_argument("inputs", nargs="+", help="video files and/or folders of them")
+    ap.add_argument("-o", "--output", metavar="PATH",
+                    help="one input: the output file; several: an existing folder for the outputs "
+                         "(default: <input>_x<scale> next to each input)")
+    add_model_options(ap)
+    ap.add_argument("--backend", choices=["auto", "cuda", "cpu"], default="auto")
+    ap.add_argument("--precision", choices=["fp16", "bf16", "fp32"])
+    ap.add_argument("--batch", type=int, default=1, metavar="N")
+    ap.add_argument("-c", "--encoder", metavar="NAME")
+    ap.add_argument("--crf", type=float, metavar="Q")
+    ap.add_argument("--pix-fmt", metavar="FMT")
+    ap.add_argument("-e", "--encoder-option", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    ap.add_argument("-v", "--verbose", action="store_true", help="a line per worker every few seconds")
+    add_cluster_options(ap, ray_flag=False)
+    return ap
+
+
+def _inputs(names: list[str]) -> list[Path]:
+    from ..video.errors import VideoError
+
+    out: list[Path] = []
+    for name in names:
+        p = Path(name)
+        if p.is_dir():
+            found = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in VIDEO_EXTENSIONS
+                           and ".part-" not in f.name)
+            if not found:
+                raise VideoError(f"folder {p} holds no video files ({', '.join(sorted(VIDEO_EXTENSIONS))})",
+                                 code=2)
+            out.extend(found)
+        elif not p.exists():
+            raise VideoError(f"input not found: {p}", code=2)
+        else:
+            out.append(p)
+    return out
+
+
+def run_from_args(args, inputs: list[str], address: str | None) -> int:
+    """Both front ends end here; returns the exit status (errors raise VideoError)."""
+    from ..video.cli import _encoder_options
+    from ..video.errors import VideoError
+    from ..video.output import default_output
+    from ..weights import WeightsError, load_model
+
+    for flag in ("start", "frames", "preview", "compile", "cuda_graphs"):
+        if getattr(args, flag, None):
+            raise VideoError(f"--{flag.replace('_', '-')} is not available with --ray", code=2)
+    if getattr(args, "backend", "auto") == "trt":
+        raise VideoError("--backend trt is not available with --ray yet: use cuda or auto", code=2)
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        from .run import INSTALL_HINT
+
+        raise VideoError(INSTALL_HINT, code=2) from None
+    from . import run
+
+    files = _inputs(inputs)
+    try:
+        scale = load_model(args.model, variant=args.variant, scale=args.scale, tlc=not args.no_tlc).upscale
+    except WeightsError as exc:
+        raise VideoError(str(exc).replace("with model_path", "with -m/--model"), code=2) from None
+    out_dir = None
+    if len(files) > 1 and args.output:
+        out_dir = Path(args.output)
+        if not out_dir.is_dir():
+            raise VideoError(f"with several inputs -o names an existing folder; {out_dir} is not one", code=2)
+    settings = dict(model=str(Path(args.model).resolve()) if args.model else None, variant=args.variant,
+                    scale=scale, tile=list(args.tile), tile_pad=args.tile_pad, tlc=not args.no_tlc,
+                    batch=args.batch, precision=args.precision, backend=args.backend,
+                    threads=args.threads or max(1, int(args.cpus_per_task)), encoder=args.encoder,
+                    crf=args.crf, pix_fmt=args.pix_fmt, encoder_options=_encoder_options(args.encoder_option))
+    jobs = []
+    for f in files:
+        if out_dir is not None:
+            out = out_dir / default_output(f, scale).name
+        elif args.output:
+            out = Path(args.output)
+        else:
+            out = default_output(f, scale)
+        jobs.append(run.plan_job(f, out, settings, args.chunk_seconds))
+    run.connect(address or None, args.workers)
+    run.run_jobs(jobs, cpus_per_task=args.cpus_per_task, max_retries=args.retries,
+                 keep_chunks=args.keep_chunks, verbose=args.verbose, progress=not args.quiet,
+                 crash_marker=os.environ.get(CRASH_ENV))
+    status = 0
+    for job in jobs:
+        if job.failed:
+            print(f"error: {job.input.name}: {job.failed}; finished chunks are kept in {job.work} "
+                  f"(run again to resume)", file=sys.stderr)
+            status = 1
+        elif not args.quiet:
+            print(run.describe(job), file=sys.stderr)
+    return status
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ..cli.common import fail
+    from ..video.errors import VideoError
+
+    args = build_parser().parse_args(argv)
+    if args.batch < 1:
+        return fail(f"--batch must be >= 1, got {args.batch}", 2)
+    try:
+        return run_from_args(args, args.inputs, args.address)
+    except VideoError as exc:
+        return fail(str(exc), exc.code)
+    except KeyboardInterrupt:
+        print("interrupted (Ctrl-C): finished chunks are kept; run again to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
