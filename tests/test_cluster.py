@@ -1,0 +1,199 @@
+"""The cluster mode (dlgsa_vs.cluster) on a local Ray cluster: real clips with B-frames and
+audio, real PyAV, the micro network; FFV1 output so that frames compare exactly with a
+single-process dlgsa-upscale run. Also: a worker that dies mid-chunk, a driver killed with
+SIGKILL and resumed, batch mode, and the message without Ray."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+
+from video_support import REPO, decoded_planes, stream_packets, video_facts, write_clip
+
+CHUNK_SECONDS = "0.8"      # keyframes every 10 frames at 12 fps: 5 chunks of 48 frames
+
+
+def _audio(container):
+    a = container.add_stream("aac", rate=48000)
+    a.layout = "stereo"
+
+    def mux(c):
+        for i in range(48000 * 4 // 1024 + 1):
+            t = (np.arange(1024) + i * 1024) / 48000
+            f = av.AudioFrame.from_ndarray(np.stack([np.sin(440 * t), np.cos(330 * t)]).astype(np.float32) * 0.2,
+                                           format="fltp", layout="stereo")
+            f.sample_rate, f.pts = 48000, i * 1024
+            c.mux(a.encode(f))
+        c.mux(a.encode(None))
+    return mux
+
+
+def make_clip(path: Path, frames: int = 48) -> Path:
+    """Moving picture, 12 fps (1/1000 time base), x264 with 3 B-frames, a keyframe every
+    10 frames, AAC audio."""
+    return write_clip(path, width=48, height=32, pts=[i * 83 for i in range(frames)],
+                      options={"crf": "12", "bf": "3", "g": "10", "keyint_min": "10", "sc_threshold": "0"},
+                      extra=_audio)
+
+
+@pytest.fixture(scope="module")
+def ray_address():
+    ray = pytest.importorskip("ray", reason='ray is not installed (pip install "dlgsa-vs[cluster]")')
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray.get_runtime_context().gcs_address
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory, micro_model):
+    """The clip and its single-process FFV1 upscale (1 torch thread, like each Ray task)."""
+    from dlgsa_vs.video.cli import main
+
+    d = tmp_path_factory.mktemp("cluster")
+    clip = make_clip(d / "clip.mkv")
+    threads = torch.get_num_threads()
+    try:
+        assert main([str(clip), "-m", str(micro_model), "-c", "ffv1", "--threads", "1", "-q",
+                     "-o", str(d / "single.mkv")]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    return d, clip, d / "single.mkv", micro_model
+
+
+def assert_same(out: Path, ref: Path) -> None:
+    a, b = video_facts(out), video_facts(ref)
+    assert a["frames"] == b["frames"] == 48
+    assert a["times"] == b["times"]
+    assert {k: v for k, v in a.items() if k != "times"} == {k: v for k, v in b.items() if k != "times"}
+    for i, (fa, fb) in enumerate(zip(decoded_planes(out), decoded_planes(ref))):
+        assert all(np.array_equal(x, y) for x, y in zip(fa, fb)), f"frame {i} differs"
+    assert stream_packets(out, "audio") == stream_packets(ref, "audio")
+
+
+def ray_cli(*args) -> int:
+    from dlgsa_vs.cluster.cli import main
+
+    return main([str(a) for a in args])
+
+
+def test_ray_output_equals_single_process(work, ray_address, capsys):
+    d, clip, single, model = work
+    out = d / "ray.mkv"
+    t = time.perf_counter()
+    rc = ray_cli(clip, "-m", model, "-c", "ffv1", "-o", out, "--chunk-seconds", CHUNK_SECONDS)
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert "48 frames in 5 chunks (5 computed now, 0 kept)" in err, err
+    assert_same(out, single)
+    assert not (d / "ray.mkv.chunks").exists()            # work folder removed after success
+    assert not [p for p in d.iterdir() if ".part-" in p.name]
+    print(f"ray run: {time.perf_counter() - t:.1f} s")
+
+
+def test_worker_killed_mid_chunk_is_retried(work, ray_address, capsys, monkeypatch):
+    d, clip, single, model = work
+    marker = d / "crashed-once"
+    monkeypatch.setenv("DLGSA_CLUSTER_TEST_CRASH_ONCE", str(marker))
+    out = d / "crash.mkv"
+    rc = ray_cli(clip, "-m", model, "-c", "ffv1", "-o", out, "--chunk-seconds", CHUNK_SECONDS, "--keep-chunks")
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert marker.exists()                       # chunk 1's first attempt did die (os._exit)
+    assert_same(out, single)
+    manifest = json.loads((d / "crash.mkv.chunks" / "manifest.json").read_text())
+    assert [c["status"] for c in manifest["chunks"]] == ["done"] * 5
+
+
+def test_driver_killed_then_resumed(work, ray_address, capsys):
+    d, clip, single, model = work
+    out = d / "resumed.mkv"
+    manifest_path = d / "resumed.mkv.chunks" / "manifest.json"
+    # One task at a time (2 CPUs each), so that the driver dies with chunks still to do.
+    cmd = [sys.executable, "-m", "dlgsa_vs.cluster.cli", str(clip), "-m", str(model), "-c", "ffv1", "-o",
+           str(out), "--chunk-seconds", CHUNK_SECONDS, "--address", ray_address, "--cpus-per-task", "2",
+           "--threads", "1", "-q"]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    done_before: list[int] = []
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                m = json.loads(manifest_path.read_text())
+            except (OSError, ValueError):
+                m = None
+            if m and any(c["status"] == "done" for c in m["chunks"]):
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+                break
+            time.sleep(0.05)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()
+    assert not out.exists()
+    m = json.loads(manifest_path.read_text())
+    done_before = [c["index"] for c in m["chunks"] if c["status"] == "done"]
+    assert 1 <= len(done_before) < 5
+    sums = {c["index"]: c["checksum"] for c in m["chunks"] if c["status"] == "done"}
+
+    rc = ray_cli(clip, "-m", model, "-c", "ffv1", "-o", out, "--chunk-seconds", CHUNK_SECONDS, "--threads", "1",
+                 "--keep-chunks")
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert f"resuming clip.mkv: {len(done_before)} of 5 chunks already done" in err, err
+    assert f"({5 - len(done_before)} computed now, {len(done_before)} kept)" in err, err
+    m2 = json.loads(manifest_path.read_text())
+    assert m2["runs"] == 2
+    for c in m2["chunks"]:
+        if c["index"] in done_before:        # not recomputed: made by run 1, same bytes
+            assert c["run"] == 1 and c["checksum"] == sums[c["index"]]
+        else:
+            assert c["run"] == 2
+    assert_same(out, single)
+
+
+def test_batch_of_files_and_a_folder(work, ray_address, capsys, tmp_path):
+    d, clip, single, model = work
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    shutil.copy(clip, inputs / "a.mkv")
+    short = make_clip(inputs / "b.mkv", frames=24)
+    outs = tmp_path / "out"
+    outs.mkdir()
+    rc = ray_cli(inputs, "-m", model, "-c", "ffv1", "-o", outs, "--chunk-seconds", CHUNK_SECONDS)
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert_same(outs / "a_x2.mkv", single)
+    b = video_facts(outs / "b_x2.mkv")
+    assert b["times"] == video_facts(short)["times"] and b["width"] == 96
+
+
+def test_changed_settings_start_afresh(work, ray_address, capsys):
+    from dlgsa_vs.cluster import manifest as mf
+
+    d, clip, single, model = work
+    fresh = mf.new(clip, d / "x.mkv", {"encoder": "ffv1"}, [dict(start=None, end=830, frames=10)])
+    other = mf.new(clip, d / "x.mkv", {"encoder": "libx264"}, [dict(start=None, end=830, frames=10)])
+    assert mf.compatible(fresh, fresh) and not mf.compatible(other, fresh)
+
+
+def test_without_ray_one_line_and_exit_2(tmp_path):
+    code = ("import sys; sys.modules['ray'] = None\n"
+            "from dlgsa_vs.video.cli import main\n"
+            f"sys.exit(main([{str(tmp_path / 'in.mkv')!r}, '--ray']))")
+    (tmp_path / "in.mkv").write_bytes(b"x")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert r.returncode == 2, r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert lines == ['error: the --ray mode needs Ray: pip install "dlgsa-vs[cluster]"'], r.stderr
