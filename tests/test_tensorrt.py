@@ -119,6 +119,7 @@ def test_engine_wrapper_batches_pads_and_checks_sizes(small):
     assert out.dtype == torch.float64 and out.shape == (3, 3, 40, 56)
     assert (out.float() - ref).abs().max() <= 1e-5 * ref.abs().max()
     assert engine.supports(20, 28) and not engine.supports(20, 29)
+    assert engine(torch.rand(0, 3, 20, 28)).shape == (0, 3, 40, 56)
     with pytest.raises(ValueError, match=r"takes LR frames of 20x28, got 21x28.*--size 21x28"):
         engine(torch.rand(1, 3, 21, 28))
     with pytest.raises(ValueError, match=r"\(N, 3, H, W\)"):

@@ -342,3 +342,17 @@ def test_build_command_usage_errors_are_one_line(argv, message, capsys):
     err = capsys.readouterr().err
     assert code == 2 and message in err
     assert len(err.strip().splitlines()) == 1 and err.startswith("dlgsa-build-engine: error: ")
+
+
+@pytest.mark.parametrize("argv,expected", [
+    ([], ((16, 16), (540, 960), (1088, 1920))),                       # the build command's default
+    (["--max", "256x256"], ((16, 16), (256, 256), (256, 256))),       # opt kept inside the range
+    (["--min", "600x600"], ((600, 600), (600, 960), (1088, 1920))),
+    (["--min", "8x8", "--opt", "64x64", "--max", "2160x3840"], ((8, 8), (64, 64), (2160, 3840))),
+])
+def test_partial_size_ranges_are_completed_within_the_given_bounds(argv, expected):
+    from dlgsa_vs.trt._cli import shape_from_args
+
+    h, w, shapes = shape_from_args(build_cli.build_parser().parse_args(argv), default_dynamic=True)
+    assert (h, w) == (None, None) and (shapes.min_hw, shapes.opt_hw, shapes.max_hw) == expected
+    assert shape_from_args(build_cli.build_parser().parse_args(["--size", "20x30"]), True) == (20, 30, None)

@@ -104,6 +104,20 @@ def test_batch_and_half_precision_inputs_are_described():
     assert next(model.parameters()).dtype == torch.float32  # the copy was cast, not the model
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+@pytest.mark.parametrize("h,w,k", [(37, 50, 16), (96, 96, 96), (200, 131, 48), (16, 16, 16), (61, 17, 48)])
+def test_exported_window_sum_equals_the_eager_scatter_add(h, w, k, dtype):
+    # exported graphs sum the overlapping TLC windows without repeated writes (tlc.from_windows)
+    from dlgsa_vs.arch.tlc import from_windows, tlc_windows
+
+    wh, ww = tlc_windows(h, w, k, torch.device("cpu"))
+    windows = torch.randn(2 * wh.shape[0] * ww.shape[0], 5, k, k).to(dtype)
+    hh, ww_ = max(h, k), max(w, k)
+    eager = from_windows(windows, wh, ww, hh, ww_)
+    assert torch.equal(from_windows(windows, wh, ww, hh, ww_, unique_writes=True), eager)
+    assert eager.dtype == dtype and eager.shape == (2, 5, hh, ww_)
+
+
 def test_flat_wrapper_forwards_the_windows():
     torch.manual_seed(0)
     model = randomize_(build_model("tiny", 3)).eval()

@@ -4,8 +4,9 @@ At inference the authors run the global channel attention on overlapping square 
 side ``k`` and average where windows overlap (megvii-research/TLC). Their code walks the
 windows in a Python loop and asserts batch 1. Here the window starts along each axis are a
 tensor computed from the map size, the windows are gathered with one 2-D index and put
-back with ``index_add``: the same numbers, any batch size, and no Python control flow that
-depends on the frame size, so the graph exports with dynamic height and width.
+back with ``index_add`` (in exported graphs without repeated writes, see ``from_windows``):
+the same numbers, any batch size, and no Python control flow that depends on the frame
+size, so the graph exports with dynamic height and width.
 
 Placement along an axis of length L (the authors' loop, in closed form):
 
@@ -65,27 +66,49 @@ def to_windows(x: torch.Tensor, idx_h: torch.Tensor, idx_w: torch.Tensor) -> tor
     return x.reshape(b * nh * nw, c, k, k)
 
 
+def _overlap_add(t: torch.Tensor, idx: torch.Tensor, length: int, dim: int) -> torch.Tensor:
+    """Sum the windows that dimension ``dim`` of ``t`` holds side by side (n windows of k, at
+    positions idx (n, k)) into a line of ``length`` there, writing every position once.
+
+    Windows two apart never overlap (their starts are two steps >= k apart, see
+    ``window_starts``), so the even windows go to one line and the odd ones to a second
+    (``index_copy`` into 2 x length, no position repeated) and the two lines are added.
+    """
+    dim = dim % t.dim()
+    second = (torch.arange(idx.shape[0], device=idx.device) % 2)[:, None] * length  # odd windows
+    shape = list(t.shape)
+    shape[dim] = 2 * length
+    lines = t.new_zeros(shape).index_copy(dim, (idx + second).reshape(-1), t)
+    return lines.unflatten(dim, (2, length)).sum(dim)
+
+
 def from_windows(windows: torch.Tensor, idx_h: torch.Tensor, idx_w: torch.Tensor,
-                 height: int, width: int) -> torch.Tensor:
+                 height: int, width: int, unique_writes: bool | None = None) -> torch.Tensor:
     """Inverse of ``to_windows``: sum overlapping windows into (B, C, H, W) and average.
 
-    Half-precision windows are summed in float32 and the result cast back: ONNX Runtime's CPU
-    ScatterND has no float16 add (an fp16 ONNX export would not run there), and the overlap
-    sums then lose nothing to half-precision rounding."""
-    dtype = windows.dtype
-    if dtype in (torch.float16, torch.bfloat16):
-        windows = windows.float()
+    Eagerly the sums are scatter-adds (``index_add``). Under ``torch.export`` (or with
+    ``unique_writes``) they are made by ``_overlap_add``, which writes each position once: a
+    scatter-add exports to ONNX ScatterND with reduction="add", which TensorRT cannot parse
+    and ONNX Runtime's multi-threaded CPU kernel computes with races (sums that are wrong where
+    windows overlap, and vary from run to run). The numbers are the same; the eager kernels
+    are about twice as fast on the CPU.
+    """
     c = windows.shape[1]
     (nh, k), nw = idx_h.shape, idx_w.shape[0]
-    idx_h, idx_w = idx_h.reshape(-1), idx_w.reshape(-1)
     x = windows.reshape(-1, nh, nw, c, k, k).permute(0, 3, 1, 4, 2, 5)
     x = x.reshape(-1, c, nh * k, nw * k)
+    if unique_writes if unique_writes is not None else torch.compiler.is_exporting():
+        out = _overlap_add(_overlap_add(x, idx_w, width, 3), idx_h, height, 2)
+        count_h = _overlap_add(x.new_ones(nh * k), idx_h, height, 0)
+        count_w = _overlap_add(x.new_ones(nw * k), idx_w, width, 0)
+        return out / (count_h[:, None] * count_w[None, :])
+    idx_h, idx_w = idx_h.reshape(-1), idx_w.reshape(-1)
     b = x.shape[0]
     cols = x.new_zeros(b, c, nh * k, width).index_add(3, idx_w, x)
     out = x.new_zeros(b, c, height, width).index_add(2, idx_h, cols)
     count_h = x.new_zeros(height).index_add(0, idx_h, x.new_ones(idx_h.shape[0]))
     count_w = x.new_zeros(width).index_add(0, idx_w, x.new_ones(idx_w.shape[0]))
-    return (out / (count_h[:, None] * count_w[None, :])).to(dtype)
+    return out / (count_h[:, None] * count_w[None, :])
 
 
 def pad_to_window(x: torch.Tensor, k: int) -> torch.Tensor:

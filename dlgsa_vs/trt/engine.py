@@ -6,9 +6,8 @@ Precision. torch-tensorrt 2.9+ builds *strongly typed* networks by default
 ``enabled_precisions`` (the old "weak typing", where TensorRT could pick fp16 kernels for an
 fp32 graph) is deprecated and must stay ``{fp32}`` under explicit typing. So an fp16 or bf16
 engine is built from a program exported in that dtype (weights and input cast, as the CUDA
-backend runs the network), with ``use_explicit_typing=True``; the TLC window averaging stays
-in fp32 because the graph says so (``arch/tlc.py``). An older torch-tensorrt without that
-option gets the fp32 program's dtype lowered through ``enabled_precisions`` instead.
+backend runs the network), with ``use_explicit_typing=True``. An older torch-tensorrt
+without that option gets the fp32 program lowered through ``enabled_precisions`` instead.
 
 ``tensorrt`` and ``torch_tensorrt`` are imported only when an engine is built or loaded;
 where they are missing, :class:`TensorRTUnavailable` says what is missing and how to install it.
@@ -20,6 +19,7 @@ import importlib
 import importlib.util
 import inspect
 import sys
+import threading
 from pathlib import Path
 from typing import Callable
 
@@ -233,7 +233,8 @@ class TrtEngine:
 
     Takes any N (runs the engine's batch at a time, padding the last one), frames on any
     device and dtype (returned on the same), and computes the TLC window inputs of a dynamic
-    engine itself.
+    engine itself. Safe to call from several threads: calls into the engine are serialised
+    (one TensorRT execution context), the rest runs on each caller's CUDA stream.
     """
 
     def __init__(self, module: Callable, key: EngineKey, *, tlc_kernel: int, device: torch.device,
@@ -245,6 +246,7 @@ class TrtEngine:
         self.path = path
         self.dtype = PRECISION_DTYPES[key.precision]
         self._windows: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"TrtEngine({self.key.describe()}, {self.path})"
@@ -261,9 +263,13 @@ class TrtEngine:
     def _inputs(self, height: int, width: int) -> tuple[torch.Tensor, ...]:
         if not (self.key.dynamic and self.key.tlc):
             return ()
-        if (height, width) not in self._windows:
-            self._windows[(height, width)] = tlc_windows(height, width, self.tlc_kernel, self.device)
-        return self._windows[(height, width)]
+        windows = self._windows.get((height, width))
+        if windows is None:
+            windows = tlc_windows(height, width, self.tlc_kernel, self.device)
+            if self.device.type == "cuda":  # finished before other threads' streams use them
+                torch.cuda.current_stream(self.device).synchronize()
+            self._windows[(height, width)] = windows
+        return windows
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4 or x.shape[1] != 3:
@@ -274,6 +280,8 @@ class TrtEngine:
                    else f"dlgsa-build-engine --min/--opt/--max covering {h}x{w}")
             raise ValueError(f"this TensorRT engine takes LR frames of {self.key.shape_text()}, got {h}x{w}: "
                              f"build one for that size ({fix}) or use tiles that fit")
+        if n == 0:
+            return x.new_empty((0, 3, h * self.scale, w * self.scale))
         extra = self._inputs(h, w)
         frames = x.to(self.device, self.dtype).contiguous()
         b = self.key.batch
@@ -284,7 +292,8 @@ class TrtEngine:
                 m = chunk.shape[0]
                 if m < b:  # the engine's batch is fixed: pad with copies of the last frame
                     chunk = torch.cat([chunk, chunk[-1:].expand(b - m, -1, -1, -1)])
-                y = self.module(chunk, *extra)
+                with self._lock:
+                    y = self.module(chunk, *extra)
                 y = y[0] if isinstance(y, (list, tuple)) else y
                 outs.append(y[:m])
         y = outs[0] if len(outs) == 1 else torch.cat(outs)
