@@ -31,7 +31,7 @@ from tqdm import tqdm
 from dlgsa_vs.arch import build_model
 from dlgsa_vs.metrics import psnr_y
 from dlgsa_vs.training import EMA, PairedPatches, load_checkpoint, load_training_images, save_checkpoint
-from dlgsa_vs.weights import model_from_state_dict, read_state_dict, save_safetensors
+from dlgsa_vs.weights import read_state_dict, save_safetensors
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "train"
 

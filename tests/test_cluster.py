@@ -5,7 +5,6 @@ SIGKILL and resumed, batch mode, and the message without Ray."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess

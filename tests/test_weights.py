@@ -1,6 +1,5 @@
 """Checkpoint files: authors' BasicSR layout, safetensors, detection and precise errors."""
 import collections
-import pickle
 
 import pytest
 import torch

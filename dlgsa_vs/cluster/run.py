@@ -2,7 +2,6 @@
 manifest up to date as chunks finish, join each input as soon as its chunks are done."""
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 import time
