@@ -171,17 +171,19 @@ def main(argv=None) -> int:
                          wall_seconds=f"{wall:.0f}", device=args.device)
 
     budget = 60 * args.minutes if args.minutes else None
-    end = 10**12 if budget else args.iters
+    budget_start = wall
+
+    def finished(done: int) -> bool:
+        return wall - budget_start >= budget if budget is not None else done >= args.iters
+
     bar = tqdm(total=None if budget else args.iters, initial=start, disable=args.quiet,
                dynamic_ncols=True, desc=f"{args.variant} x{args.scale}")
     loss_log = open(out / "train.jsonl", "a")
     tick = time.time()
-    budget_start = wall
-    it = start
-    for it in range(start, end):
+    done = start
+    while not finished(done):
+        it = done
         if budget is not None:
-            if wall - budget_start >= budget:
-                break
             for group in optimizer.param_groups:
                 group["lr"] = budget_lr(args, it - start, wall - budget_start)
         lr_img, hr_img = train.batch(args.seed, it, args.batch, args.patch)
@@ -206,7 +208,7 @@ def main(argv=None) -> int:
             bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{optimizer.param_groups[0]['lr']:.1e}")
             loss_log.write(json.dumps(dict(iteration=done, loss=loss.item(), wall_seconds=round(wall, 1))) + "\n")
             loss_log.flush()
-        last = done == args.iters or (budget is not None and wall - budget_start >= budget)
+        last = finished(done)
         if done % args.ckpt_every == 0 or last:
             checkpoint(done)
         if val is not None and (done % args.val_every == 0 or last):
@@ -218,7 +220,7 @@ def main(argv=None) -> int:
             tick = time.time()  # validation time is not training time
     loss_log.close()
     bar.close()
-    log(f"stopped at iteration {it + 1 if budget is None else it}, {wall:.0f} s of training")
+    log(f"stopped at iteration {done}, {wall:.0f} s of training")
     return 0
 
 
