@@ -304,9 +304,8 @@ class Pipeline:
         self.stats.batches.append(dt)
         if not bool(torch.isfinite(y).all()):
             when = fmt_time(batch[0][2] * self.in_tb)
-            raise VideoError(f"the network produced NaN/inf values at {when}"
-                             + (" in fp16: run without --fp16" if y.dtype == torch.float16 or
-                                getattr(self.upscaler, "dtype", None) == torch.float16 else ""))
+            # (half precision never gets here: the Upscaler redoes such a batch in a wider type)
+            raise VideoError(f"the network produced NaN/inf values at {when}")
         y = y.numpy()
         for item, out in zip(batch, y):
             self._put(self.q_out, ("frame", out, item[2], item[3]), self._frames_out)
