@@ -12,6 +12,10 @@ speed is not known in advance); EMA of the weights (0.999). Every ``--ckpt-every
 resumable state) and ``ema.safetensors`` (the weights to ship); every ``--val-every``:
 Y-PSNR of the EMA model on held-aside images, appended to ``val.jsonl``. ``config.json``
 records the arguments and the exact files trained on (with checksums).
+
+Ctrl-C (or SIGTERM) finishes the current step, saves ``last.pt`` and exits with 130 (143); the
+same command resumes. A ``--minutes`` run that was interrupted goes on with its own budget and
+schedule; one that had finished is extended by a new budget (warm-up and cosine from there).
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ import json
 import math
 import os
 import platform
+import signal
 import sys
 import time
 from pathlib import Path
@@ -136,6 +141,7 @@ def main(argv=None) -> int:
     scheduler = make_scheduler(optimizer, args)
     ema = EMA(model, args.ema)
     start, wall, ema_start = 0, 0.0, 0
+    stage = None  # (wall seconds, iteration) where the current --minutes budget began
 
     ckpt = out / "last.pt"
     if ckpt.exists():
@@ -146,6 +152,7 @@ def main(argv=None) -> int:
         scheduler.load_state_dict(state["scheduler"])
         start, wall = state["iteration"], state.get("wall_seconds", 0.0)
         ema_start = state.get("ema_start", 0)
+        stage = state.get("budget_stage")
         log(f"resumed from {ckpt} at iteration {start}")
         if args.reset_ema:
             ema.model.load_state_dict(model.state_dict())
@@ -165,27 +172,44 @@ def main(argv=None) -> int:
     def checkpoint(iteration: int) -> None:
         save_checkpoint(ckpt, model=model.state_dict(), ema=ema.model.state_dict(),
                         optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
-                        iteration=iteration, wall_seconds=wall, ema_start=ema_start, args=vars(args))
+                        iteration=iteration, wall_seconds=wall, ema_start=ema_start, args=vars(args),
+                        budget_stage=stage)
         save_safetensors(ema.model, out / "ema.safetensors", iterations=str(iteration),
                          training_data="+".join(Path(d).name for d in args.data),
                          wall_seconds=f"{wall:.0f}", device=args.device)
 
     budget = 60 * args.minutes if args.minutes else None
-    budget_start = wall
+    if budget is not None:
+        # An interrupted budget run continues its schedule; a finished one (or an --iters run)
+        # is extended by a new stage: warm-up and cosine again from here.
+        if stage is None or wall - stage[0] >= budget:
+            stage = (wall, start)
+        else:
+            log(f"continuing the time budget: {(budget - (wall - stage[0])) / 60:.1f} of "
+                f"{args.minutes:g} minutes left")
 
     def finished(done: int) -> bool:
-        return wall - budget_start >= budget if budget is not None else done >= args.iters
+        return wall - stage[0] >= budget if budget is not None else done >= args.iters
 
+    stop = []  # Ctrl-C / SIGTERM: finish the step, save, exit (a second Ctrl-C aborts at once)
+
+    def request_stop(signum, frame):
+        if stop and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        stop.append(signum)
+        log("\nstopping after this step (the checkpoint is saved; run the same command to resume)")
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     bar = tqdm(total=None if budget else args.iters, initial=start, disable=args.quiet,
                dynamic_ncols=True, desc=f"{args.variant} x{args.scale}")
     loss_log = open(out / "train.jsonl", "a")
     tick = time.time()
     done = start
-    while not finished(done):
+    while not (finished(done) or stop):
         it = done
         if budget is not None:
             for group in optimizer.param_groups:
-                group["lr"] = budget_lr(args, it - start, wall - budget_start)
+                group["lr"] = budget_lr(args, it - stage[1], wall - stage[0])
         lr_img, hr_img = train.batch(args.seed, it, args.batch, args.patch)
         if cuda:  # pinned memory: the copies queue behind the GPU's work instead of waiting for it
             lr_img = lr_img.pin_memory().to(args.device, non_blocking=True)
@@ -205,13 +229,16 @@ def main(argv=None) -> int:
         done = it + 1
         bar.update()
         if done % 20 == 0:  # .item() waits for the GPU: not on every step
-            bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{optimizer.param_groups[0]['lr']:.1e}")
-            loss_log.write(json.dumps(dict(iteration=done, loss=loss.item(), wall_seconds=round(wall, 1))) + "\n")
+            lr = optimizer.param_groups[0]["lr"]
+            eta = {} if budget is None else {"left": f"{max(0, budget - (wall - stage[0])) / 60:.1f}min"}
+            bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.1e}", **eta)
+            loss_log.write(json.dumps(dict(iteration=done, loss=loss.item(), lr=lr,
+                                           wall_seconds=round(wall, 1))) + "\n")
             loss_log.flush()
-        last = finished(done)
+        last = finished(done) or bool(stop)
         if done % args.ckpt_every == 0 or last:
             checkpoint(done)
-        if val is not None and (done % args.val_every == 0 or last):
+        if val is not None and (done % args.val_every == 0 or (last and not stop)):
             ema.model.eval()
             score = validate(ema.model, val, args.val_crop, args.device)
             with open(out / "val.jsonl", "a") as fh:
@@ -220,6 +247,11 @@ def main(argv=None) -> int:
             tick = time.time()  # validation time is not training time
     loss_log.close()
     bar.close()
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
+    if stop:
+        log(f"interrupted at iteration {done}, {wall:.0f} s of training; saved {ckpt}")
+        return 128 + stop[0]
     log(f"stopped at iteration {done}, {wall:.0f} s of training")
     return 0
 

@@ -87,3 +87,52 @@ def test_train_script_runs_a_time_budget_and_resumes(tmp_path):
     assert second.returncode == 0, second.stderr
     val2 = [json.loads(line) for line in (out / "val.jsonl").read_text().splitlines()]
     assert val2[-1]["iteration"] > done
+
+
+def test_train_script_saves_on_ctrl_c_and_continues_the_same_budget(tmp_path):
+    """Ctrl-C saves and exits 130; the same command then finishes the *same* time budget
+    (its cosine schedule goes on), and running it once more adds a new stage."""
+    import signal
+    import time
+
+    import torch
+
+    pack = save_image_pack(tmp_path / "p.npz", images(6, seed=2))
+    out = tmp_path / "run"
+    budget_s = 15
+    cmd = [sys.executable, str(REPO / "scripts" / "train.py"), "--variant", "tiny", "--scale", "2",
+           "--data", str(pack), "--val-count", "2", "--val-crop", "32", "--batch", "2", "--patch", "16",
+           "--minutes", str(budget_s / 60), "--warmup", "2", "--ckpt-every", "5", "--val-every", "1000",
+           "--threads", "1", "--out", str(out)]
+    ckpt = out / "last.pt"
+
+    def state():
+        return torch.load(ckpt, map_location="cpu", weights_only=True)
+
+    run = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not ckpt.exists() and run.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    run.send_signal(signal.SIGINT)
+    _, err = run.communicate(timeout=120)
+    assert run.returncode == 128 + signal.SIGINT, err
+    assert "interrupted at iteration" in err
+    first = state()
+    assert first["wall_seconds"] < budget_s and tuple(first["budget_stage"]) == (0.0, 0)
+
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert "continuing the time budget" in again.stderr
+    second = state()
+    assert second["iteration"] > first["iteration"]
+    assert tuple(second["budget_stage"]) == (0.0, 0)  # the same stage, not a fresh warm-up
+    assert budget_s <= second["wall_seconds"] < budget_s + 5  # the budget counted once, not twice
+    logged = [json.loads(line) for line in (out / "train.jsonl").read_text().splitlines()]
+    rates = [entry["lr"] for entry in logged]
+    assert rates and all(a >= b for a, b in zip(rates, rates[1:]))  # one decay, no restart
+
+    extend = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert extend.returncode == 0, extend.stderr
+    third = state()
+    assert tuple(third["budget_stage"]) == (second["wall_seconds"], second["iteration"])
+    assert third["wall_seconds"] >= second["wall_seconds"] + budget_s
