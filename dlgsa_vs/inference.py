@@ -17,6 +17,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
 import torch
 
 from .weights import load_model
@@ -141,3 +142,13 @@ def create_upscaler(model_path: str | os.PathLike | None = None, variant: str | 
     model = load_model(model_path, variant=variant, scale=scale, tlc=tlc)
     dtype = torch.float16 if fp16 else torch.float32
     return Upscaler(model, device=device, dtype=dtype, tile=tile, tile_pad=tile_pad, batch=batch)
+
+
+def image_to_tensor(rgb: np.ndarray) -> torch.Tensor:
+    """H x W x 3 uint8 -> (1, 3, H, W) float in [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float().div_(255)
+
+
+def tensor_to_image(frame: torch.Tensor) -> np.ndarray:
+    """(3, H, W) float in [0, 1] -> H x W x 3 uint8."""
+    return frame.mul(255).round_().clamp_(0, 255).byte().permute(1, 2, 0).cpu().numpy()

@@ -25,16 +25,16 @@ from pathlib import Path
 
 import numpy as np
 
+from dlgsa_vs.cli.common import weights_message
 from dlgsa_vs.evaluate import evaluate
 
 
 def make_model_upscaler(model_path: str | None, variant: str | None, scale: int, device: str):
     """Load DLGSANet lazily and wrap it as ``f(lr_uint8) -> sr_uint8``."""
-    from dlgsa_vs.cli.common import to_tensor, to_uint8
-    from dlgsa_vs.inference import create_upscaler
+    from dlgsa_vs.inference import create_upscaler, image_to_tensor, tensor_to_image
 
     upscaler = create_upscaler(model_path, variant=variant, scale=scale, device=device)
-    return (lambda lr: to_uint8(upscaler(to_tensor(lr))[0])), upscaler.model
+    return (lambda lr: tensor_to_image(upscaler(image_to_tensor(lr))[0])), upscaler.model
 
 
 def _remember(upscaler):
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             upscaler, model = make_model_upscaler(args.model, args.variant, args.scale, args.device)
         except (ImportError, OSError, ValueError) as e:  # WeightsError is a ValueError
-            print(f"error: cannot load the model: {e}\n(use --model bicubic for the bicubic "
+            print(f"error: cannot load the model: {weights_message(e, '--model')}\n(use --model bicubic for the bicubic "
                   "baseline only)", file=sys.stderr)
             return 2
         label = "model"

@@ -259,6 +259,20 @@ def test_no_input(capsys):
     assert_one_line_error(err, "give a video file")
 
 
+def test_help_and_argument_errors_do_not_load_torch():
+    """`--help` and a usage error come back without importing torch (seconds on a cold disk)."""
+    probe = ("import sys\n"
+             "from dlgsa_vs.video.cli import main\n"
+             "try:\n    rc = main(sys.argv[1:])\n"
+             "except SystemExit as stop:\n    rc = stop.code\n"
+             "assert 'torch' not in sys.modules, 'torch was imported'\n"
+             "sys.exit(rc)\n")
+    for args, rc in ((["--help"], 0), (["--no-such-option"], 2)):
+        done = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True,
+                              timeout=60)
+        assert done.returncode == rc, done.stderr
+
+
 # --- interrupted and full-disk runs, as real processes ----------------------------------------------
 
 def _wait_for_part(folder, proc, timeout=120):

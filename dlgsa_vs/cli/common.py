@@ -1,11 +1,11 @@
-"""What the command-line tools share: model options, clean one-line errors."""
+"""What the command-line tools share: model options, clean one-line errors.
+
+No torch here: ``--help`` and argument errors come back at once.
+"""
 from __future__ import annotations
 
 import argparse
 import sys
-
-import numpy as np
-import torch
 
 
 def add_model_options(ap: argparse.ArgumentParser) -> None:
@@ -23,14 +23,9 @@ def add_model_options(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--threads", type=int, help="CPU threads for torch (default: all cores)")
 
 
-def to_tensor(rgb: np.ndarray) -> torch.Tensor:
-    """H x W x 3 uint8 -> (1, 3, H, W) float in [0, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float().div_(255)
-
-
-def to_uint8(frame: torch.Tensor) -> np.ndarray:
-    """(3, H, W) float in [0, 1] -> H x W x 3 uint8."""
-    return frame.mul(255).round_().clamp_(0, 255).byte().permute(1, 2, 0).cpu().numpy()
+def weights_message(exc: Exception, option: str = "-m/--model") -> str:
+    """A weights error worded for the command line (the library names its keyword argument)."""
+    return str(exc).replace("with model_path", f"with {option}")
 
 
 def fail(message: str, code: int = 2) -> int:

@@ -15,8 +15,9 @@ import sys
 import torch
 
 from ..imageio import read_image
+from ..inference import image_to_tensor
 from ..weights import WeightsError, load_model
-from .common import fail, to_tensor
+from .common import fail
 from .upscale_image import demo_image
 
 
@@ -32,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         a = load_model(args.model_a, tlc=not args.no_tlc)
         b = load_model(args.model_b, tlc=not args.no_tlc)
-        x = to_tensor(read_image(args.image) if args.image else demo_image(96, 64))
+        x = image_to_tensor(read_image(args.image) if args.image else demo_image(96, 64))
     except (WeightsError, OSError, ValueError) as exc:
         return fail(str(exc))
     if a.upscale != b.upscale:

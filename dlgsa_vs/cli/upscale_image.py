@@ -15,9 +15,9 @@ import numpy as np
 import torch
 
 from ..imageio import read_image, write_png
-from ..inference import create_upscaler
+from ..inference import create_upscaler, image_to_tensor, tensor_to_image
 from ..weights import WeightsError
-from .common import add_model_options, fail, to_tensor, to_uint8
+from .common import add_model_options, fail, weights_message
 
 
 def demo_image(width: int = 192, height: int = 128) -> np.ndarray:
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         upscaler = create_upscaler(args.model, args.variant, args.scale, device=args.device,
                                    tile=tuple(args.tile), tile_pad=args.tile_pad, tlc=not args.no_tlc)
     except WeightsError as exc:
-        return fail(str(exc))
+        return fail(weights_message(exc))
     out = Path(args.output) if args.output else src.with_name(f"{src.stem}_x{upscaler.scale}.png")
     if out.resolve() == src.resolve():
         return fail(f"the output would overwrite the input {src}: choose another -o")
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         return fail(f"cannot read {src} as an image: {exc}")
 
     start = time.perf_counter()
-    result = to_uint8(upscaler(to_tensor(rgb))[0])
+    result = tensor_to_image(upscaler(image_to_tensor(rgb))[0])
     seconds = time.perf_counter() - start
     write_png(out, result)
     h, w = rgb.shape[:2]

@@ -31,7 +31,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import av  # noqa: E402
 
-from ..cli.common import add_model_options, fail  # noqa: E402
+from ..cli.common import add_model_options, fail, weights_message  # noqa: E402
 from .errors import Interrupted, VideoError  # noqa: E402
 
 PROG = "dlgsa-upscale"
@@ -191,7 +191,7 @@ def _main(args) -> int:
                 cuda_graphs=args.cuda_graphs, input_hw=(info.height, info.width),
                 log=None if args.quiet else lambda m: print(m, file=sys.stderr))
         except WeightsError as exc:
-            raise VideoError(str(exc).replace("with model_path", "with -m/--model"), code=2) from None
+            raise VideoError(weights_message(exc), code=2) from None
         except BackendError as exc:
             raise VideoError(str(exc).replace("compile and cuda_graphs", "--compile and --cuda-graphs"),
                              code=2) from None
