@@ -3,7 +3,8 @@
 # scale still short of its target, see MODEL_CARD.md) run at once on the one GPU, each
 # warm-started from its packaged weights (from x2's where a scale has none) and decaying its
 # learning rate over the budget (train.py --minutes). LR (default 2e-4) is the peak learning
-# rate, BATCH (default 32) the batch of 48 px LR patches.
+# rate, BATCH (default 32) the batch of 48 px LR patches; COMPILE=1 adds train.py --compile
+# (fused kernels; not yet measured on a GPU, and its compile time comes out of the budget).
 # Every minute the runs are packed into RESULTS_DIR/light_xN.tar (weights, logs, config), so
 # a run cut short still brings back its last checkpoint.
 #
@@ -23,6 +24,8 @@ py=${PYTHON:-python3}
 lr=${LR:-2e-4}
 scales=${SCALES:-4}
 batch=${BATCH:-32}
+compile=()
+[ "${COMPILE:-0}" = 1 ] && compile=(--compile)
 init_for() {  # the packaged weights of that scale, else x2's body
     local f=dlgsa_vs/models/dlgsanet_light_x$1.safetensors
     [ -f "$f" ] || f=dlgsa_vs/models/dlgsanet_light_x2.safetensors
@@ -42,7 +45,7 @@ pids=()
 for s in $scales; do
     $py scripts/train.py --variant light --scale "$s" --batch "$batch" --patch 48 \
         --data .gpu/train_pack.npz --minutes "$minutes" --warmup 200 --lr "$lr" \
-        --val-every 500 --ckpt-every 500 --threads 4 --init "$(init_for "$s")" --out "/tmp/runs/light_x$s" \
+        --val-every 500 --ckpt-every 500 --threads 4 --init "$(init_for "$s")" --out "/tmp/runs/light_x$s" "${compile[@]}" \
         > "/tmp/runs/light_x$s.log" 2>&1 &
     pids+=($!)
 done
