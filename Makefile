@@ -25,6 +25,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(VENV)/bin/python scripts/bench_dynamic_conv.py --json bench/dynamic_conv.json
 	$(VENV)/bin/python scripts/bench_cpu.py --json bench/cpu.json
+	$(VENV)/bin/python scripts/bench_train.py --json bench/train.json
 	$(VENV)/bin/python scripts/bench_video.py --json bench/video.json
 
 clean-venv:
