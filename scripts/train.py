@@ -184,17 +184,21 @@ def main(argv=None) -> int:
                          wall_seconds=f"{wall:.0f}", device=args.device)
 
     budget = 60 * args.minutes if args.minutes else None
+
+    def seconds_left() -> float:
+        """Of the current --minutes budget."""
+        return budget - (wall - stage[0])
+
     if budget is not None:
         # An interrupted budget run continues its schedule; a finished one (or an --iters run)
         # is extended by a new stage: warm-up and cosine again from here.
-        if stage is None or wall - stage[0] >= budget:
+        if stage is None or seconds_left() <= 0:
             stage = (wall, start)
         else:
-            log(f"continuing the time budget: {(budget - (wall - stage[0])) / 60:.1f} of "
-                f"{args.minutes:g} minutes left")
+            log(f"continuing the time budget: {seconds_left() / 60:.1f} of {args.minutes:g} minutes left")
 
     def finished(done: int) -> bool:
-        return wall - stage[0] >= budget if budget is not None else done >= args.iters
+        return seconds_left() <= 0 if budget is not None else done >= args.iters
 
     stop = []  # Ctrl-C / SIGTERM: finish the step, save, exit (a second Ctrl-C aborts at once)
 
@@ -235,7 +239,7 @@ def main(argv=None) -> int:
         bar.update()
         if done % 20 == 0:  # .item() waits for the GPU: not on every step
             lr = optimizer.param_groups[0]["lr"]
-            eta = {} if budget is None else {"left": f"{max(0, budget - (wall - stage[0])) / 60:.1f}min"}
+            eta = {} if budget is None else {"left": f"{max(0.0, seconds_left()) / 60:.1f}min"}
             bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.1e}", **eta)
             loss_log.write(json.dumps(dict(iteration=done, loss=loss.item(), lr=lr,
                                            wall_seconds=round(wall, 1))) + "\n")

@@ -2,14 +2,18 @@
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
+import time
 from argparse import Namespace
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
+from dlgsa_vs.arch import build_model
 from dlgsa_vs.imageio import write_png
 from dlgsa_vs.training import (TrainingImage, load_image_pack, load_training_images, pixel_digest,
                                save_image_pack)
@@ -93,11 +97,6 @@ def test_train_script_runs_a_time_budget_and_resumes(tmp_path):
 def test_train_script_saves_on_ctrl_c_and_continues_the_same_budget(tmp_path):
     """Ctrl-C saves and exits 130; the same command then finishes the *same* time budget
     (its cosine schedule goes on), and running it once more adds a new stage."""
-    import signal
-    import time
-
-    import torch
-
     pack = save_image_pack(tmp_path / "p.npz", images(6, seed=2))
     out = tmp_path / "run"
     budget_s = 15
@@ -141,10 +140,6 @@ def test_train_script_saves_on_ctrl_c_and_continues_the_same_budget(tmp_path):
 def test_compiled_training_step_matches_eager():
     """train.py --compile: the compiled network (functional dynamic conv, inductor) gives the
     eager loss and gradients of one training step."""
-    import torch
-
-    from dlgsa_vs.arch import build_model
-
     torch.manual_seed(0)
     model = build_model("tiny", 2).train()
     x, y = torch.rand(2, 3, 16, 16), torch.rand(2, 3, 32, 32)
