@@ -8,7 +8,7 @@
 # Every minute the runs are packed into RESULTS_DIR/light_xN.tar (weights, logs, config), so
 # a run cut short still brings back its last checkpoint.
 #
-#   python scripts/make_train_pack.py -o .gpu/train_pack.npz     # here: the data, ~38 MB
+#   python scripts/make_train_pack.py -o .gpu/train_pack.npz     # here: the data, 44.5 MB
 #   [SCALES="4 2 3"] bash scripts/gpu_train.sh MINUTES [RESULTS_DIR]   # there
 #   python scripts/package_weights.py <run>  # here, after unpacking RESULTS_DIR/light_xN.tar
 #
