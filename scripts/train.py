@@ -144,7 +144,7 @@ def main(argv=None) -> int:
     scheduler = make_scheduler(optimizer, args)
     ema = EMA(model, args.ema)
     start, wall, ema_start = 0, 0.0, 0
-    stage = None  # (wall seconds, iteration) where the current --minutes budget began
+    stage = None  # (wall seconds, iteration, budget seconds) of the current --minutes stage
 
     ckpt = out / "last.pt"
     if ckpt.exists():
@@ -156,6 +156,8 @@ def main(argv=None) -> int:
         start, wall = state["iteration"], state.get("wall_seconds", 0.0)
         ema_start = state.get("ema_start", 0)
         stage = state.get("budget_stage")
+        if stage is not None and len(stage) == 2:  # checkpoints before the budget was recorded
+            stage = (*stage, 60 * (state["args"].get("minutes") or 0))
         log(f"resumed from {ckpt} at iteration {start}")
         if args.reset_ema:
             ema.model.load_state_dict(model.state_dict())
@@ -190,11 +192,14 @@ def main(argv=None) -> int:
         return budget - (wall - stage[0])
 
     if budget is not None:
-        # An interrupted budget run continues its schedule; a finished one (or an --iters run)
-        # is extended by a new stage: warm-up and cosine again from here.
-        if stage is None or seconds_left() <= 0:
-            stage = (wall, start)
+        # An interrupted stage continues its schedule (re-sized to this --minutes); a stage that
+        # ran its own budget out (or an --iters run) is extended by a new stage: warm-up and
+        # cosine again from here. The recorded budget decides: a larger --minutes on a finished
+        # stage must not re-open it half-way down its cosine.
+        if stage is None or wall - stage[0] >= stage[2]:
+            stage = (wall, start, budget)
         else:
+            stage = (stage[0], stage[1], budget)
             log(f"continuing the time budget: {seconds_left() / 60:.1f} of {args.minutes:g} minutes left")
 
     def finished(done: int) -> bool:
