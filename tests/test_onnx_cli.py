@@ -164,3 +164,16 @@ def test_default_output_name(weights, tmp_path):
     assert cli.default_name(model, 24, 30, None, False) == "dlgsanet_custom_x2_24x30.onnx"
     assert cli.default_name(load_model(weights, tlc=False), None, None, ShapeRange((16, 16), (24, 30), (64, 64)),
                             True) == "dlgsanet_custom_x2_16x16-64x64_notlc_fp16.onnx"
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_other_errors_are_one_line_with_code_1_and_a_traceback_with_v(verbose, capsys, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    argv = ["--variant", "light", "-s", "2", "--size", "24x30", "-o", str(blocker / "x.onnx")]
+    assert cli.main(argv + ["-v"] * verbose) == 1
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1].startswith("dlgsa-export-onnx: error: FileExistsError: ")
+    assert ("Traceback (most recent call last)" in err) == verbose
+    assert verbose or len(err.strip().splitlines()) == 1
+    assert blocker.read_text() == "not a folder"

@@ -29,6 +29,15 @@ def fail(prog: str, message: str, code: int) -> int:
     return code
 
 
+def fail_unexpected(prog: str, exc: Exception, verbose: bool) -> int:
+    """Any other error (TensorRT and the exporters raise many kinds): one line, or the traceback with -v."""
+    if verbose:
+        import traceback
+
+        traceback.print_exc()
+    return fail(prog, f"{type(exc).__name__}: {exc} (run with -v for the traceback)", 1)
+
+
 def parse_hw(text: str) -> tuple[int, int]:
     """'540x960' -> (540, 960): height x width in LR pixels."""
     m = re.fullmatch(r"\s*(\d+)\s*[xX*]\s*(\d+)\s*", text)

@@ -16,7 +16,8 @@ import datetime
 import sys
 
 from ..weights import WeightsError
-from ._cli import Parser, UsageError, add_model_options, add_shape_options, fail, load_from_args, shape_from_args
+from ._cli import (Parser, UsageError, add_model_options, add_shape_options, fail, fail_unexpected, load_from_args,
+                   shape_from_args)
 from .cache import CacheEntry, EngineCache, EngineCacheError
 
 PROG = "dlgsa-build-engine"
@@ -139,21 +140,15 @@ def main(argv: list[str] | None = None) -> int:
             _check(engine, model, log)
         print(engine.path)
         return 0
-    except UsageError as exc:
-        return fail(PROG, str(exc), 2)
-    except WeightsError as exc:
+    except (UsageError, WeightsError) as exc:
         return fail(PROG, str(exc), 2)
     except EngineCacheError as exc:
         return fail(PROG, str(exc), 1)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; no engine was added to the cache", file=sys.stderr)
         return 130
-    except Exception as exc:  # noqa: BLE001 - TensorRT raises many kinds; one line unless -v
-        if args.verbose:
-            import traceback
-
-            traceback.print_exc()
-        return fail(PROG, f"{type(exc).__name__}: {exc} (run with -v for the traceback)", 1)
+    except Exception as exc:  # noqa: BLE001
+        return fail_unexpected(PROG, exc, args.verbose)
 
 
 if __name__ == "__main__":

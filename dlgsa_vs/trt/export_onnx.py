@@ -22,8 +22,8 @@ import torch
 
 from ..weights import WeightsError, detect_config, variant_name
 from .program import tlc_on
-from ._cli import (Parser, UsageError, add_model_options, add_shape_options, fail, hw_text, load_from_args,
-                   parse_hw, shape_from_args)
+from ._cli import (Parser, UsageError, add_model_options, add_shape_options, fail, fail_unexpected, hw_text,
+                   load_from_args, parse_hw, shape_from_args)
 
 PROG = "dlgsa-export-onnx"
 FP32_LIMIT = 1e-4
@@ -143,19 +143,13 @@ def main(argv: list[str] | None = None) -> int:
         os.replace(tmp, out)
         print(out)
         return 0
-    except UsageError as exc:
-        return fail(PROG, str(exc), 2)
-    except WeightsError as exc:
+    except (UsageError, WeightsError) as exc:
         return fail(PROG, str(exc), 2)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; no file was written", file=sys.stderr)
         return 130
-    except Exception as exc:  # noqa: BLE001 - the exporter raises many kinds; one line unless -v
-        if args.verbose:
-            import traceback
-
-            traceback.print_exc()
-        return fail(PROG, f"{type(exc).__name__}: {exc} (run with -v for the traceback)", 1)
+    except Exception as exc:  # noqa: BLE001
+        return fail_unexpected(PROG, exc, args.verbose)
     finally:
         if tmp is not None:
             tmp.unlink(missing_ok=True)
