@@ -193,10 +193,10 @@ def main(argv=None) -> int:
 
     if budget is not None:
         # An interrupted stage continues its schedule (re-sized to this --minutes); a stage that
-        # ran its own budget out (or an --iters run) is extended by a new stage: warm-up and
-        # cosine again from here. The recorded budget decides: a larger --minutes on a finished
-        # stage must not re-open it half-way down its cosine.
-        if stage is None or wall - stage[0] >= stage[2]:
+        # ran its own budget out (or an --iters run, or a --minutes already spent) is extended
+        # by a new stage: warm-up and cosine again from here. The recorded budget decides: a
+        # larger --minutes on a finished stage must not re-open it half-way down its cosine.
+        if stage is None or wall - stage[0] >= min(stage[2], budget):
             stage = (wall, start, budget)
         else:
             stage = (stage[0], stage[1], budget)
