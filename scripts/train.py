@@ -144,7 +144,8 @@ def main(argv=None) -> int:
     scheduler = make_scheduler(optimizer, args)
     ema = EMA(model, args.ema)
     start, wall, ema_start = 0, 0.0, 0
-    stage = None  # (wall seconds, iteration, budget seconds) of the current --minutes stage
+    stage = None  # (wall seconds, iteration) where the current --minutes budget began
+    stage_budget = 0.0  # seconds: the budget of the run that wrote the checkpoint (its --minutes)
 
     ckpt = out / "last.pt"
     if ckpt.exists():
@@ -156,8 +157,7 @@ def main(argv=None) -> int:
         start, wall = state["iteration"], state.get("wall_seconds", 0.0)
         ema_start = state.get("ema_start", 0)
         stage = state.get("budget_stage")
-        if stage is not None and len(stage) == 2:  # checkpoints before the budget was recorded
-            stage = (*stage, 60 * (state["args"].get("minutes") or 0))
+        stage_budget = 60 * (state["args"].get("minutes") or 0)
         log(f"resumed from {ckpt} at iteration {start}")
         if args.reset_ema:
             ema.model.load_state_dict(model.state_dict())
@@ -194,12 +194,11 @@ def main(argv=None) -> int:
     if budget is not None:
         # An interrupted stage continues its schedule (re-sized to this --minutes); a stage that
         # ran its own budget out (or an --iters run, or a --minutes already spent) is extended
-        # by a new stage: warm-up and cosine again from here. The recorded budget decides: a
-        # larger --minutes on a finished stage must not re-open it half-way down its cosine.
-        if stage is None or wall - stage[0] >= min(stage[2], budget):
-            stage = (wall, start, budget)
+        # by a new stage: warm-up and cosine again from here. The checkpoint's own --minutes decides:
+        # a larger --minutes on a finished stage must not re-open it half-way down its cosine.
+        if stage is None or wall - stage[0] >= min(stage_budget, budget):
+            stage = (wall, start)
         else:
-            stage = (stage[0], stage[1], budget)
             log(f"continuing the time budget: {seconds_left() / 60:.1f} of {args.minutes:g} minutes left")
 
     def finished(done: int) -> bool:
