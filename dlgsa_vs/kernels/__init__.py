@@ -1,0 +1,124 @@
+"""Fused Triton kernels for DLGSANet, as torch custom ops, and the choice of when to use them.
+
+The plain-PyTorch forms in ``dlgsa_vs.arch`` stay the reference: they are what runs on the
+CPU and what ``torch.export``/ONNX/TensorRT graphs contain. The kernels here replace two of
+them on a CUDA GPU (``DLGSANet.set_kernels("triton")``):
+
+- ``dlgsa::dyn_conv`` (``dynamic_conv_triton.py``): the per-pixel dynamic depth-wise conv with
+  the hypernetwork's last 1x1 conv fused in, so the G*K*K-channel kernel tensor never exists;
+- ``dlgsa::segment_gram`` and ``dlgsa::segment_matmul`` (``global_attention_triton.py``): the
+  sparse channel attention over TLC windows (or the whole map) without window copies.
+
+Triton is imported only when a kernel is first used, so ``import dlgsa_vs`` works where it is
+absent. A kernel that fails to compile or launch warns once and the caller gets ``None``
+(meaning: run the torch form), never an exception in the middle of a video; tests turn that
+off with :func:`set_strict` so that a broken kernel fails them instead of passing silently.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Callable
+
+import torch
+
+KERNEL_CHOICES = ("auto", "triton", "torch")
+
+_failed: set[str] = set()  # kernels that failed once: the torch form from then on
+_strict = os.environ.get("DLGSA_KERNELS_STRICT") == "1"
+
+
+def interpreting() -> bool:
+    """Whether Triton runs kernels in its CPU interpreter (``TRITON_INTERPRET=1``)."""
+    return os.environ.get("TRITON_INTERPRET") == "1"
+
+
+def triton_version() -> str | None:
+    """The installed Triton's version, or None when it cannot be imported (imports it)."""
+    try:
+        import triton
+    except Exception:  # ImportError, or a broken install raising anything at import
+        return None
+    return getattr(triton, "__version__", "unknown")
+
+
+def resolve_kernels(requested: str, device: torch.device | str | None) -> tuple[str, str]:
+    """Decide which forms run: returns (``"triton"`` or ``"torch"``, a reason for the log).
+
+    ``auto`` picks triton on a CUDA device where triton imports, else torch. An explicit
+    ``triton`` is honoured where triton imports (on the CPU only under the interpreter; a
+    launch that fails there warns and falls back per call).
+    """
+    if requested not in KERNEL_CHOICES:
+        raise ValueError(f"kernels must be one of {', '.join(KERNEL_CHOICES)}, got {requested!r}")
+    if requested == "torch":
+        return "torch", "requested"
+    device = torch.device(device if device is not None else "cpu")
+    version = triton_version()
+    if requested == "triton":
+        if version is None:
+            return "torch", "triton was requested but cannot be imported"
+        return "triton", f"requested (triton {version})"
+    if device.type != "cuda":
+        return "torch", f"auto: device {device.type} is not CUDA"
+    if not torch.cuda.is_available():
+        return "torch", "auto: CUDA is not available"
+    if version is None:
+        return "torch", "auto: triton cannot be imported"
+    return "triton", f"auto: CUDA device with triton {version}"
+
+
+def set_strict(strict: bool) -> None:
+    """Raise kernel failures instead of warning and falling back (for tests)."""
+    global _strict
+    _strict = strict
+
+
+def exporting() -> bool:
+    """True while torch.export, ONNX export or jit tracing records a graph: exports always
+    contain the torch forms (every runtime understands them; the custom ops exist only here)."""
+    return torch.compiler.is_exporting() or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
+
+
+def _guarded(name: str, fn: Callable[[], torch.Tensor]) -> torch.Tensor | None:
+    """Run one kernel; on failure warn once, remember it and return None (use the torch form)."""
+    if name in _failed and not _strict:
+        return None
+    try:
+        return fn()
+    except Exception as e:  # a compile error, no driver, an unsupported shape ...
+        if _strict:
+            raise
+        _failed.add(name)
+        first_line = (str(e).strip().splitlines() or [""])[0][:200]
+        warnings.warn(f"dlgsa: triton kernel {name} failed ({type(e).__name__}: {first_line}); "
+                      "using the torch form from now on", RuntimeWarning, stacklevel=3)
+        return None
+
+
+def dynamic_conv(x: torch.Tensor, hidden: torch.Tensor, proj_weight: torch.Tensor,
+                 proj_bias: torch.Tensor, kernel_size: int) -> torch.Tensor | None:
+    """Fused ``dynamic_dw_conv(x, conv1x1(hidden), K)`` via ``dlgsa::dyn_conv``; None = use torch."""
+    def run():
+        from . import dynamic_conv_triton as k
+
+        return k.dyn_conv(x, hidden, proj_weight, proj_bias, kernel_size)
+
+    return _guarded("dyn_conv", run)
+
+
+def sparse_attention(qkv: torch.Tensor, temperature: torch.Tensor, num_heads: int,
+                     act: Callable[[torch.Tensor], torch.Tensor],
+                     tlc_kernel: int | None) -> torch.Tensor | None:
+    """SparseGSA's attention on qkv (B, 3C, H, W) -> (B, C, H, W): over TLC windows of side
+    ``tlc_kernel``, or over the whole map when it is None; None = use the torch form."""
+    def run():
+        from . import global_attention_triton as k
+
+        return k.sparse_attention(qkv, temperature, num_heads, act, tlc_kernel)
+
+    return _guarded("sparse_attention", run)
+
+
+__all__ = ["KERNEL_CHOICES", "resolve_kernels", "interpreting", "triton_version", "set_strict",
+           "exporting", "dynamic_conv", "sparse_attention"]
