@@ -4,7 +4,8 @@ At inference the authors run the global channel attention on overlapping square 
 side ``k`` and average where windows overlap (megvii-research/TLC). Their code walks the
 windows in a Python loop and asserts batch 1. Here the window starts along each axis are a
 tensor computed from the map size, the windows are gathered with one 2-D index and put
-back with ``index_add`` (in exported graphs without repeated writes, see ``from_windows``):
+back with ``index_add`` (in exported graphs a scatter without repeated writes, see
+``from_windows``):
 the same numbers, any batch size, and no Python control flow that depends on the frame
 size, so the graph exports with dynamic height and width.
 
@@ -72,13 +73,19 @@ def _overlap_add(t: torch.Tensor, idx: torch.Tensor, length: int, dim: int) -> t
 
     Windows two apart never overlap (their starts are two steps >= k apart, see
     ``window_starts``), so the even windows go to one line and the odd ones to a second
-    (``index_copy`` into 2 x length, no position repeated) and the two lines are added.
+    (a plain scatter into 2 x length, no position repeated) and the two lines are added.
+
+    The scatter is ``aten.index_put`` without accumulation: torch-tensorrt converts it for
+    dynamic shapes (``index_copy``, which the same sum was once written with, has only
+    static-shape converters, so a dynamic engine ran every TLC sum in PyTorch between
+    TensorRT pieces), and ONNX exports it as a ScatterND without reduction.
     """
     dim = dim % t.dim()
     second = (torch.arange(idx.shape[0], device=idx.device) % 2)[:, None] * length  # odd windows
     shape = list(t.shape)
     shape[dim] = 2 * length
-    lines = t.new_zeros(shape).index_copy(dim, (idx + second).reshape(-1), t)
+    where = [None] * dim + [(idx + second).reshape(-1)]  # index along ``dim``, every other dim whole
+    lines = torch.ops.aten.index_put.default(t.new_zeros(shape), where, t)
     return lines.unflatten(dim, (2, length)).sum(dim)
 
 
@@ -101,19 +108,34 @@ def from_windows(windows: torch.Tensor, idx_h: torch.Tensor, idx_w: torch.Tensor
         out = _overlap_add(_overlap_add(x, idx_w, width, 3), idx_h, height, 2)
         count_h = _overlap_add(x.new_ones(nh * k), idx_h, height, 0)
         count_w = _overlap_add(x.new_ones(nw * k), idx_w, width, 0)
-        return out / (count_h[:, None] * count_w[None, :])
-    idx_h, idx_w = idx_h.reshape(-1), idx_w.reshape(-1)
-    b = x.shape[0]
-    cols = x.new_zeros(b, c, nh * k, width).index_add(3, idx_w, x)
-    out = x.new_zeros(b, c, height, width).index_add(2, idx_h, cols)
-    count_h = x.new_zeros(height).index_add(0, idx_h, x.new_ones(idx_h.shape[0]))
-    count_w = x.new_zeros(width).index_add(0, idx_w, x.new_ones(idx_w.shape[0]))
-    return out / (count_h[:, None] * count_w[None, :])
+    else:
+        idx_h, idx_w = idx_h.reshape(-1), idx_w.reshape(-1)
+        b = x.shape[0]
+        cols = x.new_zeros(b, c, nh * k, width).index_add(3, idx_w, x)
+        out = x.new_zeros(b, c, height, width).index_add(2, idx_h, cols)
+        count_h = x.new_zeros(height).index_add(0, idx_h, x.new_ones(idx_h.shape[0]))
+        count_w = x.new_zeros(width).index_add(0, idx_w, x.new_ones(idx_w.shape[0]))
+    # positions no window covers (only past the map, where a symbolic-size pad rounds up, see
+    # pad_to_window; they are cropped away) hold 0: keep them 0 instead of 0 / 0
+    return out / (count_h.clamp(min=1)[:, None] * count_w.clamp(min=1)[None, :])
+
+
+def _pad_amount(length, k: int):
+    """How much to pad an axis of ``length`` so that it holds its windows (length >= k).
+
+    A plain int (eager runs, static exports) is padded exactly up to ``k``. A symbolic size
+    (dynamic exports) is padded up to the next multiple of ``k`` instead, ``(k - length % k)
+    % k``: ``max(k - length, 0)`` would put a ``sym_max`` into the graph, which
+    torch-tensorrt has no converter for (the size arithmetic, and what depends on it, would run
+    in PyTorch), while ``%`` and ``-`` convert. The extra rows hold zeros that no window reads
+    and that are cropped from the output, so the numbers are the same.
+    """
+    if isinstance(length, int):
+        return max(k - length, 0)
+    return (k - length % k) % k
 
 
 def pad_to_window(x: torch.Tensor, k: int) -> torch.Tensor:
-    """Zero-pad H and W at the bottom/right up to at least ``k``."""
+    """Zero-pad H and W at the bottom/right up to at least ``k`` (see ``_pad_amount``)."""
     h, w = x.shape[-2:]
-    pad_h = torch.sym_max(k - h, 0)
-    pad_w = torch.sym_max(k - w, 0)
-    return F.pad(x, (0, pad_w, 0, pad_h))
+    return F.pad(x, (0, _pad_amount(w, k), 0, _pad_amount(h, k)))
