@@ -37,8 +37,13 @@ from .. import __version__ as DLGSA_VERSION
 
 T = TypeVar("T")
 
-KEY_VERSION = 1
-"""Bumped when the graph handed to TensorRT changes in a way the other fields do not show."""
+KEY_VERSION = 2
+"""Bumped when the graph handed to TensorRT changes in a way the other fields do not show.
+
+2: fp16/bf16 engines are exported in their own dtype on every torch-tensorrt version (version 1
+built them in fp32 under torch-tensorrt 2.13+, whose first frame then failed), and dynamic TLC
+graphs sum their windows with ``index_put`` instead of ``index_copy``. Every version-1 entry is
+rebuilt; ``--clear --stale`` removes them."""
 
 PRECISIONS = ("fp16", "bf16", "fp32")
 ENGINE_SUFFIX = ".ep"
