@@ -10,6 +10,8 @@ checkpoints load unchanged; this file knows nothing about how weights are loaded
 """
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -57,7 +59,13 @@ class GDFN(nn.Module):
 
 
 class KernelHyperNet(nn.Module):
-    """Predicts one KxK kernel per pixel and per group of ``group_channels`` channels."""
+    """Predicts one KxK kernel per pixel and per group of ``group_channels`` channels.
+
+    ``kernels = "triton"`` (see :meth:`DLGSANet.set_kernels`) runs the last 1x1 conv and the
+    dynamic conv as one fused kernel (``dlgsa::dyn_conv``, inference and training).
+    """
+
+    kernels = "torch"
 
     def __init__(self, dim: int, kernel_size: int, group_channels: int):
         super().__init__()
@@ -75,6 +83,13 @@ class KernelHyperNet(nn.Module):
         hidden = self.conv1(x).contiguous()
         x = x.contiguous()
         proj = self.conv2[0]
+        if self.kernels == "triton":
+            from .. import kernels
+
+            out = None if kernels.exporting() else kernels.dynamic_conv(
+                x, hidden, proj.weight, proj.bias, self.kernel_size)
+            if out is not None:
+                return out
         if fast_inference_possible(x, proj.weight):
             return dynamic_dw_conv_fused_1x1(x, hidden, proj.weight, proj.bias, self.kernel_size)
         return dynamic_dw_conv(x, proj(hidden).contiguous(), self.kernel_size)
@@ -98,7 +113,10 @@ class SparseGlobalAttention(nn.Module):
 
     In eval mode with ``tlc`` on, the attention runs on overlapping ``tlc_kernel`` windows
     (see ``tlc.py``); in training mode, or with ``tlc`` off, over the whole map.
+    ``kernels = "triton"`` runs either form without window copies (``dlgsa_vs.kernels``).
     """
+
+    kernels = "torch"
 
     def __init__(self, dim: int, num_heads: int, tlc: bool, tlc_kernel: int, activation: str):
         super().__init__()
@@ -119,8 +137,30 @@ class SparseGlobalAttention(nn.Module):
         attn = self.act((q @ k.transpose(-2, -1)) * self.temperature)
         return (attn @ v).reshape(b, c3 // 3, h, w)
 
+    def _attend_triton(self, qkv: torch.Tensor, windows: TLCWindows | None) -> torch.Tensor | None:
+        """The Triton form, or None (use torch). It places the windows itself from the map
+        size (no host sync per layer); given ``windows`` of another layout keep the torch form."""
+        from .. import kernels
+
+        if kernels.exporting():
+            return None
+        if self.training or not self.tlc:
+            return kernels.sparse_attention(qkv, self.temperature, self.num_heads, self.act, None)
+        k = self.tlc_kernel
+        if windows is not None:
+            h, w = qkv.shape[-2:]
+            expected = ((len(kernels.tlc_window_starts(max(h, k), k)), k),
+                        (len(kernels.tlc_window_starts(max(w, k), k)), k))
+            if (tuple(windows[0].shape), tuple(windows[1].shape)) != expected:
+                return None
+        return kernels.sparse_attention(qkv, self.temperature, self.num_heads, self.act, k)
+
     def forward(self, x: torch.Tensor, windows: TLCWindows | None = None) -> torch.Tensor:
         qkv = self.qkv_dwconv(self.qkv(x))
+        if self.kernels == "triton":
+            out = self._attend_triton(qkv, windows)
+            if out is not None:
+                return self.project_out(out)
         if self.training or not self.tlc:
             return self.project_out(self._attend(qkv))
         h, w = qkv.shape[-2:]
@@ -271,6 +311,30 @@ class DLGSANet(nn.Module):
         for m in self.modules():
             if isinstance(m, SparseGlobalAttention):
                 m.tlc = enabled
+        return self
+
+    kernels = "torch"
+    kernels_reason = "default"
+
+    def set_kernels(self, kernels: str) -> "DLGSANet":
+        """Run the dynamic conv and the sparse attention as fused Triton kernels or in torch.
+
+        ``kernels``: ``"triton"``, ``"torch"`` or ``"auto"`` (triton on a CUDA device where
+        triton imports, judged by where the parameters are now). The choice and its reason are
+        kept in ``self.kernels`` and ``self.kernels_reason``. Exports (torch.export, ONNX) always
+        contain the torch forms; a kernel that fails to compile or launch warns once and runs
+        the torch form.
+        """
+        from ..kernels import resolve_kernels
+
+        choice, reason = resolve_kernels(kernels, self.mean.device)
+        if kernels == "triton" and choice != "triton":
+            warnings.warn(f"dlgsa: kernels='triton' unavailable ({reason}); using the torch forms",
+                          RuntimeWarning, stacklevel=2)
+        for m in self.modules():
+            if isinstance(m, (KernelHyperNet, SparseGlobalAttention)):
+                m.kernels = choice
+        self.kernels, self.kernels_reason = choice, reason
         return self
 
     def uses_tlc(self) -> bool:

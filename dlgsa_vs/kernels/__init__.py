@@ -68,10 +68,26 @@ def resolve_kernels(requested: str, device: torch.device | str | None) -> tuple[
     return "triton", f"auto: CUDA device with triton {version}"
 
 
+def tlc_window_starts(length: int, k: int) -> list[int]:
+    """``arch.tlc.window_starts`` in Python integers (kernels do not import the network; a
+    test holds the two equal): the authors' placement of windows of side ``k`` on a length
+    ``>= k``, a single window listed twice."""
+    n_planned = (length - 1) // k + 1
+    span = length - k
+    step = max(-(-span // max(n_planned - 1, 1)), 1)
+    n = -(-span // step) + 1
+    return [min(m * step, span) for m in range(max(n, 2))]
+
+
 def set_strict(strict: bool) -> None:
     """Raise kernel failures instead of warning and falling back (for tests)."""
     global _strict
     _strict = strict
+
+
+def forget_failures() -> None:
+    """Try kernels that failed before again (each failure warns once, then is remembered)."""
+    _failed.clear()
 
 
 def exporting() -> bool:
@@ -121,4 +137,4 @@ def sparse_attention(qkv: torch.Tensor, temperature: torch.Tensor, num_heads: in
 
 
 __all__ = ["KERNEL_CHOICES", "resolve_kernels", "interpreting", "triton_version", "set_strict",
-           "exporting", "dynamic_conv", "sparse_attention"]
+           "forget_failures", "exporting", "tlc_window_starts", "dynamic_conv", "sparse_attention"]

@@ -30,7 +30,7 @@ import torch
 import triton
 import triton.language as tl
 
-from . import interpreting
+from . import interpreting, tlc_window_starts
 
 EPS = 1e-12  # F.normalize's default, as in SparseGlobalAttention._attend
 
@@ -246,17 +246,6 @@ class SegmentPlan:
         self.bounds = list(zip(edges[:-1], edges[1:]))
         self.cover = [[float(lo <= s < hi) for lo, hi in windows] for s, _ in self.bounds]
         self.index = [i for i, (s, e) in enumerate(self.bounds) for _ in range(s, e)]
-
-
-def tlc_window_starts(length: int, k: int) -> list[int]:
-    """``arch.tlc.window_starts`` in Python integers (the kernels do not import the network;
-    a test holds the two equal): the authors' placement of windows of side k on length >= k,
-    a single window listed twice."""
-    n_planned = (length - 1) // k + 1
-    span = length - k
-    step = max(-(-span // max(n_planned - 1, 1)), 1)
-    n = -(-span // step) + 1
-    return [min(m * step, span) for m in range(max(n, 2))]
 
 
 @functools.lru_cache(maxsize=64)
