@@ -12,6 +12,8 @@ $(STAMP): setup.cfg pyproject.toml setup.py dlgsa_vs/vapoursynth/plugin.c
 	@test -n "$(PYTHON)" || { echo "error: Python >= 3.12 not found (VapourSynth's wheels need it); set PYTHON=/path/to/python3.12" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -e '.[dev]'
+	@# torch-tensorrt's Python source alone, without TensorRT, for tests/test_trt_contract.py (no wheel: they skip)
+	$(VENV)/bin/python -m pip install --no-deps 'torch-tensorrt==2.14.*' || echo "note: no torch-tensorrt wheel here; the TensorRT API-contract tests will skip"
 	touch $(STAMP)
 
 demo: $(STAMP)
