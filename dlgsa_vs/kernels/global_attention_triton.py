@@ -114,10 +114,14 @@ def _planes(t: torch.Tensor) -> torch.Tensor:
     return t.contiguous()
 
 
-def _blocks(h: int, w: int) -> tuple[int, int]:
+def _blocks(h: int, w: int, block_d: int) -> tuple[int, int]:
+    """Pixel tile (rows, columns). On a GPU 32 columns (coalesced) and as many rows (<= 4) as
+    keep the Gram kernel's block_d x block_d x pixels accumulator at 8192 values (64 registers
+    a thread at 4 warps): 4 rows for d = 8 (light), 1 for d = 15 (full, padded to 16).
+    Under the interpreter one tile as large as the tiny test maps allow (fewer programs)."""
     if interpreting():
         return min(triton.next_power_of_2(h), 16), min(triton.next_power_of_2(w), 64)
-    return 4, 32
+    return max(1, min(4, 8192 // (block_d * block_d * 32))), 32
 
 
 def _check(a: torch.Tensor, heads: int, seg_row: torch.Tensor, seg_col: torch.Tensor) -> int:
@@ -144,7 +148,7 @@ def segment_gram(a: torch.Tensor, b: torch.Tensor, bounds_h: torch.Tensor, bound
     n, _, h, w = a.shape
     sh, sw = bounds_h.shape[0], bounds_w.shape[0]
     bd = triton.next_power_of_2(d)
-    br, bw = _blocks(h, w)
+    br, bw = _blocks(h, w, bd)
     # Enough programs to fill a GPU even for one segment (the global form): split the rows.
     programs = n * heads * sh * sw
     rows = triton.cdiv(h, max(sh, 1))  # a typical segment's height
@@ -179,7 +183,7 @@ def segment_matmul(m: torch.Tensor, u: torch.Tensor, seg_row: torch.Tensor, seg_
     u = _planes(u)
     n, c, h, w = u.shape
     out = torch.empty(n, c, h, w, device=u.device, dtype=u.dtype)
-    br, bw = _blocks(h, w)
+    br, bw = _blocks(h, w, triton.next_power_of_2(d))
     _segment_matmul_kernel[(n * heads, triton.cdiv(h, br), triton.cdiv(w, bw))](
         m.float().contiguous(), u, out, seg_row.contiguous(), seg_col.contiguous(), u.stride(0),
         u.stride(1), h, w, heads, m.shape[2], m.shape[3], D=d, BLOCK_D=triton.next_power_of_2(d),
