@@ -25,6 +25,9 @@ from dlgsa_vs.kernels import dynamic_conv_triton as dc  # noqa: E402
 from dlgsa_vs.kernels import global_attention_triton as ga  # noqa: E402
 
 DEVICE = torch.device("cpu" if kernels.interpreting() else "cuda")
+# On a GPU the torch references must be full fp32 too (cuDNN convs default to TF32).
+torch.backends.cudnn.allow_tf32 = False
+torch.backends.cuda.matmul.allow_tf32 = False
 
 
 @pytest.fixture(autouse=True)
@@ -108,6 +111,15 @@ def test_attention_fp32_equals_the_torch_form(b, h, w, tlc_kernel, activation):
         ref = _torch_tlc(m, qkv, tlc_kernel) if tlc_kernel else m._attend(qkv)
         out = ga.sparse_attention(qkv, m.temperature, 6, m.act, tlc_kernel)
     assert out.shape == ref.shape
+    assert _max_err(out, ref) <= 1e-4
+
+
+def test_attention_with_a_head_width_that_is_not_a_power_of_two():
+    m = _attention(dim=18)  # d = 3, padded to 4 in the kernels (the full variant has d = 15)
+    qkv = torch.randn(1, 54, 9, 10, device=DEVICE)
+    with torch.no_grad():
+        ref = _torch_tlc(m, qkv, 8)
+        out = ga.sparse_attention(qkv, m.temperature, 6, m.act, 8)
     assert _max_err(out, ref) <= 1e-4
 
 
