@@ -78,3 +78,22 @@ def test_tlc_off_is_attention_over_the_whole_map():
     with torch.no_grad():
         ref = module.project_out(attend(module.qkv_dwconv(module.qkv(x)), 6, module.temperature))
         assert torch.allclose(module(x), ref, atol=1e-10)
+
+
+@pytest.mark.parametrize("h,w,k", [(37, 50, 16), (100, 33, 48), (16, 16, 16), (5, 7, 16), (97, 200, 96)])
+def test_a_map_padded_to_a_multiple_of_k_sums_to_the_same_numbers(h, w, k):
+    # dynamic exports pad symbolic sizes up to a multiple of k (no sym_max, tlc._pad_amount):
+    # the windows, placed for max(size, k), give the same sums there, and zeros past it
+    from dlgsa_vs.arch.tlc import _pad_amount, from_windows, tlc_windows
+
+    wh, ww = tlc_windows(h, w, k, torch.device("cpu"))
+    windows = torch.randn(2 * wh.shape[0] * ww.shape[0], 3, k, k)
+    hk, wk = max(h, k), max(w, k)
+    exact = from_windows(windows, wh, ww, hk, wk)
+    rh, rw = h + (k - h % k) % k, w + (k - w % k) % k
+    assert rh % k == 0 and rw % k == 0 and rh >= hk and rw >= wk
+    assert _pad_amount(h, k) == hk - h  # plain ints are padded exactly
+    for unique in (True, False):
+        rounded = from_windows(windows, wh, ww, rh, rw, unique_writes=unique)
+        assert torch.equal(rounded[..., :hk, :wk], exact)
+        assert not rounded[..., hk:, :].any() and not rounded[..., :, wk:].any()  # zeros, not 0 / 0

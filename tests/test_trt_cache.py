@@ -345,7 +345,7 @@ def test_build_command_usage_errors_are_one_line(argv, message, capsys):
 
 
 @pytest.mark.parametrize("argv,expected", [
-    ([], ((16, 16), (540, 960), (1088, 1920))),                       # the build command's default
+    ([], ((16, 16), (540, 960), (1088, 1920))),                       # the default range (Python's ShapeRange())
     (["--max", "256x256"], ((16, 16), (256, 256), (256, 256))),       # opt kept inside the range
     (["--min", "600x600"], ((600, 600), (600, 960), (1088, 1920))),
     (["--min", "8x8", "--opt", "64x64", "--max", "2160x3840"], ((8, 8), (64, 64), (2160, 3840))),

@@ -134,3 +134,39 @@ def test_bad_arguments_are_refused():
         trt_program(model)
     with pytest.raises(ValueError, match="batch"):
         trt_program(model, height=24, width=30, batch=0)
+
+
+# --- a dynamic TLC graph converts to TensorRT in one piece (no PyTorch between segments) ---
+
+@pytest.fixture(scope="module")
+def dynamic_tlc_targets():
+    torch.manual_seed(0)
+    model = randomize_(DLGSANet(**small_config(tlc_kernel=16))).eval()
+    graph = trt_program(model, shapes=ShapeRange((16, 16), (24, 30), (64, 80)))
+    return {n.target for n in graph.program.graph.nodes if n.op == "call_function"}
+
+
+def test_dynamic_tlc_graph_has_no_index_copy_and_no_sym_max(dynamic_tlc_targets):
+    # index_copy's converters are static-shape only and sym_max has none (torch-tensorrt 2.14):
+    # either one left the TLC sums and what depends on them to PyTorch in a dynamic engine
+    import trt_support as ts
+
+    names = {name for t in dynamic_tlc_targets for name in ts.target_names(t)}
+    assert "aten.index_copy.default" not in names and "torch.sym_max" not in names
+    assert "aten.index_put.default" in names  # the overlap-add's scatter (without accumulation)
+
+
+def test_dynamic_tlc_graph_ops_have_dynamic_shape_converters(dynamic_tlc_targets):
+    # against the installed torch-tensorrt's registrations (read from its source, not imported):
+    # an op with converters needs one that takes dynamic shapes; ops without converters are ones
+    # torch-tensorrt decomposes first, except Python-level size arithmetic, which it cannot
+    import trt_support as ts
+
+    registrations = ts.converter_registrations(ts.require_source())
+    problems = []
+    for target in dynamic_tlc_targets:
+        found = [dynamic for name in ts.target_names(target) for dynamic in registrations.get(name, [])]
+        size_arithmetic = not isinstance(target, torch._ops.OpOverload)
+        if (found or size_arithmetic) and not any(found):
+            problems.append(f"{ts.target_names(target)[0]}: {'static-shape converters only' if found else 'no converter'}")
+    assert sorted(problems) == []

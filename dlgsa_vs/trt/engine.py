@@ -309,6 +309,15 @@ def load_engine(path: str | Path, device: torch.device | str | int | None = None
     return program.module() if hasattr(program, "module") else program
 
 
+def checked_load(path: str | Path, precision: str, device: torch.device | str | int | None = None) -> nn.Module:
+    """:func:`load_engine` for the cache: an engine whose input is not in ``precision`` raises
+    :class:`EngineDtypeError`, so its entry is unusable like a garbled one (the cache warns,
+    removes it and builds it again) instead of failing on the first frame."""
+    program = load_program(path, device)
+    check_input_dtype(program, precision, path)
+    return program.module() if hasattr(program, "module") else program
+
+
 class _Context:
     """One loaded copy of the engine: one TensorRT execution context, used by one stream."""
 
@@ -450,15 +459,8 @@ def engine_for(model: DLGSANet, *, precision: str = "fp16", batch: int = 1, heig
         build_engine(model, path, batch=batch, height=height, width=width, shapes=shapes, precision=precision,
                      workspace_gib=workspace_gib, optimization_level=optimization_level, device=dev, log=log)
 
-    def load(path: Path) -> nn.Module:
-        # an entry in another dtype than its key (EngineDtypeError) is unusable like a garbled
-        # one: the cache warns, removes it and builds it again
-        program = load_program(path, dev)
-        check_input_dtype(program, precision, path)
-        return program.module() if hasattr(program, "module") else program
-
     kwargs = {} if log is None else {"log": log}
-    module = store.get_or_build(key, build, load, force=force, **kwargs)
+    module = store.get_or_build(key, build, lambda path: checked_load(path, precision, dev), force=force, **kwargs)
     path = store.engine_path(key)
     return TrtEngine(module, key, tlc_kernel=int(model.tlc_kernel), device=dev, path=path,
                      loader=lambda: load_engine(path, dev))
