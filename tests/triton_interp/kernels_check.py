@@ -210,3 +210,25 @@ def test_training_step_gradients_equal_torch():
     assert grads["torch"].keys() == grads["triton"].keys()
     for name, ref in grads["torch"].items():
         assert _max_err(grads["triton"][name], ref) <= 1e-5 + 1e-4 * ref.abs().max().item(), name
+
+
+def test_torch_compile_sees_one_node_per_kernel_and_gives_the_same_gradients():
+    net = _network(12).train()
+    x = torch.rand(2, 3, 7, 9, device=DEVICE)
+    target = torch.rand(2, 3, 14, 18, device=DEVICE)
+    F.l1_loss(net.set_kernels("torch")(x), target).backward()
+    ref = {name: p.grad.clone() for name, p in net.named_parameters()}
+    net.zero_grad()
+    seen = []
+
+    def backend(gm, example_inputs):  # record dynamo's graph, then run it through AOT autograd
+        seen.extend(str(n.target) for n in gm.graph.nodes if n.op == "call_function")
+        return torch._dynamo.lookup_backend("aot_eager")(gm, example_inputs)
+
+    compiled = torch.compile(net.set_kernels("triton"), backend=backend, fullgraph=True)
+    F.l1_loss(compiled(x), target).backward()
+    ops = [t for t in seen if "dlgsa" in t]
+    assert sorted(set(ops)) == ["dlgsa.dyn_conv.default", "dlgsa.segment_gram.default",
+                                "dlgsa.segment_matmul.default"], ops
+    for name, p in net.named_parameters():
+        assert _max_err(p.grad, ref[name]) <= 1e-5 + 1e-4 * ref[name].abs().max().item(), name
