@@ -22,7 +22,8 @@ _EXPORTS = {
     "TrtProgram": "program", "trt_program": "program", "graph_inputs": "program",
     "TensorRTUnavailable": "engine", "TrtEngine": "engine", "trt_available": "engine",
     "require_tensorrt": "engine", "engine_key": "engine", "engine_for": "engine", "build_engine": "engine",
-    "load_engine": "engine", "PRECISION_DTYPES": "engine",
+    "load_engine": "engine", "load_program": "engine", "PRECISION_DTYPES": "engine",
+    "EngineDtypeError": "engine", "compile_options": "engine",
 }
 
 __all__ = sorted(_EXPORTS)
