@@ -65,6 +65,39 @@ def test_engine_is_built_cached_reloaded_and_matches_eager(gpu_trt, tmp_path, dy
         engine(torch.rand(1, 3, 200, 200, device="cuda"))
 
 
+def test_fp16_engine_takes_fp16_and_two_streams_match_one(gpu_trt, tmp_path):
+    # the saved program's input is fp16 (an fp32 engine under an fp16 key refused the first
+    # frame), and frames on two streams at once, one execution context each, match one stream
+    import threading
+
+    from dlgsa_vs.trt.engine import load_program, program_input_dtype
+
+    model = load_model()
+    engine = engine_for(model, precision="fp16", height=64, width=96, cache=tmp_path)
+    assert program_input_dtype(load_program(engine.path)) == torch.float16
+    frames = [torch.rand(1, 3, 64, 96, device="cuda") for _ in range(8)]
+    single = [engine(f) for f in frames]
+    torch.cuda.synchronize()
+    out = [None] * len(frames)
+    streams = [torch.cuda.Stream() for _ in range(2)]
+    start = threading.Barrier(2)
+
+    def work(k):
+        start.wait()
+        with torch.cuda.stream(streams[k]):
+            for i in range(k, len(frames), 2):
+                out[i] = engine(frames[i])
+        streams[k].synchronize()
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert engine.contexts == 3  # the default stream's and one per stream
+    assert max((a - b).abs().max().item() for a, b in zip(out, single)) <= 1e-3
+
+
 # --- without TensorRT ---
 
 @pytest.mark.skipif(HAVE_TRT, reason="tensorrt is importable here: the missing-TensorRT error cannot happen")
