@@ -80,7 +80,8 @@ def tlc_window_starts(length: int, k: int) -> list[int]:
 
 
 def set_strict(strict: bool) -> None:
-    """Raise kernel failures instead of warning and falling back (for tests)."""
+    """Raise kernel failures instead of warning and falling back (for tests and benchmarks;
+    ``DLGSA_KERNELS_STRICT=1`` in the environment sets it at import)."""
     global _strict
     _strict = strict
 
