@@ -8,10 +8,10 @@
 
 ``auto`` takes the first of trt, cuda, cpu that works here and says which one and why.
 Asking for one by name where it cannot run is a ``BackendError`` that names what is missing.
+Every option arrives as one validated :class:`~dlgsa_vs.settings.RunSettings`.
 """
 from __future__ import annotations
 
-import os
 import queue
 import threading
 from dataclasses import dataclass
@@ -19,15 +19,13 @@ from typing import Callable
 
 import torch
 
-from .inference import Upscaler
+from .inference import Upscaler, network_input_hw
+from .settings import GPU_DEFAULT_PRECISION, Names, RunSettings, SettingsError, torch_dtype
 from .weights import load_model
 
-BACKENDS = ("auto", "trt", "cuda", "cpu")
-PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
-
-class BackendError(ValueError):
-    """A backend that cannot run here, or settings it does not take."""
+class BackendError(SettingsError):
+    """A backend that cannot run here, or settings it does not take (names the field at fault)."""
 
 
 @dataclass(frozen=True)
@@ -56,11 +54,14 @@ def trt_problem() -> str | None:
     return None if ok else why
 
 
-def select_backend(requested: str | None = "auto", device_index: int = 0) -> Backend:
-    """Resolve a backend name (``auto`` included) to a usable backend, or raise ``BackendError``."""
-    name = (requested or "auto").lower()
-    if name not in BACKENDS:
-        raise BackendError(f"backend {requested!r} is unknown: use one of {', '.join(BACKENDS)}")
+def select_backend(settings: RunSettings | str = "auto", device_index: int = 0) -> Backend:
+    """Resolve the settings' backend (``auto`` included) to a usable one, or raise ``BackendError``.
+
+    A name (and device index) may be given instead of settings: they are validated as settings.
+    """
+    if not isinstance(settings, RunSettings):
+        settings = RunSettings(backend=settings or "auto", device_index=device_index)
+    name, index = settings.backend, settings.device_index
     cpu = torch.device("cpu")
     if name == "cpu":
         return Backend("cpu", cpu, "asked for")
@@ -68,19 +69,19 @@ def select_backend(requested: str | None = "auto", device_index: int = 0) -> Bac
     if problem is not None:
         if name == "auto":
             return Backend("cpu", cpu, f"no CUDA GPU: {problem}")
-        raise BackendError(f"backend {name} needs an NVIDIA GPU, but {problem}: use backend cpu")
+        raise BackendError("backend", f"{{backend}} {name} needs an NVIDIA GPU, but {problem}: use {{backend}} cpu")
     count = torch.cuda.device_count()
-    if not 0 <= device_index < count:
-        raise BackendError(f"device index {device_index} does not exist: {count} CUDA device(s) are "
-                           f"visible, use 0..{count - 1}")
-    gpu = torch.device("cuda", device_index)
+    if index >= count:
+        raise BackendError("device_index", f"does not exist: {count} CUDA device(s) are visible, use "
+                           f"0..{count - 1}", index)
+    gpu = torch.device("cuda", index)
     gpu_name = torch.cuda.get_device_name(gpu)
     if name == "cuda":
         return Backend("cuda", gpu, "asked for")
     problem = trt_problem()
     if name == "trt":
         if problem is not None:
-            raise BackendError(f"backend trt needs TensorRT, but {problem}: use backend cuda "
+            raise BackendError("backend", f"{{backend}} trt needs TensorRT, but {problem}: use {{backend}} cuda "
                                f"(PyTorch on the GPU) or install the trt extra")
         return Backend("trt", gpu, "asked for")
     if problem is None:
@@ -88,49 +89,60 @@ def select_backend(requested: str | None = "auto", device_index: int = 0) -> Bac
     return Backend("cuda", gpu, f"PyTorch on {gpu_name}; TensorRT not used: {problem}")
 
 
-def resolve_precision(backend: Backend, precision: str | None) -> torch.dtype:
-    """The compute dtype: fp32 on the CPU; on a GPU the given one (default fp16)."""
-    if precision is not None and precision not in PRECISIONS:
-        raise BackendError(f"precision {precision!r} is unknown: use fp16, bf16 or fp32")
+def resolve_precision(backend: Backend, settings: RunSettings) -> str:
+    """The precision the backend computes in: on the CPU always fp32 (see
+    ``create_backend_upscaler`` for the note), on a GPU the asked one, default fp16."""
     if backend.name == "cpu":
-        if precision not in (None, "fp32"):
-            raise BackendError(f"precision {precision} needs a GPU backend: the CPU computes in fp32")
-        return torch.float32
-    dtype = PRECISIONS[precision or "fp16"]
-    if dtype == torch.bfloat16 and not torch.cuda.is_bf16_supported():
-        raise BackendError(f"precision bf16 is not supported by {torch.cuda.get_device_name(backend.device)}: "
-                           f"use fp16 or fp32")
-    return dtype
+        return "fp32"
+    precision = settings.precision or GPU_DEFAULT_PRECISION
+    if precision == "bf16" and not torch.cuda.is_bf16_supported():
+        raise BackendError("precision", f"is not supported by {torch.cuda.get_device_name(backend.device)}: "
+                           f"use fp16 or fp32", precision)
+    return precision
 
 
-def create_backend_upscaler(backend: Backend, model_path: str | os.PathLike | None = None,
-                            variant: str | None = None, scale: int | None = None,
-                            precision: str | None = None, tile: tuple[int, int] = (0, 0),
-                            tile_pad: int = 16, batch: int = 1, tlc: bool = True,
-                            compile: bool = False, cuda_graphs: bool = False,
+def create_backend_upscaler(settings: RunSettings, backend: Backend | None = None,
                             input_hw: tuple[int, int] | None = None,
-                            log: Callable[[str], None] | None = None) -> Upscaler:
-    """An ``Upscaler`` on ``backend``: the model loaded, compiled or turned into an engine.
+                            log: Callable[[str], None] | None = None, names: Names = Names()) -> Upscaler:
+    """An ``Upscaler`` for ``settings`` on ``backend`` (selected from the settings when not
+    given), constructed with the network it runs: the model, its compiled form or an engine.
 
     input_hw: the (height, width) frames will have (the trt backend builds a static engine
-    for it, or for the tile size when tiling). compile / cuda_graphs: cuda backend only.
+    for it, or for the tile size when tiling). ``log`` receives progress and notes, worded
+    with the front end's ``names``.
+
+    fp16 or bf16 asked for on the CPU is one note and fp32, never an error: VapourSynth users
+    pass RGBH clips and expect them to work, and a script moved between machines keeps working.
     """
-    dtype = resolve_precision(backend, precision)
-    if (compile or cuda_graphs) and backend.name != "cuda":
-        raise BackendError("compile and cuda_graphs apply to the cuda backend only")
-    model = load_model(model_path, variant=variant, scale=scale, tlc=tlc)
-    upscaler = Upscaler(model, device=backend.device, dtype=dtype, tile=tile, tile_pad=tile_pad, batch=batch)
-    if compile or cuda_graphs:
-        upscaler.network = torch.compile(upscaler.model, mode="reduce-overhead" if cuda_graphs else None)
+    backend = backend or select_backend(settings)
+    settings.check_backend(backend.name)
+    precision = resolve_precision(backend, settings)
+    if log is not None and precision != (settings.precision or precision):
+        log(f"{names.subject('precision', settings.precision)} is ignored on the CPU: it computes in fp32")
+    dtype = torch_dtype(precision)
+    model = load_model(settings.model_path, variant=settings.variant, scale=settings.scale, tlc=settings.tlc)
+    model = model.eval().to(backend.device, dtype)  # as the Upscaler keeps it; the engine is built from it
+    network: Callable[[torch.Tensor], torch.Tensor] = model
+    if settings.compile or settings.cuda_graphs:
+        network = torch.compile(model, mode="reduce-overhead" if settings.cuda_graphs else None)
     elif backend.name == "trt":
         if input_hw is None:
-            raise BackendError("the trt backend needs the frame size up front (input_hw) to build its engine")
+            raise BackendError("backend", "the trt backend needs the frame size up front (input_hw) to build "
+                               "its engine")
         from .trt.engine import engine_for
 
-        h, w = upscaler.network_input_hw(*input_hw)
-        upscaler.network = engine_for(upscaler.model, precision=precision or "fp16", batch=batch,
-                                      height=h, width=w, device=backend.device, log=log)
-    return upscaler
+        h, w = network_input_hw(*input_hw, settings.tile, settings.tile_pad)
+        network = engine_for(model, precision=precision, batch=settings.batch, height=h, width=w,
+                             device=backend.device, log=log)
+    # the fp16 overflow guard's way out, whatever ran before: the model itself, eagerly, in a wider type
+    return Upscaler(model, device=backend.device, dtype=dtype, tile=settings.tile, tile_pad=settings.tile_pad,
+                    batch=settings.batch, network=network, fallback=lambda wider: model.to(backend.device, wider))
+
+
+def create_upscaler(**settings) -> Upscaler:
+    """``create_backend_upscaler(RunSettings(**settings))``: the short form for Python callers,
+    e.g. ``create_upscaler(variant="light", scale=4, tile=(512, 512))``."""
+    return create_backend_upscaler(RunSettings(**settings))
 
 
 _CPU_LOCK = threading.Lock()  # one forward pass at a time on the CPU, for the whole process
@@ -146,7 +158,7 @@ class StreamRunner:
 
     def __init__(self, upscaler: Upscaler, num_streams: int = 1):
         if num_streams < 1:
-            raise BackendError(f"num_streams must be >= 1, got {num_streams}")
+            raise BackendError("num_streams", "is invalid: it must be >= 1", num_streams)
         self.upscaler = upscaler
         self.scale = upscaler.scale
         self.device = upscaler.device

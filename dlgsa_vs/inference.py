@@ -11,7 +11,6 @@ fp32), which is then kept, with a warning, so no black or NaN frame is ever retu
 """
 from __future__ import annotations
 
-import os
 import threading
 import warnings
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .weights import load_model
+from .settings import check_tiling
 
 
 @dataclass(frozen=True)
@@ -50,38 +49,45 @@ def tile_spans(length: int, tile: int, pad: int) -> list[TileSpan]:
     return spans
 
 
+def network_input_hw(height: int, width: int, tile: tuple[int, int], tile_pad: int) -> tuple[int, int]:
+    """The (height, width) the network sees for frames of this size: the tile crop if tiling."""
+    return tile_spans(height, tile[0], tile_pad)[0].size, tile_spans(width, tile[1], tile_pad)[0].size
+
+
 class Upscaler:
     """Runs a super-resolution network on batches of RGB frames.
 
     model: any module mapping (N, 3, H, W) to (N, 3, sH, sW) with an ``upscale`` attribute.
-    tile: (width, height) of LR tiles, 0 = whole frame; tile_pad: LR context around each tile.
+    tile: (height, width) of LR tiles, 0 = whole frame; tile_pad: LR context around each tile.
     batch: how many frames (or tiles) go through the network at once.
-    ``network`` is what runs: the model itself, or a compiled form / TensorRT engine of it
-    that a backend puts there (taking ``dtype`` input on ``device``).
+    network: what runs, taking ``dtype`` input on ``device``: the model (default), or a compiled
+    form or TensorRT engine of it that a backend made. fallback: given a wider dtype, the
+    network to run from then on when a half-precision output overflows (default: the model
+    moved to that dtype). Nothing here knows what the network is.
     """
 
     def __init__(self, model: torch.nn.Module, device: str | torch.device = "cpu",
                  dtype: torch.dtype = torch.float32, tile: tuple[int, int] = (0, 0),
-                 tile_pad: int = 16, batch: int = 1):
-        if batch < 1:
-            raise ValueError(f"batch must be >= 1, got {batch}")
-        if tile_pad < 0 or min(tile) < 0:
-            raise ValueError(f"tile sizes and tile_pad must be >= 0, got tile={tile} tile_pad={tile_pad}")
+                 tile_pad: int = 16, batch: int = 1,
+                 network: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                 fallback: Callable[[torch.dtype], Callable[[torch.Tensor], torch.Tensor]] | None = None):
+        check_tiling(tuple(tile), tile_pad, batch)
         self.device = torch.device(device)
         self.dtype = dtype
         self.scale: int = int(model.upscale)
-        self.tile_w, self.tile_h = tile
+        self.tile_h, self.tile_w = tile
         self.tile_pad = tile_pad
         self.batch = batch
         # Channels-last is the faster layout for the CPU's convolutions (bench/README.md).
         self.memory_format = torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
         self.model = model.eval().to(self.device, dtype)
-        self.network: Callable[[torch.Tensor], torch.Tensor] = self.model
+        self.network: Callable[[torch.Tensor], torch.Tensor] = network or self.model
+        self._fallback = fallback or (lambda wider: self.model.to(self.device, wider))
         self._switch_lock = threading.Lock()
 
     def network_input_hw(self, height: int, width: int) -> tuple[int, int]:
         """The (height, width) the network sees for frames of this size (the tile crop if tiling)."""
-        return tile_spans(height, self.tile_h, self.tile_pad)[0].size, tile_spans(width, self.tile_w, self.tile_pad)[0].size
+        return network_input_hw(height, width, (self.tile_h, self.tile_w), self.tile_pad)
 
     def _wider_dtype(self) -> torch.dtype:
         if self.dtype == torch.float16 and (self.device.type != "cuda" or torch.cuda.is_bf16_supported()):
@@ -101,8 +107,7 @@ class Upscaler:
                                   f"finite (overflow) on a {tuple(chunk.shape[2:])} input: switching to "
                                   f"{str(wider).removeprefix('torch.')} for the rest of the run",
                                   RuntimeWarning, stacklevel=2)
-                    self.model = self.model.to(self.device, wider)
-                    self.network = self.model  # a compiled form or engine was made for the narrower type
+                    self.network = self._fallback(wider)
                     self.dtype = wider
 
     @torch.inference_mode()
@@ -132,16 +137,6 @@ class Upscaler:
                         :, (r.own_start - r.crop) * s:(r.own_end - r.crop) * s,
                         (c.own_start - c.crop) * s:(c.own_end - c.crop) * s]
         return out.clamp_(0.0, 1.0).to(frames.device)
-
-
-def create_upscaler(model_path: str | os.PathLike | None = None, variant: str | None = None,
-                    scale: int | None = None, device: str = "cpu", fp16: bool = False,
-                    tile: tuple[int, int] = (0, 0), tile_pad: int = 16, batch: int = 1,
-                    tlc: bool = True) -> Upscaler:
-    """Load a model (packaged default or a file) and wrap it in an ``Upscaler``."""
-    model = load_model(model_path, variant=variant, scale=scale, tlc=tlc)
-    dtype = torch.float16 if fp16 else torch.float32
-    return Upscaler(model, device=device, dtype=dtype, tile=tile, tile_pad=tile_pad, batch=batch)
 
 
 def image_to_tensor(rgb: np.ndarray) -> torch.Tensor:

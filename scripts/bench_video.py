@@ -38,7 +38,8 @@ def main() -> int:
     import numpy as np
     import torch
 
-    from dlgsa_vs.inference import Upscaler, create_upscaler
+    from dlgsa_vs.backends import create_upscaler, select_backend
+    from dlgsa_vs.inference import Upscaler
     from dlgsa_vs.video.colour import frame_to_rgb
     from dlgsa_vs.video.job import upscale_video
     from dlgsa_vs.video.pipeline import first_frame_colour
@@ -53,12 +54,12 @@ def main() -> int:
     work = Path(tmp.name)
     clip = Path(args.clip) if args.clip else make_sample(work / "sample.mp4")
     try:
-        upscaler = create_upscaler(args.model, device=args.device, batch=args.batch)
+        upscaler = create_upscaler(model_path=args.model, backend=args.device, batch=args.batch)
         model_name = args.model or "packaged light x2"
     except WeightsError:
         from dlgsa_vs.arch import build_model
 
-        upscaler = Upscaler(build_model("light", 2), device=args.device, batch=args.batch)
+        upscaler = Upscaler(build_model("light", 2), device=select_backend(args.device).device, batch=args.batch)
         model_name = "light x2, random weights (same cost)"
 
     # the frames, decoded and converted once, for the model-only run

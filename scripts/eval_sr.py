@@ -30,10 +30,12 @@ from dlgsa_vs.evaluate import evaluate
 
 
 def make_model_upscaler(model_path: str | None, variant: str | None, scale: int, device: str):
-    """Load DLGSANet lazily and wrap it as ``f(lr_uint8) -> sr_uint8``."""
-    from dlgsa_vs.inference import create_upscaler, image_to_tensor, tensor_to_image
+    """Load DLGSANet lazily and wrap it as ``f(lr_uint8) -> sr_uint8`` (fp32 on the ``device``
+    backend, cpu or cuda)."""
+    from dlgsa_vs.backends import create_upscaler
+    from dlgsa_vs.inference import image_to_tensor, tensor_to_image
 
-    upscaler = create_upscaler(model_path, variant=variant, scale=scale, device=device)
+    upscaler = create_upscaler(model_path=model_path, variant=variant, scale=scale, backend=device, precision="fp32")
     return (lambda lr: tensor_to_image(upscaler(image_to_tensor(lr))[0])), upscaler.model
 
 
@@ -102,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--gray-as-y", action="store_true",
                     help="measure grayscale images on their grey values (classic MATLAB tables) "
                          "instead of BT.601 Y of the expanded RGB image")
-    ap.add_argument("--device", default="cpu", help="torch device for the model (default cpu)")
+    ap.add_argument("--device", default="cpu", help="backend for the model: cpu (default) or cuda (fp32 on either)")
     ap.add_argument("--json", type=Path, help="write the result here")
     args = ap.parse_args(argv)
 

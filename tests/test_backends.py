@@ -8,13 +8,14 @@ from conftest import randomize_, small_config
 from dlgsa_vs.arch import DLGSANet
 from dlgsa_vs.backends import (BackendError, StreamRunner, create_backend_upscaler, resolve_precision,
                                select_backend)
+from dlgsa_vs.settings import Names, RunSettings, SettingsError
 from dlgsa_vs.inference import Upscaler
 
 no_gpu = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
 
 
 def test_unknown_backend_is_named():
-    with pytest.raises(BackendError, match=r"backend 'tpu' is unknown: use one of auto, trt, cuda, cpu"):
+    with pytest.raises(SettingsError, match=r"backend='tpu' is unknown: use one of auto, trt, cuda, cpu"):
         select_backend("tpu")
 
 
@@ -40,20 +41,29 @@ def test_gpu_backends_without_a_gpu_are_clear_errors(name):
 
 def test_precision_rules():
     cpu = select_backend("cpu")
-    assert resolve_precision(cpu, None) == torch.float32
-    with pytest.raises(BackendError, match="precision fp16 needs a GPU backend"):
-        resolve_precision(cpu, "fp16")
-    with pytest.raises(BackendError, match="precision 'fp8' is unknown: use fp16, bf16 or fp32"):
-        resolve_precision(cpu, "fp8")
+    assert resolve_precision(cpu, RunSettings()) == "fp32"
+    # one policy everywhere: half precision asked for on the CPU is fp32 and one note
+    assert resolve_precision(cpu, RunSettings(precision="fp16")) == "fp32"
+    notes = []
+    up = create_backend_upscaler(RunSettings(variant="light", scale=2, precision="bf16"), cpu, log=notes.append,
+                                 names=Names({"precision": "--precision"}, "option"))
+    assert up.dtype == torch.float32
+    assert notes == ["--precision bf16 is ignored on the CPU: it computes in fp32"]
+    with pytest.raises(SettingsError, match="precision='fp8' is unknown: use fp16, bf16 or fp32"):
+        RunSettings(precision="fp8")
 
 
 def test_compile_is_for_the_cuda_backend_only():
-    with pytest.raises(BackendError, match="compile and cuda_graphs apply to the cuda backend only"):
-        create_backend_upscaler(select_backend("cpu"), variant="light", scale=2, compile=True)
+    with pytest.raises(SettingsError, match="compile and cuda_graphs apply to the cuda backend only"):
+        RunSettings(backend="cpu", compile=True)
+    auto = RunSettings(variant="light", scale=2, compile=True)  # auto: checked once it resolves
+    if not torch.cuda.is_available():
+        with pytest.raises(SettingsError, match="compile and cuda_graphs apply to the cuda backend only"):
+            create_backend_upscaler(auto)
 
 
 def test_cpu_backend_upscaler_runs_the_packaged_model():
-    up = create_backend_upscaler(select_backend("cpu"), variant="light", scale=2, tile=(24, 24))
+    up = create_backend_upscaler(RunSettings(variant="light", scale=2, tile=(24, 24)), select_backend("cpu"))
     assert up.dtype == torch.float32 and up.network is up.model
     assert up.network_input_hw(100, 30) == (24 + 2 * 16, 30)
     y = up(torch.rand(1, 3, 20, 28))
@@ -93,5 +103,5 @@ def test_stream_runner_on_the_cpu_serialises_and_matches():
     for t in threads:
         t.join()
     assert all(torch.equal(a, b) for a, b in zip(out, ref))
-    with pytest.raises(BackendError, match="num_streams must be >= 1"):
+    with pytest.raises(BackendError, match="num_streams=0 is invalid: it must be >= 1"):
         StreamRunner(Upscaler(model, "cpu"), 0)

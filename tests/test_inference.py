@@ -80,5 +80,5 @@ def test_half_precision_on_cpu_runs():
 def test_bad_frames_and_options_are_reported():
     with pytest.raises(ValueError, match=r"expected RGB frames shaped \(N, 3, H, W\), got \(3, 8, 8\)"):
         Upscaler(ConvUpscaler())(torch.rand(3, 8, 8))
-    with pytest.raises(ValueError, match="batch must be >= 1"):
+    with pytest.raises(ValueError, match="batch=0 is invalid: it must be >= 1"):
         Upscaler(ConvUpscaler(), batch=0)

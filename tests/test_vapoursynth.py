@@ -15,7 +15,8 @@ import torch
 import vapoursynth as vs
 
 import dlgsa_vs
-from dlgsa_vs.inference import Upscaler, create_upscaler
+from dlgsa_vs.backends import create_upscaler
+from dlgsa_vs.inference import Upscaler
 from dlgsa_vs.vapoursynth import filter as vsfilter
 from dlgsa_vs.vapoursynth.colour import RANGE_PROP
 from vs_support import clip_from_arrays, core, planes, random_rgb, small_model  # noqa: F401 (fixtures)
@@ -24,7 +25,7 @@ from vs_support import clip_from_arrays, core, planes, random_rgb, small_model  
 def reference(model_path, frames, **kw) -> np.ndarray:
     """The inference core's output for RGB float frames (list of 3 planes each)."""
     x = torch.from_numpy(np.stack([np.stack(f).astype(np.float32) for f in frames])).clamp(0, 1)
-    return create_upscaler(model_path, **kw)(x).numpy()
+    return create_upscaler(model_path=str(model_path), backend="cpu", **kw)(x).numpy()
 
 
 def frames_of(clip: vs.VideoNode) -> list[list[np.ndarray]]:
@@ -228,8 +229,8 @@ def test_cuda_streams_give_the_cpu_result(core, small_model):
 ERRORS = [
     (dict(scale=5), r"scale=5 is not available: DLGSANet models upscale by 2, 3 or 4"),
     (dict(variant="huge"), r"variant='huge' is unknown: use one of 'tiny', 'light', 'full'"),
-    (dict(model_path="/nonexistent/m.pth"), r"model_path '/nonexistent/m.pth' is not a file"),
-    (dict(backend="tpu"), r"backend 'tpu' is unknown: use one of auto, trt, cuda, cpu"),
+    (dict(model_path="/nonexistent/m.pth"), r"model_path='/nonexistent/m.pth' is not a file"),
+    (dict(backend="tpu"), r"backend='tpu' is unknown: use one of auto, trt, cuda, cpu"),
     (dict(tile_w=-8), r"tile_w=-8 is invalid: it must be >= 0 \(0 = no tiling\)"),
     (dict(tile_pad=-1), r"tile_pad=-1 is invalid: it must be >= 0"),
     (dict(batch=0), r"batch=0 is invalid: it must be >= 1"),

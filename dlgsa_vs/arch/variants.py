@@ -1,8 +1,12 @@
 """The published DLGSANet configurations, as the authors' YAML ``network_g`` blocks."""
 from __future__ import annotations
 
-from .dlgsanet import DLGSANet, default_tlc_kernel
+from typing import TYPE_CHECKING
 
+if TYPE_CHECKING:
+    from .dlgsanet import DLGSANet
+
+# No torch at import time: the settings and the command lines read these tables.
 SCALES = (2, 3, 4)
 
 # channels C, residual groups G, blocks per group B (shared/docs/dlgsanet.md, "Variants")
@@ -15,6 +19,8 @@ VARIANTS: dict[str, dict[str, int]] = {
 
 def variant_config(variant: str, scale: int, tlc: bool = True) -> dict:
     """Constructor keywords for a named variant, exactly as in the authors' configs."""
+    from .dlgsanet import default_tlc_kernel
+
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}: choose one of {', '.join(VARIANTS)}")
     if scale not in SCALES:
@@ -28,6 +34,8 @@ def variant_config(variant: str, scale: int, tlc: bool = True) -> dict:
     )
 
 
-def build_model(variant: str = "light", scale: int = 2, tlc: bool = True) -> DLGSANet:
+def build_model(variant: str = "light", scale: int = 2, tlc: bool = True) -> "DLGSANet":
     """A freshly initialised network of a named variant, e.g. ``build_model("light", 4)``."""
+    from .dlgsanet import DLGSANet
+
     return DLGSANet(**variant_config(variant, scale, tlc))

@@ -1,4 +1,8 @@
-"""What the command-line tools share: model options, clean one-line errors.
+"""What the command-line tools share: the run options, their names, clean one-line errors.
+
+The options map onto :class:`~dlgsa_vs.settings.RunSettings` fields through ``OPTION_NAMES``,
+the one table that words a settings error with the flag the user typed. Option defaults are
+left to ``RunSettings`` (argparse's are None), so each is written once.
 
 No torch here: ``--help`` and argument errors come back at once.
 """
@@ -7,20 +11,96 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..arch.variants import SCALES, VARIANTS
+from ..settings import BACKENDS, KERNELS, PRECISIONS, Names, RunSettings, SettingsError
 
-def add_model_options(ap: argparse.ArgumentParser) -> None:
-    ap.add_argument("-s", "--scale", type=int, choices=[2, 3, 4],
-                    help="upscaling factor (default 2, or the model file's)")
-    ap.add_argument("--variant", choices=["tiny", "light", "full"],
-                    help="packaged model variant (default light)")
-    ap.add_argument("-m", "--model", metavar="PATH",
-                    help="model file: the authors' .pth or a .safetensors (variant and scale are read from it)")
-    ap.add_argument("--tile", type=int, nargs=2, metavar=("W", "H"), default=(0, 0),
-                    help="process in LR tiles of W x H pixels (0 0 = whole frame)")
-    ap.add_argument("--tile-pad", type=int, default=16, help="LR context pixels around each tile")
-    ap.add_argument("--no-tlc", action="store_true",
-                    help="global attention over the whole frame instead of the authors' TLC windows")
-    ap.add_argument("--threads", type=int, help="CPU threads for torch (default: all cores)")
+DEFAULTS = RunSettings()
+
+OPTION_NAMES = Names({
+    "model_path": "-m/--model", "variant": "--variant", "scale": "--scale", "tlc": "--no-tlc",
+    "backend": "--backend", "device_index": "--device-index", "precision": "--precision",
+    # --tile is typed W H; the field holds (H, W)
+    "tile": lambda hw: "--tile" if hw is None else f"--tile {hw[1]} {hw[0]}",
+    "tile_pad": "--tile-pad", "batch": "--batch", "num_streams": "--num-streams", "compile": "--compile",
+    "cuda_graphs": "--cuda-graphs", "kernels": "--kernels", "threads": "--threads",
+}, style="option")
+
+
+def add_model_options(ap: argparse.ArgumentParser, tiles: bool = True) -> None:
+    """The network's options: which weights, TLC, tiles and CPU threads."""
+    g = ap.add_argument_group("network")
+    g.add_argument("-s", "--scale", type=int, choices=SCALES, help="upscaling factor (default 2, or the model file's)")
+    g.add_argument("--variant", choices=list(VARIANTS), help="packaged model variant (default light)")
+    g.add_argument("-m", "--model", metavar="PATH",
+                   help="model file: the authors' .pth or a .safetensors (variant and scale are read from it)")
+    if tiles:
+        g.add_argument("--tile", type=int, nargs=2, metavar=("W", "H"),
+                       help="process in LR tiles of W x H pixels (default 0 0 = whole frame)")
+        g.add_argument("--tile-pad", type=int, metavar="N",
+                       help=f"LR context pixels around each tile (default {DEFAULTS.tile_pad})")
+    g.add_argument("--no-tlc", action="store_true",
+                   help="global attention over the whole frame instead of the authors' TLC windows")
+    g.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch (default: all cores)")
+
+
+def add_device_options(ap: argparse.ArgumentParser, backends=BACKENDS, compile_options: bool = True) -> None:
+    """Where and how the network runs: backend, GPU, precision, batch, compile, kernels."""
+    g = ap.add_argument_group("device")
+    g.add_argument("--backend", choices=list(backends),
+                   help="where the network runs: trt (TensorRT engine, built once and cached), cuda "
+                        "(PyTorch on the GPU), cpu; auto (default) takes the first that works and says why")
+    g.add_argument("--device-index", type=int, metavar="N", help="CUDA device number (default 0)")
+    g.add_argument("--precision", choices=list(PRECISIONS),
+                   help="GPU arithmetic (default fp16; a frame that overflows in fp16 is redone in "
+                        "bf16/fp32, with a warning); the CPU computes in fp32 (a request is noted, not refused)")
+    g.add_argument("--fp16", action="store_const", const="fp16", dest="precision", help="same as --precision fp16")
+    g.add_argument("--batch", type=int, metavar="N", help=f"frames per network call (default {DEFAULTS.batch})")
+    g.add_argument("--kernels", choices=list(KERNELS),
+                   help="the network's fused Triton GPU kernels or its plain PyTorch forms; auto (default): "
+                        "triton on a CUDA GPU where triton imports, else torch")
+    if compile_options:
+        g.add_argument("--compile", action="store_true", help="cuda: torch.compile the network (slow first frame)")
+        g.add_argument("--cuda-graphs", action="store_true", help="cuda: torch.compile with CUDA graphs")
+
+
+_ARG_FIELDS = {  # argparse destination -> settings field
+    "model": "model_path", "variant": "variant", "scale": "scale", "backend": "backend",
+    "device_index": "device_index", "precision": "precision", "tile_pad": "tile_pad", "batch": "batch",
+    "num_streams": "num_streams", "compile": "compile", "cuda_graphs": "cuda_graphs", "kernels": "kernels",
+    "threads": "threads",
+}
+
+
+def settings_from_args(args: argparse.Namespace, **fixed) -> RunSettings:
+    """The ``RunSettings`` of parsed options (absent ones keep the settings' defaults).
+
+    Raises ``SettingsError``; word it with ``OPTION_NAMES`` (``usage_message``).
+    """
+    given = {field: value for dest, field in _ARG_FIELDS.items()
+             if (value := getattr(args, dest, None)) is not None and value is not False}
+    if getattr(args, "tile", None) is not None:
+        given["tile"] = (args.tile[1], args.tile[0])
+    if getattr(args, "no_tlc", False):
+        given["tlc"] = False
+    return RunSettings(**{**given, **fixed})
+
+
+def encoder_options(pairs: list[str]) -> dict[str, str]:
+    """-e KEY=VALUE options as a dict (VideoError, exit 2, for a malformed one)."""
+    from ..video.errors import VideoError
+
+    opts = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise VideoError(f"-e {pair!r}: write encoder options as KEY=VALUE, e.g. -e preset=slow", code=2)
+        opts[key.strip()] = value
+    return opts
+
+
+def usage_message(exc: SettingsError) -> str:
+    """A settings error worded with this command line's flags."""
+    return exc.render(OPTION_NAMES)
 
 
 def weights_message(exc: Exception, option: str = "-m/--model") -> str:

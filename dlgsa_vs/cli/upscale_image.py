@@ -14,10 +14,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..backends import create_backend_upscaler, select_backend
 from ..imageio import read_image, write_png
-from ..inference import create_upscaler, image_to_tensor, tensor_to_image
+from ..inference import image_to_tensor, tensor_to_image
+from ..settings import SettingsError
 from ..weights import WeightsError
-from .common import add_model_options, fail, weights_message
+from .common import (OPTION_NAMES, add_device_options, add_model_options, fail, settings_from_args, usage_message,
+                     weights_message)
 
 
 def demo_image(width: int = 192, height: int = 128) -> np.ndarray:
@@ -37,13 +40,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("input", nargs="?", help="image file (PNG, BMP, JPEG, ...)")
     ap.add_argument("-o", "--output", help="output PNG (default: <input>_x<scale>.png)")
     ap.add_argument("--demo", action="store_true", help="make a test picture (demo.png) and upscale it")
-    ap.add_argument("--device", default="cpu", help="torch device (default cpu)")
     add_model_options(ap)
+    add_device_options(ap)
     args = ap.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
     if args.demo == bool(args.input):
         return fail("give an image file, or --demo (not both)")
+    try:
+        settings = settings_from_args(args)
+        backend = select_backend(settings)
+    except SettingsError as exc:
+        return fail(usage_message(exc))
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
 
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
@@ -55,17 +63,19 @@ def main(argv: list[str] | None = None) -> int:
         if not src.is_file():
             return fail(f"input image not found: {src}")
     try:
-        upscaler = create_upscaler(args.model, args.variant, args.scale, device=args.device,
-                                   tile=tuple(args.tile), tile_pad=args.tile_pad, tlc=not args.no_tlc)
+        rgb = read_image(src)
+    except Exception as exc:  # PyAV raises several kinds for unreadable files
+        return fail(f"cannot read {src} as an image: {exc}")
+    try:
+        upscaler = create_backend_upscaler(settings, backend, input_hw=rgb.shape[:2],
+                                           log=lambda m: print(m, file=sys.stderr), names=OPTION_NAMES)
+    except SettingsError as exc:
+        return fail(usage_message(exc))
     except WeightsError as exc:
         return fail(weights_message(exc))
     out = Path(args.output) if args.output else src.with_name(f"{src.stem}_x{upscaler.scale}.png")
     if out.resolve() == src.resolve():
         return fail(f"the output would overwrite the input {src}: choose another -o")
-    try:
-        rgb = read_image(src)
-    except Exception as exc:  # PyAV raises several kinds for unreadable files
-        return fail(f"cannot read {src} as an image: {exc}")
 
     start = time.perf_counter()
     result = tensor_to_image(upscaler(image_to_tensor(rgb))[0])
@@ -73,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     write_png(out, result)
     h, w = rgb.shape[:2]
     print(f"{src} ({w}x{h}) -> {out} ({result.shape[1]}x{result.shape[0]}), x{upscaler.scale} "
-          f"in {seconds:.1f} s on {args.device}", file=sys.stderr)
+          f"in {seconds:.1f} s on {backend.name} ({str(upscaler.dtype).removeprefix('torch.')})", file=sys.stderr)
     return 0
 
 

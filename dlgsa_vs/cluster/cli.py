@@ -14,7 +14,10 @@ import os
 import sys
 from pathlib import Path
 
+from ..settings import RunSettings, SettingsError
+
 VIDEO_EXTENSIONS = {".mp4", ".mkv", ".mov", ".m4v", ".webm", ".ts", ".m2ts", ".avi", ".mxf", ".nut"}
+RAY_BACKENDS = ("auto", "cuda", "cpu")       # trt engines are not built on Ray workers yet
 CRASH_ENV = "DLGSA_CLUSTER_TEST_CRASH_ONCE"    # tests: a marker path; chunk 1's first attempt dies
 
 
@@ -43,7 +46,8 @@ def add_cluster_options(ap: argparse.ArgumentParser, ray_flag: bool = True) -> N
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ..cli.common import add_model_options
+    from ..cli.common import add_device_options, add_model_options
+    from ..video.cli import add_encoding_options
 
     ap = argparse.ArgumentParser(prog="dlgsa-upscale-ray", description=__doc__.splitlines()[0])
     ap.add_argument("inputs", nargs="+", help="video files and/or folders of them")
@@ -51,13 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="one input: the output file; several: an existing folder for the outputs "
                          "(default: <input>_x<scale> next to each input)")
     add_model_options(ap)
-    ap.add_argument("--backend", choices=["auto", "cuda", "cpu"], default="auto")
-    ap.add_argument("--precision", choices=["fp16", "bf16", "fp32"])
-    ap.add_argument("--batch", type=int, default=1, metavar="N")
-    ap.add_argument("-c", "--encoder", metavar="NAME")
-    ap.add_argument("--crf", type=float, metavar="Q")
-    ap.add_argument("--pix-fmt", metavar="FMT")
-    ap.add_argument("-e", "--encoder-option", action="append", default=[], metavar="KEY=VALUE")
+    add_device_options(ap, backends=RAY_BACKENDS, compile_options=False)
+    add_encoding_options(ap)
     ap.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     ap.add_argument("-v", "--verbose", action="store_true", help="a line per worker every few seconds")
     add_cluster_options(ap, ray_flag=False)
@@ -84,9 +83,9 @@ def _inputs(names: list[str]) -> list[Path]:
     return out
 
 
-def run_from_args(args, inputs: list[str], address: str | None) -> int:
+def run_from_args(args, settings: RunSettings, inputs: list[str], address: str | None) -> int:
     """Both front ends end here; returns the exit status (errors raise VideoError)."""
-    from ..video.cli import _encoder_options
+    from ..cli.common import encoder_options, weights_message
     from ..video.errors import VideoError
     from ..video.output import default_output
     from ..weights import WeightsError, load_model
@@ -94,8 +93,8 @@ def run_from_args(args, inputs: list[str], address: str | None) -> int:
     for flag in ("start", "frames", "preview", "compile", "cuda_graphs"):
         if getattr(args, flag, None):
             raise VideoError(f"--{flag.replace('_', '-')} is not available with --ray", code=2)
-    if getattr(args, "backend", "auto") == "trt":
-        raise VideoError("--backend trt is not available with --ray yet: use cuda or auto", code=2)
+    if settings.backend not in RAY_BACKENDS:
+        raise VideoError(f"--backend {settings.backend} is not available with --ray yet: use cuda or auto", code=2)
     try:
         import ray  # noqa: F401
     except ImportError:
@@ -106,19 +105,20 @@ def run_from_args(args, inputs: list[str], address: str | None) -> int:
 
     files = _inputs(inputs)
     try:
-        scale = load_model(args.model, variant=args.variant, scale=args.scale, tlc=not args.no_tlc).upscale
+        scale = load_model(settings.model_path, variant=settings.variant, scale=settings.scale).upscale
     except WeightsError as exc:
-        raise VideoError(str(exc).replace("with model_path", "with -m/--model"), code=2) from None
+        raise VideoError(weights_message(exc), code=2) from None
     out_dir = None
     if len(files) > 1 and args.output:
         out_dir = Path(args.output)
         if not out_dir.is_dir():
             raise VideoError(f"with several inputs -o names an existing folder; {out_dir} is not one", code=2)
-    settings = dict(model=str(Path(args.model).resolve()) if args.model else None, variant=args.variant,
-                    scale=scale, tile=list(args.tile), tile_pad=args.tile_pad, tlc=not args.no_tlc,
-                    batch=args.batch, precision=args.precision, backend=args.backend,
-                    threads=args.threads or max(1, int(args.cpus_per_task)), encoder=args.encoder,
-                    crf=args.crf, pix_fmt=args.pix_fmt, encoder_options=_encoder_options(args.encoder_option))
+    # the workers get plain data: the run settings (scale and threads filled in) and the encoder's
+    # (device_index 0: Ray gives each task its GPU as the only visible one)
+    run_settings = settings.replace(scale=scale, device_index=0,
+                                    threads=settings.threads or max(1, int(args.cpus_per_task)))
+    job_settings = dict(run_settings.to_dict(), encoder=args.encoder, crf=args.crf, pix_fmt=args.pix_fmt,
+                        encoder_options=encoder_options(args.encoder_option))
     jobs = []
     for f in files:
         if out_dir is not None:
@@ -127,7 +127,7 @@ def run_from_args(args, inputs: list[str], address: str | None) -> int:
             out = Path(args.output)
         else:
             out = default_output(f, scale)
-        jobs.append(run.plan_job(f, out, settings, args.chunk_seconds))
+        jobs.append(run.plan_job(f, out, job_settings, args.chunk_seconds))
     run.connect(address or None, args.workers)
     run.run_jobs(jobs, cpus_per_task=args.cpus_per_task, max_retries=args.retries,
                  keep_chunks=args.keep_chunks, verbose=args.verbose, progress=not args.quiet,
@@ -144,14 +144,14 @@ def run_from_args(args, inputs: list[str], address: str | None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..cli.common import fail
+    from ..cli.common import fail, settings_from_args, usage_message
     from ..video.errors import VideoError
 
     args = build_parser().parse_args(argv)
-    if args.batch < 1:
-        return fail(f"--batch must be >= 1, got {args.batch}", 2)
     try:
-        return run_from_args(args, args.inputs, args.address)
+        return run_from_args(args, settings_from_args(args), args.inputs, args.address)
+    except SettingsError as exc:
+        return fail(usage_message(exc), 2)
     except VideoError as exc:
         return fail(str(exc), exc.code)
     except KeyboardInterrupt:

@@ -50,16 +50,13 @@ def sha256_file(path: str | os.PathLike) -> str:
 
 
 def _upscaler(settings: dict, hw: tuple[int, int]):
-    from ..backends import create_backend_upscaler, select_backend
+    from ..backends import create_backend_upscaler
+    from ..settings import RunSettings
 
-    key = (tuple(sorted((k, repr(v)) for k, v in settings.items())), hw)
+    run = RunSettings.from_dict(settings)   # the job's plain data also holds the encoder's settings
+    key = (run, hw)
     if key not in _UPSCALERS:
-        backend = select_backend(settings.get("backend", "auto"), 0)
-        _UPSCALERS[key] = create_backend_upscaler(
-            backend, settings.get("model"), settings.get("variant"), settings.get("scale"),
-            precision=settings.get("precision"), tile=tuple(settings.get("tile", (0, 0))),
-            tile_pad=settings.get("tile_pad", 16), batch=settings.get("batch", 1),
-            tlc=settings.get("tlc", True), input_hw=hw)
+        _UPSCALERS[key] = create_backend_upscaler(run, input_hw=hw)
     return _UPSCALERS[key]
 
 

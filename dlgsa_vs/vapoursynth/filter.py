@@ -37,8 +37,8 @@ import numpy as np
 import torch
 import vapoursynth as vs
 
-from ..arch import SCALES, VARIANTS
-from ..backends import Backend, BackendError, StreamRunner, create_backend_upscaler, select_backend
+from ..backends import Backend, StreamRunner, create_backend_upscaler, select_backend
+from ..settings import Names, RunSettings, SettingsError
 from ..weights import WeightsError
 from . import colour
 from .colour import PREFIX
@@ -63,13 +63,13 @@ def _text(name: str, value) -> str | None:
     raise vs.Error(f"{PREFIX}{name} must be a string, got {type(value).__name__}")
 
 
-def _int(name: str, value, minimum: int, hint: str = "") -> int | None:
+def _int(name: str, value, minimum: int | None = None) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise vs.Error(f"{PREFIX}{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise vs.Error(f"{PREFIX}{name}={value} is invalid: it must be >= {minimum}{hint}")
+    if minimum is not None and value < minimum:
+        raise vs.Error(f"{PREFIX}{name}={value} is invalid: it must be >= {minimum}")
     return int(value)
 
 
@@ -93,14 +93,18 @@ def _check_clip(clip) -> None:
     colour.check_format(clip.format)
 
 
-def _backend(name: str | None, device_index: int | None) -> Backend:
-    try:
-        backend = select_backend(name or "auto", device_index or 0)
-    except BackendError as exc:
-        raise vs.Error(f"{PREFIX}{exc}") from None
-    if (name or "auto").lower() == "auto":
-        log(f"backend auto -> {backend.name} ({backend.reason})")
-    return backend
+def _tile_subject(hw: tuple[int, int] | None) -> str:
+    if hw is None:
+        return "tile_w/tile_h"
+    return f"tile_w={hw[1]}" if hw[1] < 0 else f"tile_h={hw[0]}"
+
+
+KEYWORDS = Names({"tile": _tile_subject, "precision": lambda value: "fp16"}, style="keyword")
+"""The filter's parameter names for the settings' fields (the rest are named alike)."""
+
+
+def _settings_error(exc: SettingsError) -> vs.Error:
+    return vs.Error(f"{PREFIX}{exc.render(KEYWORDS)}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -111,25 +115,22 @@ _RUNNERS: "weakref.WeakValueDictionary[tuple, StreamRunner]" = weakref.WeakValue
 _RUNNERS_LOCK = threading.Lock()
 
 
-def get_runner(model_path: str | None, variant: str | None, scale: int | None, tlc: bool,
-               backend: Backend, precision: str, tile: tuple[int, int], tile_pad: int, batch: int,
-               num_streams: int, input_hw: tuple[int, int]) -> StreamRunner:
+def get_runner(settings: RunSettings, backend: Backend, input_hw: tuple[int, int]) -> StreamRunner:
     """A runner for these settings, shared by every filter instance alive that uses the same ones."""
-    path = os.path.realpath(model_path) if model_path else None
-    key = (path, variant, scale, tlc, backend, precision, tile, tile_pad, batch, num_streams,
-           input_hw if backend.name == "trt" else None)
+    key = (settings, backend, input_hw if backend.name == "trt" else None)
     with _RUNNERS_LOCK:
         runner = _RUNNERS.get(key)
         if runner is None:
             try:
                 # anything the loaders print must not reach vspipe's stdout
                 with contextlib.redirect_stdout(sys.stderr):
-                    upscaler = create_backend_upscaler(
-                        backend, model_path, variant=variant, scale=scale, precision=precision, tile=tile,
-                        tile_pad=tile_pad, batch=batch, tlc=tlc, input_hw=input_hw, log=log)
+                    upscaler = create_backend_upscaler(settings, backend, input_hw=input_hw, log=log,
+                                                       names=KEYWORDS)
+            except SettingsError as exc:
+                raise _settings_error(exc) from None
             except (WeightsError, ValueError) as exc:
                 raise vs.Error(f"{PREFIX}{exc}") from None
-            runner = _RUNNERS[key] = StreamRunner(upscaler, num_streams)
+            runner = _RUNNERS[key] = StreamRunner(upscaler, settings.num_streams)
     return runner
 
 
@@ -264,50 +265,36 @@ def upscale(clip: vs.VideoNode, scale: int | None = None, variant: str | None = 
         codes, e.g. matrix=1 for BT.709, range=1 for limited), overriding the frame properties.
     """
     _check_clip(clip)
-    scale = _int("scale", scale, 1)
-    if scale is not None and scale not in SCALES:
-        raise vs.Error(f"{PREFIX}scale={scale} is not available: DLGSANet models upscale by 2, 3 or 4")
-    variant = _text("variant", variant)
-    if variant is not None and variant not in VARIANTS:
-        raise vs.Error(f"{PREFIX}variant={variant!r} is unknown: use one of {', '.join(map(repr, VARIANTS))}")
-    model_path = _text("model_path", model_path)
-    if model_path is not None and not os.path.isfile(model_path):
-        raise vs.Error(f"{PREFIX}model_path {model_path!r} is not a file: pass the path of a DLGSANet .pth or "
-                       f".safetensors file, or leave model_path out to use the packaged weights")
-    backend = _text("backend", backend)
-    device_index = _int("device_index", device_index, 0)
     fp16 = _flag("fp16", fp16)
-    tile_w = _int("tile_w", tile_w, 0, " (0 = no tiling)")
-    tile_h = _int("tile_h", tile_h, 0, " (0 = no tiling)")
-    tile_pad = _int("tile_pad", tile_pad, 0)
-    batch = _int("batch", batch, 1)
-    num_streams = _int("num_streams", num_streams, 1)
-    tlc = _flag("tlc", tlc)
+    tile_w, tile_h = _int("tile_w", tile_w), _int("tile_h", tile_h)
+    given = dict(model_path=_text("model_path", model_path), variant=_text("variant", variant),
+                 scale=_int("scale", scale), backend=_text("backend", backend),
+                 device_index=_int("device_index", device_index), tile_pad=_int("tile_pad", tile_pad),
+                 batch=_int("batch", batch), num_streams=_int("num_streams", num_streams), tlc=_flag("tlc", tlc),
+                 # one given alone is used for both
+                 tile=None if tile_w is None and tile_h is None else
+                 (tile_h if tile_h is not None else tile_w, tile_w if tile_w is not None else tile_h),
+                 # default: half precision for RGBH clips (the CPU computes in fp32 and says so)
+                 precision="fp16" if (clip.format.id == vs.RGBH if fp16 is None else fp16) else "fp32")
+    try:
+        settings = RunSettings(**{k: v for k, v in given.items() if v is not None})
+    except SettingsError as exc:
+        raise _settings_error(exc) from None
     over = colour.Overrides(_int("matrix", matrix, 0), _int("transfer", transfer, 0),
                             _int("primaries", primaries, 0), _int("range", range, 0))
 
     colour.check_first_frame(clip, over)
 
-    chosen = _backend(backend, device_index)
-    if chosen.name == "cpu":
-        if fp16:
-            log("fp16 is ignored on the CPU: it computes in fp32")
-        fp16 = False
-    elif fp16 is None:
-        fp16 = clip.format.id == vs.RGBH
-    if tile_w is None and tile_h is None:
-        tile = (0, 0)
-    else:
-        tile = (tile_w if tile_w is not None else tile_h, tile_h if tile_h is not None else tile_w)
-    if model_path is None:
-        variant = variant or "light"
-        scale = scale or 2
-    runner = get_runner(model_path, variant, scale, True if tlc is None else tlc, chosen,
-                        "fp16" if fp16 else "fp32", tile, 16 if tile_pad is None else tile_pad, batch or 1,
-                        num_streams or 1, (clip.height, clip.width))
+    try:
+        chosen = select_backend(settings)
+    except SettingsError as exc:
+        raise _settings_error(exc) from None
+    if settings.backend == "auto":
+        log(f"backend auto -> {chosen.name} ({chosen.reason})")
+    runner = get_runner(settings, chosen, (clip.height, clip.width))
 
     rgb = colour.to_rgb(clip, over)
-    up = network_stage(rgb, runner, batch or 1)
+    up = network_stage(rgb, runner, settings.batch)
     out = colour.from_rgb(up, clip, over)
     out = out.std.CopyFrameProps(clip)
     if over.props():

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import signal
 import sys
 import time
@@ -31,33 +30,16 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import av  # noqa: E402
 
-from ..cli.common import add_model_options, fail, weights_message  # noqa: E402
+from ..cli.common import (OPTION_NAMES, add_device_options, add_model_options, fail,  # noqa: E402
+                          encoder_options, settings_from_args, usage_message, weights_message)
+from ..settings import SettingsError  # noqa: E402
 from .errors import Interrupted, VideoError  # noqa: E402
 
 PROG = "dlgsa-upscale"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                 epilog="\n".join(__doc__.splitlines()[2:]))
-    ap.add_argument("input", nargs="?", help="video file (anything FFmpeg reads: mp4, mkv, mov, webm, ts, ...)")
-    ap.add_argument("-o", "--output", metavar="PATH",
-                    help="output file; the extension picks the container "
-                         "(default: <input>_x<scale> with the input's extension, .mkv for others)")
-    add_model_options(ap)
-    g = ap.add_argument_group("device")
-    g.add_argument("--backend", choices=["auto", "trt", "cuda", "cpu"], default="auto",
-                   help="where the network runs: trt (TensorRT engine, built once and cached), cuda "
-                        "(PyTorch on the GPU), cpu; auto (default) takes the first that works and says why")
-    g.add_argument("--device-index", type=int, default=0, metavar="N", help="CUDA device number (default 0)")
-    g.add_argument("--precision", choices=["fp16", "bf16", "fp32"],
-                   help="GPU arithmetic (default fp16; a frame that overflows in fp16 is redone in "
-                        "bf16/fp32, with a warning); the CPU computes in fp32")
-    g.add_argument("--fp16", action="store_const", const="fp16", dest="precision", help="same as --precision fp16")
-    g.add_argument("--compile", action="store_true", help="cuda: torch.compile the network (slow first frame)")
-    g.add_argument("--cuda-graphs", action="store_true", help="cuda: torch.compile with CUDA graphs")
-    g.add_argument("--batch", type=int, default=1, metavar="N", help="frames per network call (default 1)")
+def add_encoding_options(ap: argparse.ArgumentParser) -> None:
+    """-c, --crf, --pix-fmt, -e: shared with dlgsa-upscale-ray."""
     g = ap.add_argument_group("encoding")
     g.add_argument("-c", "--encoder", metavar="NAME",
                    help="video encoder: libx264 (default; libvpx-vp9 for .webm), libx265, libsvtav1, "
@@ -70,6 +52,19 @@ def build_parser() -> argparse.ArgumentParser:
                         "or the nearest the encoder takes)")
     g.add_argument("-e", "--encoder-option", action="append", default=[], metavar="KEY=VALUE",
                    help="any encoder option, repeatable: -e preset=slow -e tune=film -e g=250")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog="\n".join(__doc__.splitlines()[2:]))
+    ap.add_argument("input", nargs="?", help="video file (anything FFmpeg reads: mp4, mkv, mov, webm, ts, ...)")
+    ap.add_argument("-o", "--output", metavar="PATH",
+                    help="output file; the extension picks the container "
+                         "(default: <input>_x<scale> with the input's extension, .mkv for others)")
+    add_model_options(ap)
+    add_device_options(ap)
+    add_encoding_options(ap)
     g = ap.add_argument_group("range and output")
     g.add_argument("--start", metavar="TIME", help="start at this time: seconds (12.5) or [HH:]MM:SS(.ms); "
                                                    "the output then starts at 0")
@@ -85,27 +80,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_cluster_options(ap)
     return ap
-
-
-def _encoder_options(pairs: list[str]) -> dict[str, str]:
-    opts = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise VideoError(f"-e {pair!r}: write encoder options as KEY=VALUE, e.g. -e preset=slow", code=2)
-        opts[key.strip()] = value
-    return opts
-
-
-def _backend(args):
-    from ..backends import BackendError, resolve_precision, select_backend
-
-    try:
-        backend = select_backend(args.backend, args.device_index)
-        resolve_precision(backend, args.precision)
-    except BackendError as exc:
-        raise VideoError(re.sub(r"\b(backend|precision) ", r"--\1 ", str(exc)), code=2) from None
-    return backend
 
 
 def human_size(n: int) -> str:
@@ -130,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         return _main(args)
     except VideoError as exc:
         return fail(str(exc), exc.code)
+    except SettingsError as exc:
+        return fail(usage_message(exc), 2)
     except (KeyboardInterrupt, Interrupted) as exc:
         name = exc.signal_name if isinstance(exc, Interrupted) else "Ctrl-C"
         print(f"interrupted ({name}): stopped, the partial output was removed", file=sys.stderr)
@@ -153,26 +129,24 @@ def _main(args) -> int:
         return _make_sample(args)
     if not args.input:
         raise VideoError("give a video file (or --make-sample PATH to make one)", code=2)
+    settings = settings_from_args(args)
     if args.ray is not None:
         from ..cluster.cli import run_from_args
 
-        return run_from_args(args, [args.input], args.ray)
-    if args.batch < 1:
-        raise VideoError(f"--batch must be >= 1, got {args.batch}", code=2)
+        return run_from_args(args, settings, [args.input], args.ray)
     if args.frames is not None and args.frames < 1:
         raise VideoError(f"--frames must be >= 1, got {args.frames}", code=2)
     if args.preview is not None and args.preview < 0:
         raise VideoError(f"--preview takes a frame number from 0, got {args.preview}", code=2)
-    if args.threads is not None and args.threads < 1:
-        raise VideoError(f"--threads must be >= 1, got {args.threads}", code=2)
-    enc_opts = _encoder_options(args.encoder_option)
+    enc_opts = encoder_options(args.encoder_option)
     start = None
     if args.start:
         from .probe import parse_time
 
         start = parse_time(args.start)
-    backend = _backend(args)
+    from ..backends import create_backend_upscaler, select_backend
 
+    backend = select_backend(settings)
     from .probe import probe
 
     src = Path(args.input)
@@ -180,23 +154,16 @@ def _main(args) -> int:
     try:
         import torch
 
-        from ..backends import BackendError, create_backend_upscaler
-
-        if args.threads:
-            torch.set_num_threads(args.threads)
+        if settings.threads:
+            torch.set_num_threads(settings.threads)
         try:
-            upscaler = create_backend_upscaler(
-                backend, args.model, args.variant, args.scale, precision=args.precision, tile=tuple(args.tile),
-                tile_pad=args.tile_pad, batch=args.batch, tlc=not args.no_tlc, compile=args.compile,
-                cuda_graphs=args.cuda_graphs, input_hw=(info.height, info.width),
-                log=None if args.quiet else lambda m: print(m, file=sys.stderr))
+            upscaler = create_backend_upscaler(settings, backend, input_hw=(info.height, info.width),
+                                               log=None if args.quiet else lambda m: print(m, file=sys.stderr),
+                                               names=OPTION_NAMES)
         except WeightsError as exc:
             raise VideoError(weights_message(exc), code=2) from None
-        except BackendError as exc:
-            raise VideoError(str(exc).replace("compile and cuda_graphs", "--compile and --cuda-graphs"),
-                             code=2) from None
         device = f"{backend.name} {str(upscaler.dtype).removeprefix('torch.')}" + (
-            f"; auto: {backend.reason}" if args.backend == "auto" else "")
+            f"; auto: {backend.reason}" if settings.backend == "auto" else "")
         if args.preview is not None:
             return _preview(args, info, upscaler, src)
         return _upscale(args, info, upscaler, src, start, enc_opts, device)
@@ -249,7 +216,7 @@ def _upscale(args, info, upscaler, src: Path, start: Fraction | None, enc_opts: 
     from .job import upscale_video
 
     r = upscale_video(info, upscaler, args.output, start=start, frames=args.frames, encoder=args.encoder,
-                      crf=args.crf, pix_fmt=args.pix_fmt, encoder_options=enc_opts, batch=args.batch,
+                      crf=args.crf, pix_fmt=args.pix_fmt, encoder_options=enc_opts,
                       progress=False if args.quiet else None)
     stats, problems, w, h, s = r.stats, r.problems, r.info.width, r.info.height, r.scale
     if not args.quiet:
