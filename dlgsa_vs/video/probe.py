@@ -237,6 +237,62 @@ def parse_time(text: str) -> Fraction:
 
 # --- reading -------------------------------------------------------------------------------------
 
+def shown_frames(codec: str, packet) -> int:
+    """How many pictures a packet puts on screen: 1 for almost every packet of every codec.
+
+    VP8 and VP9 code alternate-reference frames that are decoded for prediction but never
+    shown (a later packet shows them, or nothing does). In most files libvpx packs such a
+    frame with the next shown one into a VP9 superframe, but a packet may also hold the hidden
+    frame alone (VP8 always; VP9 after FFmpeg's vp9_superframe_split, as NUT files keep it,
+    or other muxers). Counting such a packet as a frame would report a frame missing from an
+    intact file, so the frame headers are read: VP8's show_frame bit, and VP9's show_frame /
+    show_existing_frame bits of every frame in the packet. Other codecs: 1.
+    """
+    if codec not in ("vp8", "vp9"):
+        return 1
+    data = memoryview(packet).cast("B")
+    if not len(data):
+        return 0
+    if codec == "vp8":
+        return (data[0] >> 4) & 1          # frame tag: bit 4 is show_frame
+    return sum(_vp9_shows(frame) for frame in _vp9_frames(data))
+
+
+def _vp9_frames(data: memoryview) -> list[memoryview]:
+    """The frames of a VP9 packet: those of its superframe index, else the packet itself."""
+    marker = data[-1]
+    if marker & 0xE0 == 0xC0:
+        count, size_bytes = (marker & 7) + 1, ((marker >> 3) & 3) + 1
+        index = 2 + size_bytes * count
+        if len(data) >= index and data[len(data) - index] == marker:
+            frames, pos = [], 0
+            at = len(data) - index + 1
+            for _ in range(count):
+                size = int.from_bytes(data[at:at + size_bytes], "little")
+                at += size_bytes
+                if size:
+                    frames.append(data[pos:pos + size])
+                pos += size
+            return frames
+    return [data]
+
+
+def _vp9_shows(frame: memoryview) -> int:
+    """VP9 uncompressed header: frame_marker(2) profile(2) [reserved(1) if profile 3]
+    show_existing_frame(1), else frame_type(1) show_frame(1). Unreadable: counts as shown."""
+    if not len(frame):
+        return 0
+    bits = int.from_bytes(frame[:2], "big") << (16 - 8 * len(frame[:2]))
+    if bits >> 14 != 0b10:
+        return 1                           # not a frame header: let the decoder judge it
+    profile = ((bits >> 12) & 1) << 1 | ((bits >> 13) & 1)
+    at = 10 if profile == 3 else 11         # bit position of show_existing_frame
+    if (bits >> at) & 1:
+        return 1
+    return (bits >> (at - 2)) & 1          # show_frame, after frame_type
+
+
+
 @dataclass
 class Problems:
     """What went wrong while reading, with timestamps: reported, never hidden."""
@@ -271,6 +327,7 @@ class Source:
         self._video_end: Fraction | None = None
         self._packet_pts: list[int] = []
         self._frame_pts: set[int] = set()
+        self._codec = info.video.codec_context.name
 
     # The reader thread iterates this generator; it runs no code on other threads.
     def events(self) -> Iterator[tuple]:
@@ -305,7 +362,9 @@ class Source:
                     if packet.pts is not None:
                         end = (packet.pts + (packet.duration or 0)) * tb
                         self._video_end = end if self._video_end is None else max(self._video_end, end)
-                        if not packet.is_discard:   # an edit list's pre-roll gives no frame by design
+                        # An edit list's pre-roll and a VP8/VP9 hidden (alternate-reference)
+                        # frame give no picture by design: only packets that show one count.
+                        if not packet.is_discard and shown_frames(self._codec, packet) > 0:
                             self._packet_pts.append(packet.pts)
                 try:
                     frames = packet.decode()
