@@ -1,5 +1,5 @@
 """dlgsa-vs: video super-resolution with DLGSANet for VapourSynth, the shell and TensorRT."""
-__version__ = "0.1.0"
+from ._version import __version__  # noqa: F401
 
 
 def __getattr__(name: str):

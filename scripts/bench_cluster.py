@@ -30,8 +30,8 @@ def main() -> int:
     import ray
     import torch
 
-    from dlgsa_vs.cluster.cli import main as ray_main
-    from dlgsa_vs.video.cli import main as cli_main
+    from dlgsa_vs.cli.ray import main as ray_main
+    from dlgsa_vs.cli.video import main as cli_main
     from video_support import save_micro_model, video_facts, write_clip
 
     d = Path(tempfile.mkdtemp(prefix="bench_cluster_"))

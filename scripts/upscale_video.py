@@ -5,7 +5,7 @@ The same program as the ``dlgsa-upscale`` console command; see ``--help`` and do
 """
 import sys
 
-from dlgsa_vs.video.cli import main
+from dlgsa_vs.cli.video import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -56,7 +56,7 @@ def ray_address():
 @pytest.fixture(scope="module")
 def work(tmp_path_factory, micro_model):
     """The clip and its single-process FFV1 upscale (1 torch thread, like each Ray task)."""
-    from dlgsa_vs.video.cli import main
+    from dlgsa_vs.cli.video import main
 
     d = tmp_path_factory.mktemp("cluster")
     clip = make_clip(d / "clip.mkv")
@@ -80,7 +80,7 @@ def assert_same(out: Path, ref: Path) -> None:
 
 
 def ray_cli(*args) -> int:
-    from dlgsa_vs.cluster.cli import main
+    from dlgsa_vs.cli.ray import main
 
     return main([str(a) for a in args])
 
@@ -118,7 +118,7 @@ def test_driver_killed_then_resumed(work, ray_address, capsys):
     out = d / "resumed.mkv"
     manifest_path = d / "resumed.mkv.chunks" / "manifest.json"
     # One task at a time (2 CPUs each), so that the driver dies with chunks still to do.
-    cmd = [sys.executable, "-m", "dlgsa_vs.cluster.cli", str(clip), "-m", str(model), "-c", "ffv1", "-o",
+    cmd = [sys.executable, "-m", "dlgsa_vs.cli.ray", str(clip), "-m", str(model), "-c", "ffv1", "-o",
            str(out), "--chunk-seconds", CHUNK_SECONDS, "--address", ray_address, "--cpus-per-task", "2",
            "--threads", "1", "-q"]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -189,7 +189,7 @@ def test_changed_settings_start_afresh(work, ray_address, capsys):
 
 def test_without_ray_one_line_and_exit_2(tmp_path):
     code = ("import sys; sys.modules['ray'] = None\n"
-            "from dlgsa_vs.video.cli import main\n"
+            "from dlgsa_vs.cli.video import main\n"
             f"sys.exit(main([{str(tmp_path / 'in.mkv')!r}, '--ray']))")
     (tmp_path / "in.mkv").write_bytes(b"x")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)

@@ -266,7 +266,7 @@ def test_no_input(capsys):
 def test_help_and_argument_errors_do_not_load_torch():
     """`--help` and a usage error come back without importing torch (seconds on a cold disk)."""
     probe = ("import sys\n"
-             "from dlgsa_vs.video.cli import main\n"
+             "from dlgsa_vs.cli.video import main\n"
              "try:\n    rc = main(sys.argv[1:])\n"
              "except SystemExit as stop:\n    rc = stop.code\n"
              "assert 'torch' not in sys.modules, 'torch was imported'\n"

@@ -37,7 +37,7 @@ def save_micro_model(path: Path, scale: int = 2) -> Path:
 
 def run_cli(capsys, *args) -> tuple[int, str]:
     """Run dlgsa-upscale in this process; returns (exit status, stderr)."""
-    from dlgsa_vs.video.cli import main
+    from dlgsa_vs.cli.video import main
 
     threads = torch.get_num_threads()
     try:

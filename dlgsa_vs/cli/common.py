@@ -63,6 +63,22 @@ def add_device_options(ap: argparse.ArgumentParser, backends=BACKENDS, compile_o
         g.add_argument("--cuda-graphs", action="store_true", help="cuda: torch.compile with CUDA graphs")
 
 
+def add_encoding_options(ap: argparse.ArgumentParser) -> None:
+    """The encoder's options of dlgsa-upscale and dlgsa-upscale-ray: -c, --crf, --pix-fmt, -e."""
+    g = ap.add_argument_group("encoding")
+    g.add_argument("-c", "--encoder", metavar="NAME",
+                   help="video encoder: libx264 (default; libvpx-vp9 for .webm), libx265, libsvtav1, "
+                        "libvpx-vp9, ffv1, h264_nvenc, hevc_nvenc, ...")
+    g.add_argument("--crf", type=float, metavar="Q",
+                   help="quality, lower is better: CRF for x264/x265/SVT-AV1/VP9 (defaults 18/20/28/28), "
+                        "CQ for NVENC")
+    g.add_argument("--pix-fmt", metavar="FMT",
+                   help="output pixel format (default: the input's, e.g. yuv420p10le stays 10-bit, "
+                        "or the nearest the encoder takes)")
+    g.add_argument("-e", "--encoder-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="any encoder option, repeatable: -e preset=slow -e tune=film -e g=250")
+
+
 _ARG_FIELDS = {  # argparse destination -> settings field
     "model": "model_path", "variant": "variant", "scale": "scale", "backend": "backend",
     "device_index": "device_index", "precision": "precision", "tile_pad": "tile_pad", "batch": "batch",

@@ -22,15 +22,12 @@ from typing import Callable
 
 import torch
 
+from ._common import interpreting, tlc_window_starts  # noqa: F401 (the package's API)
+
 KERNEL_CHOICES = ("auto", "triton", "torch")
 
 _failed: set[str] = set()  # kernels that failed once: the torch form from then on
 _strict = os.environ.get("DLGSA_KERNELS_STRICT") == "1"
-
-
-def interpreting() -> bool:
-    """Whether Triton runs kernels in its CPU interpreter (``TRITON_INTERPRET=1``)."""
-    return os.environ.get("TRITON_INTERPRET") == "1"
 
 
 def triton_version() -> str | None:
@@ -66,17 +63,6 @@ def resolve_kernels(requested: str, device: torch.device | str | None) -> tuple[
     if version is None:
         return "torch", "auto: triton cannot be imported"
     return "triton", f"auto: CUDA device with triton {version}"
-
-
-def tlc_window_starts(length: int, k: int) -> list[int]:
-    """``arch.tlc.window_starts`` in Python integers (kernels do not import the network; a
-    test holds the two equal): the authors' placement of windows of side ``k`` on a length
-    ``>= k``, a single window listed twice."""
-    n_planned = (length - 1) // k + 1
-    span = length - k
-    step = max(-(-span // max(n_planned - 1, 1)), 1)
-    n = -(-span // step) + 1
-    return [min(m * step, span) for m in range(max(n, 2))]
 
 
 def set_strict(strict: bool) -> None:

@@ -23,7 +23,7 @@ import torch
 import triton
 import triton.language as tl
 
-from . import interpreting
+from ._common import interpreting
 
 
 @triton.jit

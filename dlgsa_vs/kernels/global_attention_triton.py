@@ -30,7 +30,7 @@ import torch
 import triton
 import triton.language as tl
 
-from . import interpreting, tlc_window_starts
+from ._common import interpreting, tlc_window_starts
 
 EPS = 1e-12  # F.normalize's default, as in SparseGlobalAttention._attend
 

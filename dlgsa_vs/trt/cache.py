@@ -33,7 +33,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, TypeVar
 
-from .. import __version__ as DLGSA_VERSION
+from .._version import __version__ as DLGSA_VERSION
 
 T = TypeVar("T")
 

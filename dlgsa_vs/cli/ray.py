@@ -46,8 +46,7 @@ def add_cluster_options(ap: argparse.ArgumentParser, ray_flag: bool = True) -> N
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ..cli.common import add_device_options, add_model_options
-    from ..video.cli import add_encoding_options
+    from .common import add_device_options, add_encoding_options, add_model_options
 
     ap = argparse.ArgumentParser(prog="dlgsa-upscale-ray", description=__doc__.splitlines()[0])
     ap.add_argument("inputs", nargs="+", help="video files and/or folders of them")
@@ -85,7 +84,7 @@ def _inputs(names: list[str]) -> list[Path]:
 
 def run_from_args(args, settings: RunSettings, inputs: list[str], address: str | None) -> int:
     """Both front ends end here; returns the exit status (errors raise VideoError)."""
-    from ..cli.common import encoder_options, weights_message
+    from .common import encoder_options, weights_message
     from ..video.errors import VideoError
     from ..video.output import default_output
     from ..weights import WeightsError, load_model
@@ -98,10 +97,10 @@ def run_from_args(args, settings: RunSettings, inputs: list[str], address: str |
     try:
         import ray  # noqa: F401
     except ImportError:
-        from .run import INSTALL_HINT
+        from ..cluster.run import INSTALL_HINT
 
         raise VideoError(INSTALL_HINT, code=2) from None
-    from . import run
+    from ..cluster import run
 
     files = _inputs(inputs)
     try:
@@ -144,7 +143,7 @@ def run_from_args(args, settings: RunSettings, inputs: list[str], address: str |
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..cli.common import fail, settings_from_args, usage_message
+    from .common import fail, settings_from_args, usage_message
     from ..video.errors import VideoError
 
     args = build_parser().parse_args(argv)

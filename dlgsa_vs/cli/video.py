@@ -30,28 +30,12 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import av  # noqa: E402
 
-from ..cli.common import (OPTION_NAMES, add_device_options, add_model_options, fail,  # noqa: E402
-                          encoder_options, settings_from_args, usage_message, weights_message)
 from ..settings import SettingsError  # noqa: E402
-from .errors import Interrupted, VideoError  # noqa: E402
+from ..video.errors import Interrupted, VideoError  # noqa: E402
+from .common import (OPTION_NAMES, add_device_options, add_encoding_options, add_model_options,  # noqa: E402
+                     encoder_options, fail, settings_from_args, usage_message, weights_message)
 
 PROG = "dlgsa-upscale"
-
-
-def add_encoding_options(ap: argparse.ArgumentParser) -> None:
-    """-c, --crf, --pix-fmt, -e: shared with dlgsa-upscale-ray."""
-    g = ap.add_argument_group("encoding")
-    g.add_argument("-c", "--encoder", metavar="NAME",
-                   help="video encoder: libx264 (default; libvpx-vp9 for .webm), libx265, libsvtav1, "
-                        "libvpx-vp9, ffv1, h264_nvenc, hevc_nvenc, ...")
-    g.add_argument("--crf", type=float, metavar="Q",
-                   help="quality, lower is better: CRF for x264/x265/SVT-AV1/VP9 (defaults 18/20/28/28), "
-                        "CQ for NVENC")
-    g.add_argument("--pix-fmt", metavar="FMT",
-                   help="output pixel format (default: the input's, e.g. yuv420p10le stays 10-bit, "
-                        "or the nearest the encoder takes)")
-    g.add_argument("-e", "--encoder-option", action="append", default=[], metavar="KEY=VALUE",
-                   help="any encoder option, repeatable: -e preset=slow -e tune=film -e g=250")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("-v", "--verbose", action="store_true", help="also show FFmpeg's own messages")
     g.add_argument("--make-sample", metavar="PATH",
                    help="make a short test clip (160x90, 2 s, 12 fps, with audio) at PATH and stop")
-    from ..cluster.cli import add_cluster_options  # --ray and its options (docs/cluster.md)
+    from .ray import add_cluster_options  # --ray and its options (docs/cluster.md)
 
     add_cluster_options(ap)
     return ap
@@ -98,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        from .probe import set_log_mode
+        from ..video.probe import set_log_mode
 
         set_log_mode(args.verbose)
         return _main(args)
@@ -131,7 +115,7 @@ def _main(args) -> int:
         raise VideoError("give a video file (or --make-sample PATH to make one)", code=2)
     settings = settings_from_args(args)
     if args.ray is not None:
-        from ..cluster.cli import run_from_args
+        from .ray import run_from_args
 
         return run_from_args(args, settings, [args.input], args.ray)
     if args.frames is not None and args.frames < 1:
@@ -141,13 +125,13 @@ def _main(args) -> int:
     enc_opts = encoder_options(args.encoder_option)
     start = None
     if args.start:
-        from .probe import parse_time
+        from ..video.probe import parse_time
 
         start = parse_time(args.start)
     from ..backends import create_backend_upscaler, select_backend
 
     backend = select_backend(settings)
-    from .probe import probe
+    from ..video.probe import probe
 
     src = Path(args.input)
     info = probe(src)
@@ -172,7 +156,7 @@ def _main(args) -> int:
 
 
 def _make_sample(args) -> int:
-    from .sample import make_sample
+    from ..video.sample import make_sample
 
     path = Path(args.make_sample)
     if args.input:
@@ -187,7 +171,7 @@ def _make_sample(args) -> int:
     try:
         make_sample(path)
     except av.FFmpegError as exc:
-        from .output import storage_error
+        from ..video.output import storage_error
 
         raise (storage_error(exc, path) or VideoError(f"cannot write {path}: {exc}")) from None
     if not args.quiet:
@@ -197,7 +181,7 @@ def _make_sample(args) -> int:
 
 
 def _preview(args, info, upscaler, src: Path) -> int:
-    from .preview import preview
+    from ..video.preview import preview
 
     out = Path(args.output) if args.output else src.with_name(
         f"{src.stem}_x{upscaler.scale}_preview{args.preview}.png")
@@ -213,7 +197,7 @@ def _preview(args, info, upscaler, src: Path) -> int:
 
 
 def _upscale(args, info, upscaler, src: Path, start: Fraction | None, enc_opts: dict, device: str) -> int:
-    from .job import upscale_video
+    from ..video.job import upscale_video
 
     r = upscale_video(info, upscaler, args.output, start=start, frames=args.frames, encoder=args.encoder,
                       crf=args.crf, pix_fmt=args.pix_fmt, encoder_options=enc_opts,
