@@ -32,7 +32,10 @@ QUALITY = {
     "av1_nvenc": (lambda q: {"rc": "vbr", "cq": q, "b": "0"}, 28),
 }
 LOSSLESS = {"ffv1", "huffyuv", "ffvhuff", "utvideo", "png", "qtrle", "rawvideo"}
-DEFAULT_ENCODER = {"webm": "libvpx-vp9"}   # by container; libx264 elsewhere
+# Default encoders by container, in order of preference: the first that keeps the input's bit
+# depth is used (WebM holds VP9 and AV1 only; this PyAV's libvpx-vp9 encodes 8-bit only).
+DEFAULT_ENCODERS = {"webm": ("libvpx-vp9", "libsvtav1", "libaom-av1")}
+OTHER_DEFAULT_ENCODERS = ("libx264", "libx265")
 # Container-level tags the muxer writes itself; copying them would state something stale.
 STALE_TAGS = {"major_brand", "minor_version", "compatible_brands", "encoder", "duration",
               "number_of_frames", "number_of_bytes", "bps", "_statistics_writing_app",
@@ -57,6 +60,50 @@ def video_encoders() -> list[str]:
         if c.type == "video":
             names.append(c.name)
     return names
+
+
+def default_encoder(container_format: str, in_layout: PixelLayout,
+                    requested_pix_fmt: str | None = None) -> tuple[str, str | None]:
+    """The encoder to use when none is named, and a note when it is not the first choice.
+
+    The container's usual encoder, unless it cannot keep the input's bit depth (or take the
+    asked --pix-fmt) while another one the container holds can: a 10-bit input must not
+    become 8-bit just because no -c was given. Naming -c keeps its exact meaning.
+    """
+    names = DEFAULT_ENCODERS.get(container_format, OTHER_DEFAULT_ENCODERS)
+    available = []
+    for name in names:
+        try:
+            available.append(av.Codec(name, "w"))
+        except Exception:
+            continue
+    if not available:
+        return names[0], None
+    for codec in available:
+        supported = [f.name for f in (codec.video_formats or [])]
+        if requested_pix_fmt:
+            if not supported or requested_pix_fmt in supported:
+                break
+            continue
+        fmt, _ = _try_pix_fmt(codec, in_layout)
+        if fmt is not None and planar_equivalent(fmt).depth >= in_layout.depth:
+            break
+    else:
+        return available[0].name, None
+    if codec is available[0]:
+        return codec.name, None
+    first = available[0].name
+    what = requested_pix_fmt or f"{in_layout.depth}-bit {in_layout.name}"
+    fallback = _try_pix_fmt(available[0], in_layout)[0]
+    return codec.name, (f"{first} cannot encode {what} here: using {codec.name}, which keeps it"
+                        + (f" (-c {first} writes {fallback})" if fallback else ""))
+
+
+def _try_pix_fmt(codec: av.Codec, layout: PixelLayout) -> tuple[str | None, str | None]:
+    try:
+        return choose_pix_fmt(codec, layout, None)
+    except VideoError:
+        return None, None
 
 
 def choose_pix_fmt(codec: av.Codec, in_layout: PixelLayout, requested: str | None) -> tuple[str, str | None]:
@@ -221,7 +268,13 @@ def open_output(info: InputInfo, final: Path, scale: int, *, encoder: str | None
 def _setup(info: InputInfo, container, final: Path, tmp: Path, scale: int, encoder: str | None,
            crf: float | None, pix_fmt: str | None, encoder_options: dict[str, str]) -> Output:
     fmt = container.format.name
-    name = encoder or DEFAULT_ENCODER.get(fmt, "libx264")
+    notes: list[str] = []
+    if encoder:
+        name = encoder
+    else:
+        name, note = default_encoder(fmt, info.layout, pix_fmt)
+        if note:
+            notes.append(note)
     try:
         codec = av.Codec(name, "w")
     except Exception:
@@ -229,7 +282,6 @@ def _setup(info: InputInfo, container, final: Path, tmp: Path, scale: int, encod
         raise VideoError(f"unknown encoder {name!r}; this FFmpeg has e.g. {', '.join(some)}", code=2) from None
     if codec.type != "video":
         raise VideoError(f"{name} is a {codec.type} encoder, not a video one", code=2)
-    notes: list[str] = []
     target_fmt, note = choose_pix_fmt(codec, info.layout, pix_fmt)
     if note:
         notes.append(note)
