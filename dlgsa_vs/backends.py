@@ -122,6 +122,10 @@ def create_backend_upscaler(settings: RunSettings, backend: Backend | None = Non
     dtype = torch_dtype(precision)
     model = load_model(settings.model_path, variant=settings.variant, scale=settings.scale, tlc=settings.tlc)
     model = model.eval().to(backend.device, dtype)  # as the Upscaler keeps it; the engine is built from it
+    if backend.name != "trt":  # an engine holds the exported (torch) forms
+        model.set_kernels(settings.kernels)
+        if log is not None and (backend.name != "cpu" or settings.kernels != "auto"):
+            log(f"kernels {settings.kernels} -> {model.kernels} ({model.kernels_reason})")
     network: Callable[[torch.Tensor], torch.Tensor] = model
     if settings.compile or settings.cuda_graphs:
         network = torch.compile(model, mode="reduce-overhead" if settings.cuda_graphs else None)

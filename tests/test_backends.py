@@ -105,3 +105,15 @@ def test_stream_runner_on_the_cpu_serialises_and_matches():
     assert all(torch.equal(a, b) for a, b in zip(out, ref))
     with pytest.raises(BackendError, match="num_streams=0 is invalid: it must be >= 1"):
         StreamRunner(Upscaler(model, "cpu"), 0)
+
+
+def test_kernels_choice_travels_from_the_settings_to_the_network():
+    with pytest.raises(SettingsError, match="kernels='cuda' is unknown: use one of auto, triton, torch"):
+        RunSettings(kernels="cuda")
+    cpu = select_backend("cpu")
+    notes = []
+    auto = create_backend_upscaler(RunSettings(variant="light", scale=2), cpu, log=notes.append)
+    assert auto.model.kernels == "torch" and auto.model.kernels_reason == "auto: device cpu is not CUDA"
+    assert notes == []  # the default on the CPU is not worth a line
+    asked = create_backend_upscaler(RunSettings(variant="light", scale=2, kernels="torch"), cpu, log=notes.append)
+    assert asked.model.kernels == "torch" and notes == ["kernels torch -> torch (requested)"]

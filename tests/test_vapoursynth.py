@@ -237,6 +237,7 @@ ERRORS = [
     (dict(num_streams=0), r"num_streams=0 is invalid: it must be >= 1"),
     (dict(device_index=-1), r"device_index=-1 is invalid"),
     (dict(fp16=2), r"fp16 must be 0/1"),
+    (dict(kernels="cuda"), r"kernels='cuda' is unknown: use one of auto, triton, torch"),
     (dict(matrix=3), r"matrix=3 is not a matrix VapourSynth's resize can convert"),
     (dict(range=2), r"range=2 is invalid: use vs\.RANGE_FULL \(\d\) or vs\.RANGE_LIMITED \(\d, TV range\)"),
     (dict(transfer=3), r"transfer=3 is not a transfer code VapourSynth knows"),

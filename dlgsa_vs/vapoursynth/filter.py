@@ -240,7 +240,8 @@ def upscale(clip: vs.VideoNode, scale: int | None = None, variant: str | None = 
             model_path: str | os.PathLike | None = None, backend: str | None = None,
             device_index: int | None = None, fp16: bool | None = None, tile_w: int | None = None,
             tile_h: int | None = None, tile_pad: int | None = None, batch: int | None = None,
-            num_streams: int | None = None, tlc: bool | None = None, matrix: int | None = None,
+            num_streams: int | None = None, tlc: bool | None = None, kernels: str | None = None,
+            matrix: int | None = None,
             transfer: int | None = None, primaries: int | None = None,
             range: int | None = None) -> vs.VideoNode:  # noqa: A002 - VapourSynth's name
     """Upscale a clip with DLGSANet; the same filter as ``core.dlgsa.Upscale``.
@@ -261,6 +262,8 @@ def upscale(clip: vs.VideoNode, scale: int | None = None, variant: str | None = 
     batch: frames per forward pass (default 1); num_streams: CUDA streams, i.e. frames in flight
         on the GPU (default 1).
     tlc: DLGSANet's test-time local converter (default on, as the authors evaluate).
+    kernels: "triton" (the network's fused GPU kernels), "torch" (its plain PyTorch forms) or
+        "auto" (default: triton on a CUDA GPU where triton imports, else torch; said on stderr).
     matrix, transfer, primaries, range: colour description of the clip (VapourSynth / H.273
         codes, e.g. matrix=1 for BT.709, range=1 for limited), overriding the frame properties.
     """
@@ -271,6 +274,7 @@ def upscale(clip: vs.VideoNode, scale: int | None = None, variant: str | None = 
                  scale=_int("scale", scale), backend=_text("backend", backend),
                  device_index=_int("device_index", device_index), tile_pad=_int("tile_pad", tile_pad),
                  batch=_int("batch", batch), num_streams=_int("num_streams", num_streams), tlc=_flag("tlc", tlc),
+                 kernels=_text("kernels", kernels),
                  # one given alone is used for both
                  tile=None if tile_w is None and tile_h is None else
                  (tile_h if tile_h is not None else tile_w, tile_w if tile_w is not None else tile_h),

@@ -64,6 +64,7 @@ static const char UPSCALE_ARGS[] =
     "batch:int:opt;"
     "num_streams:int:opt;"
     "tlc:int:opt;"
+    "kernels:data:opt;"
     "matrix:int:opt;"
     "transfer:int:opt;"
     "primaries:int:opt;"
