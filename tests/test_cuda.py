@@ -126,7 +126,7 @@ def test_auto_picks_a_gpu_backend():
         assert "TensorRT not used" in backend.reason
         with pytest.raises(BackendError, match="backend trt needs TensorRT"):
             select_backend("trt")
-    with pytest.raises(BackendError, match="device index 99 does not exist"):
+    with pytest.raises(BackendError, match="device_index=99 does not exist"):
         select_backend("cuda", device_index=99)
 
 

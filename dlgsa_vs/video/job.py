@@ -1,6 +1,6 @@
 """Upscale one video file: the library function behind ``dlgsa-upscale``.
 
-    from dlgsa_vs.inference import create_upscaler
+    from dlgsa_vs.backends import create_upscaler
     from dlgsa_vs.video.job import upscale_video
 
     result = upscale_video("in.mp4", create_upscaler(), "in_x2.mp4")
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import av
 
-from .colour import planar_equivalent
+from .colour import planar_equivalent, read_hdr10
 from .errors import VideoError
 from .output import Output, check_paths, default_output, open_output, storage_error
 from .pipeline import Pipeline, Stats, first_frame_colour, output_size, read_until_first_frame
@@ -81,6 +81,7 @@ def _run(info: InputInfo, upscaler, output, start, frames, encoder, crf, pix_fmt
     info.width, info.height, info.pix_fmt = first.width, first.height, first.format.name
     info.layout = planar_equivalent(first.format.name)
     info.colour = first_frame_colour(info, first)
+    info.hdr10 = read_hdr10(info.video.codec_context.coded_side_data, first.side_data)
 
     range_end = source.offset + Fraction(frames) / info.rate if frames and info.rate else None
     out = open_output(info, out_path, scale, encoder=encoder, crf=crf, pix_fmt=pix_fmt,
