@@ -4,7 +4,8 @@
 # warm-started from its packaged weights (from x2's where a scale has none) and decaying its
 # learning rate over the budget (train.py --minutes). LR (default 2e-4) is the peak learning
 # rate, BATCH (default 32) the batch of 48 px LR patches; COMPILE=1 adds train.py --compile
-# (fused kernels; not yet measured on a GPU, and its compile time comes out of the budget).
+# (not yet measured on a GPU, and its compile time comes out of the budget); KERNELS (default
+# auto: the fused Triton kernels, forward and backward) or KERNELS=torch for the plain forms.
 # Every minute the runs are packed into RESULTS_DIR/light_xN.tar (weights, logs, config), so
 # a run cut short still brings back its last checkpoint.
 #
@@ -26,6 +27,7 @@ scales=${SCALES:-4}
 batch=${BATCH:-32}
 compile=()
 [ "${COMPILE:-0}" = 1 ] && compile=(--compile)
+kernels=${KERNELS:-auto}  # auto = the fused Triton kernels on the GPU; KERNELS=torch for the plain forms
 init_for() {  # the packaged weights of that scale, else x2's body
     local f=dlgsa_vs/models/dlgsanet_light_x$1.safetensors
     [ -f "$f" ] || f=dlgsa_vs/models/dlgsanet_light_x2.safetensors
@@ -45,7 +47,7 @@ pids=()
 for s in $scales; do
     $py scripts/train.py --variant light --scale "$s" --batch "$batch" --patch 48 \
         --data .gpu/train_pack.npz --minutes "$minutes" --warmup 200 --lr "$lr" \
-        --val-every 500 --ckpt-every 500 --threads 4 --init "$(init_for "$s")" --out "/tmp/runs/light_x$s" "${compile[@]}" \
+        --val-every 500 --ckpt-every 500 --threads 4 --init "$(init_for "$s")" --out "/tmp/runs/light_x$s" --kernels "$kernels" "${compile[@]}" \
         > "/tmp/runs/light_x$s.log" 2>&1 &
     pids+=($!)
 done

@@ -78,6 +78,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--compile", action="store_true",
                     help="torch.compile the training step's network (fuses the dynamic convolution's "
                          "shifted sums: meant for GPUs; on a small CPU the eager step is faster)")
+    ap.add_argument("--kernels", default="auto", choices=["auto", "triton", "torch"],
+                    help="the network's fused Triton kernels (forward and backward) or its torch forms; auto "
+                         "(default): triton on a CUDA GPU where triton imports")
     ap.add_argument("--quiet", action="store_true")
     return ap.parse_args(argv)
 
@@ -138,7 +141,9 @@ def main(argv=None) -> int:
     if cuda:
         torch.backends.cuda.matmul.allow_tf32 = True  # the 1x1 convolutions dominate; TF32 is
         torch.backends.cudnn.allow_tf32 = True        # ample for an L1-trained SR network
-    model = build_model(args.variant, args.scale).to(args.device).train()
+    model = build_model(args.variant, args.scale).to(args.device).train().set_kernels(args.kernels)
+    if not args.quiet:
+        print(f"kernels {args.kernels} -> {model.kernels} ({model.kernels_reason})", file=sys.stderr)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.99),
                                  **({"fused": True} if cuda else {}))
     scheduler = make_scheduler(optimizer, args)
