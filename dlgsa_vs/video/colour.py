@@ -432,3 +432,109 @@ def tag_frame(frame: av.VideoFrame, colour: Colour, layout: PixelLayout) -> None
     frame.color_trc = colour.transfer
     if layout.subsampled:
         frame.chroma_location = colour.chroma_location
+
+
+# --- HDR10 static metadata ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Hdr10:
+    """Mastering display colour volume (SMPTE ST 2086) and content light level (CTA-861.3).
+
+    Upscaling changes neither: the output must say the same, or an HDR10 player tone-maps it
+    for a different display. PyAV cannot attach side data to a new stream, so it is handed to
+    the encoders that take it as options (``encoder_params``).
+    primaries: ((Rx, Ry), (Gx, Gy), (Bx, By)) and white (x, y), CIE 1931; luminance: (max, min)
+    in cd/m2; None where the input does not say. max_cll / max_fall in cd/m2, 0 = unknown.
+    """
+
+    primaries: tuple | None = None
+    white: tuple | None = None
+    luminance: tuple | None = None
+    max_cll: int = 0
+    max_fall: int = 0
+
+    @property
+    def has_display(self) -> bool:
+        return self.primaries is not None and self.white is not None and self.luminance is not None
+
+    @property
+    def has_light(self) -> bool:
+        return bool(self.max_cll or self.max_fall)
+
+    def describe(self) -> str:
+        bits = []
+        if self.has_display:
+            bits.append(f"mastering display {self.luminance[1]:g}-{self.luminance[0]:g} cd/m2")
+        if self.has_light:
+            bits.append(f"MaxCLL {self.max_cll}, MaxFALL {self.max_fall}")
+        return ", ".join(bits)
+
+
+MASTERING_DISPLAY = "mastering_display_metadata"
+CONTENT_LIGHT = "content_light_level"
+
+
+def _side_data_key(key) -> str:
+    """Stream side data keys are names, frame side data keys an enum: one spelling for both."""
+    name = getattr(key, "name", key)
+    name = str(name).lower().replace(" ", "_")
+    return CONTENT_LIGHT if name.startswith("content_light") else name
+
+
+def read_hdr10(*side_data) -> Hdr10 | None:
+    """HDR10 static metadata from side data mappings (the stream's coded side data, then the
+    first frame's), the first that holds each kind; None when none does.
+
+    The bytes are FFmpeg's AVMasteringDisplayMetadata (10 rationals: R, G, B, white point
+    x/y, min and max luminance; then has_primaries, has_luminance) and AVContentLightMetadata
+    (MaxCLL, MaxFALL), in native byte order.
+    """
+    import struct
+
+    display = light = None
+    for mapping in side_data:
+        for key in (mapping.keys() if mapping else ()):
+            name = _side_data_key(key)
+            if name == MASTERING_DISPLAY and display is None:
+                display = bytes(mapping[key])
+            elif name == CONTENT_LIGHT and light is None:
+                light = bytes(mapping[key])
+    if display is None and light is None:
+        return None
+    fields: dict = {}
+    if display is not None and len(display) >= 88:
+        v = struct.unpack("=20i2i", display[:88])
+        rat = [v[2 * i] / v[2 * i + 1] if v[2 * i + 1] else 0.0 for i in range(10)]
+        has_primaries, has_luminance = v[20], v[21]
+        if has_primaries:
+            fields["primaries"] = ((rat[0], rat[1]), (rat[2], rat[3]), (rat[4], rat[5]))
+            fields["white"] = (rat[6], rat[7])
+        if has_luminance:
+            fields["luminance"] = (rat[9], rat[8])
+    if light is not None and len(light) >= 8:
+        fields["max_cll"], fields["max_fall"] = struct.unpack("=2I", light[:8])
+    hdr = Hdr10(**fields)
+    return hdr if hdr.has_display or hdr.has_light else None
+
+
+def hdr10_encoder_params(encoder: str, hdr: Hdr10) -> tuple[str, dict[str, str]] | None:
+    """(the encoder's parameter-list option, {key: value}) that makes it write ``hdr`` into the
+    bitstream (x265: SEI messages; SVT-AV1: metadata OBUs); None if it has no such option."""
+    params: dict[str, str] = {}
+    if encoder == "libx265":
+        if hdr.has_display:   # chromaticities in 1/50000, luminance in 1/10000 cd/m2
+            (r, g, b), wp, (hi, lo) = hdr.primaries, hdr.white, hdr.luminance
+            xy = lambda p: f"({round(p[0] * 50000)},{round(p[1] * 50000)})"  # noqa: E731
+            params["master-display"] = f"G{xy(g)}B{xy(b)}R{xy(r)}WP{xy(wp)}L({round(hi * 10000)},{round(lo * 10000)})"
+        if hdr.has_light:
+            params["max-cll"] = f"{hdr.max_cll},{hdr.max_fall}"
+        return "x265-params", params
+    if encoder == "libsvtav1":
+        if hdr.has_display:   # decimal values, as SVT-AV1's --mastering-display takes them
+            (r, g, b), wp, (hi, lo) = hdr.primaries, hdr.white, hdr.luminance
+            xy = lambda p: f"({p[0]:.5f},{p[1]:.5f})"  # noqa: E731
+            params["mastering-display"] = f"G{xy(g)}B{xy(b)}R{xy(r)}WP{xy(wp)}L({hi:.4f},{lo:.4f})"
+        if hdr.has_light:
+            params["content-light"] = f"{hdr.max_cll},{hdr.max_fall}"
+        return "svtav1-params", params
+    return None

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import av
 
-from .colour import Colour, PixelLayout, output_colour, planar_equivalent
+from .colour import (CONTENT_LIGHT, MASTERING_DISPLAY, Colour, Hdr10, PixelLayout, hdr10_encoder_params,
+                     output_colour, planar_equivalent)
 from .errors import VideoError
 from .probe import DISCARD_ALL, InputInfo, ffmpeg_reason
 
@@ -62,13 +63,14 @@ def video_encoders() -> list[str]:
     return names
 
 
-def default_encoder(container_format: str, in_layout: PixelLayout,
-                    requested_pix_fmt: str | None = None) -> tuple[str, str | None]:
+def default_encoder(container_format: str, in_layout: PixelLayout, requested_pix_fmt: str | None = None,
+                    hdr10: Hdr10 | None = None) -> tuple[str, str | None]:
     """The encoder to use when none is named, and a note when it is not the first choice.
 
     The container's usual encoder, unless it cannot keep the input's bit depth (or take the
-    asked --pix-fmt) while another one the container holds can: a 10-bit input must not
-    become 8-bit just because no -c was given. Naming -c keeps its exact meaning.
+    asked --pix-fmt), or the input's HDR10 metadata, while another one the container holds
+    can: a 10-bit HDR input must not become 8-bit or lose its mastering display just because
+    no -c was given. Naming -c keeps its exact meaning.
     """
     names = DEFAULT_ENCODERS.get(container_format, OTHER_DEFAULT_ENCODERS)
     available = []
@@ -79,24 +81,29 @@ def default_encoder(container_format: str, in_layout: PixelLayout,
             continue
     if not available:
         return names[0], None
-    for codec in available:
+    first = available[0]
+    for need_hdr in ((True, False) if hdr10 is not None else (False,)):
+        for codec in available:
+            if _keeps(codec, in_layout, requested_pix_fmt, hdr10 if need_hdr else None):
+                if codec is first:
+                    return codec.name, None
+                what = requested_pix_fmt or f"{in_layout.depth}-bit {in_layout.name}"
+                if need_hdr:
+                    what += " with its HDR10 metadata"
+                return codec.name, f"{first.name} cannot encode {what} here: using {codec.name}, which can"
+    return first.name, None
+
+
+def _keeps(codec: av.Codec, layout: PixelLayout, requested_pix_fmt: str | None, hdr10: Hdr10 | None) -> bool:
+    """Whether an encoder takes the asked pixel format (else keeps the input's bit depth),
+    and writes the HDR10 metadata when there is some."""
+    if hdr10 is not None and hdr10_encoder_params(codec.name, hdr10) is None:
+        return False
+    if requested_pix_fmt:
         supported = [f.name for f in (codec.video_formats or [])]
-        if requested_pix_fmt:
-            if not supported or requested_pix_fmt in supported:
-                break
-            continue
-        fmt, _ = _try_pix_fmt(codec, in_layout)
-        if fmt is not None and planar_equivalent(fmt).depth >= in_layout.depth:
-            break
-    else:
-        return available[0].name, None
-    if codec is available[0]:
-        return codec.name, None
-    first = available[0].name
-    what = requested_pix_fmt or f"{in_layout.depth}-bit {in_layout.name}"
-    fallback = _try_pix_fmt(available[0], in_layout)[0]
-    return codec.name, (f"{first} cannot encode {what} here: using {codec.name}, which keeps it"
-                        + (f" (-c {first} writes {fallback})" if fallback else ""))
+        return not supported or requested_pix_fmt in supported
+    fmt, _ = _try_pix_fmt(codec, layout)
+    return fmt is not None and planar_equivalent(fmt).depth >= layout.depth
 
 
 def _try_pix_fmt(codec: av.Codec, layout: PixelLayout) -> tuple[str | None, str | None]:
@@ -272,7 +279,7 @@ def _setup(info: InputInfo, container, final: Path, tmp: Path, scale: int, encod
     if encoder:
         name = encoder
     else:
-        name, note = default_encoder(fmt, info.layout, pix_fmt)
+        name, note = default_encoder(fmt, info.layout, pix_fmt, info.hdr10)
         if note:
             notes.append(note)
     try:
@@ -325,6 +332,7 @@ def _setup(info: InputInfo, container, final: Path, tmp: Path, scale: int, encod
                                  f"(e.g. -e b=8M or -e q=3)", code=2)
             options["crf"] = _num(crf)
     options.update(encoder_options)
+    hdr_carried = _add_hdr10(info, codec.name, options, notes)
     cc.options = dict(options)
     if info.display_matrix:
         stream.set_display_matrix(info.display_matrix)
@@ -352,13 +360,37 @@ def _setup(info: InputInfo, container, final: Path, tmp: Path, scale: int, encod
     if any(c.is_alpha for c in av.video.format.VideoFormat(info.pix_fmt).components):
         out.not_copied.append(f"#{info.video.index} video: its alpha (transparency) plane; the network "
                               f"upscales colour only")
+    if info.hdr10 is not None and not hdr_carried:
+        out.not_copied.append(f"#{info.video.index} video HDR10 metadata ({info.hdr10.describe()}): "
+                              f"{codec.name} takes it from no option PyAV can set; -c libx265 or "
+                              f"-c libsvtav1 write it")
     for key in (info.video.codec_context.coded_side_data or {}):
-        if key != "display_matrix":
-            out.not_copied.append(f"#{info.video.index} video side data {key}: PyAV cannot attach it "
-                                  f"to a newly encoded stream")
+        if key == "display_matrix" or key in (MASTERING_DISPLAY, CONTENT_LIGHT):
+            continue   # the rotation is set on the stream; HDR10 metadata handled above
+        out.not_copied.append(f"#{info.video.index} video side data {key}: PyAV cannot attach it "
+                              f"to a newly encoded stream")
     _copy_streams(info, container, out)
     container.metadata.update(_clean_tags(dict(info.container.metadata), False))
     return out
+
+
+def _add_hdr10(info: InputInfo, encoder: str, options: dict[str, str], notes: list[str]) -> bool:
+    """Put the input's HDR10 metadata into the encoder's parameter list (x265-params,
+    svtav1-params), after what -e gave there: a key the user set is left as set.
+    Returns whether this encoder writes it."""
+    if info.hdr10 is None:
+        return False
+    found = hdr10_encoder_params(encoder, info.hdr10)
+    if found is None:
+        return False
+    option, params = found
+    given = [p for p in options.get(option, "").split(":") if p]
+    keys = {p.split("=", 1)[0] for p in given}
+    added = [f"{k}={v}" for k, v in params.items() if k not in keys]
+    if added:
+        options[option] = ":".join(given + added)
+        notes.append(f"HDR10 metadata kept ({info.hdr10.describe()}): {option} " + ":".join(added))
+    return True
 
 
 def _copy_chapters(info: InputInfo, container, offset: Fraction, range_end: Fraction | None) -> int:

@@ -21,7 +21,7 @@ from typing import Iterator
 
 import av
 
-from .colour import Colour, PixelLayout, planar_equivalent, resolve_colour
+from .colour import Colour, Hdr10, PixelLayout, planar_equivalent, read_hdr10, resolve_colour
 from .errors import VideoError
 
 ATTACHED_PIC = 1 << 10  # AV_DISPOSITION_ATTACHED_PIC
@@ -120,6 +120,7 @@ class InputInfo:
     duration: Fraction | None           # of the video stream, in seconds
     start_time: Fraction                # of the video stream, in seconds
     others: list = field(default_factory=list)   # the other streams, in file order
+    hdr10: Hdr10 | None = None          # from the stream's side data, then the first frame's
 
     @property
     def format_name(self) -> str:
@@ -192,7 +193,8 @@ def describe_input(path: str | os.PathLike, container: av.container.InputContain
                      pix_fmt=pix_fmt, layout=layout, colour=colour, time_base=tb, rate=rate, sar=sar,
                      display_matrix=matrix, declared_frames=video.frames or 0,
                      duration=_stream_duration(video), start_time=start,
-                     others=[s for s in container.streams if s.index != video.index])
+                     others=[s for s in container.streams if s.index != video.index],
+                     hdr10=read_hdr10(cc.coded_side_data))
 
 
 def _check_index(path: Path, video) -> None:
