@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import secrets
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -218,6 +219,45 @@ def check_paths(src: Path, out: Path) -> None:
         raise VideoError(f"the output {out} has no extension: say which container, e.g. .mp4 or .mkv", code=2)
 
 
+def remove_dead_parts(final: Path) -> list[str]:
+    """Delete the hidden temporary outputs of ``final`` whose process no longer runs.
+
+    A run killed without a chance to clean up (kill -9, a power loss) leaves its
+    ``.<name>.part-<pid>-<random><ext>``; a later run for the same output removes it. One
+    whose process is alive (another run writing the same output now) is left alone, as is
+    one that cannot be removed. Returns the names removed.
+    """
+    folder = final.parent if str(final.parent) else Path(".")
+    pattern = re.compile(re.escape(f".{final.stem}.part-") + r"(\d+)-[0-9a-f]+" + re.escape(final.suffix))
+    removed = []
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        m = pattern.fullmatch(entry.name)
+        if not m or int(m.group(1)) == os.getpid() or _process_alive(int(m.group(1))):
+            continue
+        try:
+            entry.unlink()
+            removed.append(entry.name)
+        except OSError:
+            pass
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True        # someone else's process
+    except OSError:
+        return True
+    return True
+
+
 def storage_error(exc: BaseException, path: Path) -> VideoError | None:
     """A VideoError for a full disk / file-size limit / unwritable folder, else None."""
     code = getattr(exc, "errno", None)
@@ -241,6 +281,7 @@ def open_output(info: InputInfo, final: Path, scale: int, *, encoder: str | None
                 range_end: Fraction | None = None) -> Output:
     """Create the temporary output with the encoder opened and every other stream added."""
     folder = final.parent if str(final.parent) else Path(".")
+    removed = remove_dead_parts(final)
     tmp = folder / f".{final.stem}.part-{os.getpid()}-{secrets.token_hex(3)}{final.suffix}"
     try:
         container = av.open(str(tmp), "w")
@@ -258,6 +299,9 @@ def open_output(info: InputInfo, final: Path, scale: int, *, encoder: str | None
                          f"extension; use .mp4, .mkv, .mov or .webm", code=2) from None
     try:
         out = _setup(info, container, final, tmp, scale, encoder, crf, pix_fmt, encoder_options or {})
+        if removed:
+            out.notes.append(f"removed what an interrupted run left: {', '.join(removed)} (its process "
+                             f"is gone)")
         out.chapters = _copy_chapters(info, container, offset, range_end)
     except BaseException:
         try:
