@@ -19,7 +19,7 @@ from typing import Iterator
 
 import av
 
-from ..video.colour import planar_equivalent
+from ..video.colour import planar_equivalent, read_hdr10
 from ..video.errors import VideoError
 from ..video.output import open_output
 from ..video.pipeline import Pipeline, first_frame_colour
@@ -146,6 +146,7 @@ def encode_chunk(spec: ChunkSpec, progress=None) -> dict:
         info.width, info.height, info.pix_fmt = first.width, first.height, first.format.name
         info.layout = planar_equivalent(first.format.name)
         info.colour = first_frame_colour(info, first)
+        info.hdr10 = read_hdr10(info.video.codec_context.coded_side_data, first.side_data)  # as job.py
         upscaler = _upscaler(spec.settings, (info.height, info.width))
         s = spec.settings
         out = open_output(info, final, upscaler.scale, encoder=s.get("encoder"), crf=s.get("crf"),
@@ -153,7 +154,7 @@ def encode_chunk(spec: ChunkSpec, progress=None) -> dict:
         reporter = _Reporter(progress, spec.key, worker, spec.crash_marker)
         try:
             stats = Pipeline(SimpleNamespace(info=info), chunk_frames(info, spec.start, spec.end), [],
-                             upscaler, out, info.colour, batch=s.get("batch", 1), progress=reporter).run()
+                             upscaler, out, info.colour, batch=upscaler.batch, progress=reporter).run()
             out.close()
             count_check(out.tmp, info.time_base, spec.pts)
             os.replace(out.tmp, final)
