@@ -95,7 +95,7 @@ class Pipeline:
         self.upscaler = upscaler
         self.output = output
         self.colour = colour
-        self.batch = max(1, batch)
+        self.batch = batch  # the Upscaler's, validated with the run settings
         self.progress = progress
         depth = queue_frames or (2 * self.batch + 2)
         # Packets of copied streams share the queues with frames: leave them room.
