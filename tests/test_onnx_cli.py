@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from dlgsa_vs.arch import DLGSANet
-from dlgsa_vs.trt import export_onnx as cli
+from dlgsa_vs.cli import export_onnx as cli
 from dlgsa_vs.weights import load_model, save_safetensors
 from conftest import randomize_, small_config
 
@@ -27,7 +27,7 @@ def weights(tmp_path_factory):
 
 
 def export(*args, timeout=300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "dlgsa_vs.trt.export_onnx", *map(str, args)],
+    return subprocess.run([sys.executable, "-m", "dlgsa_vs.cli.export_onnx", *map(str, args)],
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -153,7 +153,7 @@ def test_usage_errors_are_one_line_with_code_2(argv, message, capsys, tmp_path, 
         code = exc.code
     err = capsys.readouterr().err
     assert code == 2 and message in err, err
-    assert len(err.strip().splitlines()) == 1 and err.startswith("dlgsa-export-onnx: error: ")
+    assert len(err.strip().splitlines()) == 1 and err.startswith("error: ")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -173,7 +173,7 @@ def test_other_errors_are_one_line_with_code_1_and_a_traceback_with_v(verbose, c
     argv = ["--variant", "light", "-s", "2", "--size", "24x30", "-o", str(blocker / "x.onnx")]
     assert cli.main(argv + ["-v"] * verbose) == 1
     err = capsys.readouterr().err
-    assert err.splitlines()[-1].startswith("dlgsa-export-onnx: error: FileExistsError: ")
+    assert err.splitlines()[-1].startswith("error: FileExistsError: ")
     assert ("Traceback (most recent call last)" in err) == verbose
     assert verbose or len(err.strip().splitlines()) == 1
     assert blocker.read_text() == "not a folder"

@@ -9,7 +9,7 @@ import torch
 
 from dlgsa_vs.arch import DLGSANet
 from dlgsa_vs.export import ShapeRange
-from dlgsa_vs.trt import build as build_cli
+from dlgsa_vs.cli import build_engine as build_cli
 from dlgsa_vs.trt.cache import EngineCache
 from dlgsa_vs.trt.engine import (TensorRTUnavailable, TrtEngine, build_engine, engine_for, engine_key,
                                  load_engine, trt_available)
@@ -118,7 +118,7 @@ def test_asking_for_an_engine_without_tensorrt_says_what_is_missing(tmp_path, ca
 
     assert build_cli.main(["--size", "64x64", "--cache-dir", str(tmp_path)]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("dlgsa-build-engine: error: cannot build a TensorRT engine here: ")
+    assert err.startswith("error: cannot build a TensorRT engine here: ")
     assert len(err.strip().splitlines()) == 1 and "tensorrt package is not installed" in err
 
 

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from dlgsa_vs.arch import DLGSANet
-from dlgsa_vs.trt import build as build_cli
+from dlgsa_vs.cli import build_engine as build_cli
 from dlgsa_vs.trt.cache import (EngineCache, EngineCacheError, EngineCacheWarning, EngineKey, default_cache_dir,
                                 runtime_versions, weights_digest)
 from dlgsa_vs.trt.engine import engine_key
@@ -331,7 +331,7 @@ def test_build_command_lists_and_clears(tmp_path, capsys):
     (["--min", "64x64", "--max", "32x32"], "min <= opt <= max"),
     (["--list", "--clear"], "do not go together"),
     (["--stale"], "--stale goes with --clear"),
-    (["--batch", "0", "--size", "64x64"], "--batch must be >= 1"),
+    (["--batch", "0", "--size", "64x64"], "--batch 0 is invalid: it must be >= 1"),
     (["--variant", "full", "--scale", "3", "--size", "64x64"], "no packaged weights for full x3"),
 ])
 def test_build_command_usage_errors_are_one_line(argv, message, capsys):
@@ -341,7 +341,7 @@ def test_build_command_usage_errors_are_one_line(argv, message, capsys):
         code = exc.code
     err = capsys.readouterr().err
     assert code == 2 and message in err
-    assert len(err.strip().splitlines()) == 1 and err.startswith("dlgsa-build-engine: error: ")
+    assert len(err.strip().splitlines()) == 1 and err.startswith("error: ")
 
 
 @pytest.mark.parametrize("argv,expected", [
@@ -351,7 +351,7 @@ def test_build_command_usage_errors_are_one_line(argv, message, capsys):
     (["--min", "8x8", "--opt", "64x64", "--max", "2160x3840"], ((8, 8), (64, 64), (2160, 3840))),
 ])
 def test_partial_size_ranges_are_completed_within_the_given_bounds(argv, expected):
-    from dlgsa_vs.trt._cli import shape_from_args
+    from dlgsa_vs.cli.shapes import shape_from_args
 
     h, w, shapes = shape_from_args(build_cli.build_parser().parse_args(argv), default_dynamic=True)
     assert (h, w) == (None, None) and (shapes.min_hw, shapes.opt_hw, shapes.max_hw) == expected

@@ -18,7 +18,8 @@ import torch
 import trt_support as ts
 from dlgsa_vs.arch import DLGSANet
 from dlgsa_vs.export import ShapeRange
-from dlgsa_vs.trt import build as build_cli
+from dlgsa_vs.settings import torch_dtype
+from dlgsa_vs.cli import build_engine as build_cli
 from dlgsa_vs.trt import engine
 from dlgsa_vs.trt.cache import EngineCache, EngineCacheWarning, runtime_versions
 from dlgsa_vs.trt.engine import TrtEngine, engine_key
@@ -84,7 +85,7 @@ def fake_ttrt(monkeypatch):
     ("bf16", dict(shapes=ShapeRange((16, 16), (24, 30), (48, 64)))),
 ], ids=["fp16-static", "bf16-dynamic"])
 def test_engines_are_exported_and_compiled_in_their_precision(fake_ttrt, small, tmp_path, precision, shape):
-    dtype = engine.PRECISION_DTYPES[precision]
+    dtype = torch_dtype(precision)
     notes = []
     engine.build_engine(small, tmp_path / "e.ep", precision=precision, log=notes.append, **shape)
     program = fake_ttrt.compiled
@@ -251,14 +252,15 @@ def test_engine_for_loads_another_context_from_the_cached_file(monkeypatch, smal
 
 def _request(argv):
     args = build_cli.build_parser().parse_args(argv)
-    h, w, shapes = build_cli.engine_size(args)
-    return args, h, w, shapes
+    settings = build_cli.run_settings(args)
+    h, w, shapes = build_cli.engine_size(args, settings)
+    return settings, h, w, shapes
 
 
 def test_the_default_build_is_the_engine_the_trt_backend_asks_for():
-    args, h, w, shapes = _request(["--size", "540x960"])
-    built = engine_key(build_cli.load_from_args(args), precision=args.precision, batch=args.batch, height=h,
-                       width=w, shapes=shapes, gpu=GPU)
+    settings, h, w, shapes = _request(["--size", "540x960"])
+    built = engine_key(build_cli.load_network(settings), precision=build_cli.engine_precision(settings),
+                       batch=settings.batch, height=h, width=w, shapes=shapes, gpu=GPU)
     # the backend: the packaged light x2 as it keeps it (fp16 on the GPU), a static engine for
     # the frame size, fp16, batch 1 (create_backend_upscaler's engine_for call)
     backend_model = load_model(None, variant=None, scale=None, tlc=True).eval().to(torch.float16)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import NoReturn
 
 from ..arch.variants import SCALES, VARIANTS
 from ..settings import BACKENDS, KERNELS, PRECISIONS, Names, RunSettings, SettingsError
@@ -127,3 +128,30 @@ def weights_message(exc: Exception, option: str = "-m/--model") -> str:
 def fail(message: str, code: int = 2) -> int:
     print(f"error: {message}", file=sys.stderr)
     return code
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (``error: ... (see --help)``, exit code 2), worded
+    like :func:`fail`, instead of the usage text plus a line."""
+
+    def error(self, message: str) -> NoReturn:
+        raise SystemExit(fail(f"{message} (see --help)"))
+
+
+def one_line(text: object) -> str:
+    """A message on one line (library and TensorRT errors may span several)."""
+    return " ".join(str(text).split())
+
+
+class UsageError(ValueError):
+    """Options that do not go together, or a value no settings field checks (exit code 2)."""
+
+
+def fail_unexpected(exc: BaseException, verbose: bool) -> int:
+    """Any other error (TensorRT and the exporters raise many kinds): one line, exit code 1, or
+    the traceback too with -v."""
+    if verbose:
+        import traceback
+
+        traceback.print_exc()
+    return fail(f"{type(exc).__name__}: {one_line(exc)} (run with -v for the traceback)", 1)

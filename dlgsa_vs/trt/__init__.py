@@ -6,7 +6,8 @@ What the backends call:
 - ``engine_for(model, precision=, batch=, height=, width= | shapes=, device=) -> TrtEngine``:
   the cached engine as a function of (N, 3, H, W) frames; builds it on first use.
 
-Commands: ``dlgsa-build-engine`` (``build.py``) and ``dlgsa-export-onnx`` (``export_onnx.py``).
+Commands (in ``dlgsa_vs.cli``): ``dlgsa-build-engine`` (``cli/build_engine.py``) and ``dlgsa-export-onnx``
+(``cli/export_onnx.py``); size presets: ``profiles`` (``profiles.toml``).
 Modules: ``cache`` (keys and the on-disk cache), ``program`` (the exported graph),
 ``engine`` (build, load, run). Names are imported lazily, so ``import dlgsa_vs.trt`` costs
 nothing and never imports TensorRT.

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, TypeVar
 
 from .._version import __version__ as DLGSA_VERSION
+from ..settings import PRECISIONS
 
 T = TypeVar("T")
 
@@ -45,7 +46,6 @@ built them in fp32 under torch-tensorrt 2.13+, whose first frame then failed), a
 graphs sum their windows with ``index_put`` instead of ``index_copy``. Every version-1 entry is
 rebuilt; ``--clear --stale`` removes them."""
 
-PRECISIONS = ("fp16", "bf16", "fp32")
 ENGINE_SUFFIX = ".ep"
 META_SUFFIX = ".json"
 META_FORMAT = "dlgsa-vs engine cache entry"

@@ -37,11 +37,13 @@ from torch import nn
 from ..arch import DLGSANet
 from ..arch.tlc import tlc_windows
 from ..export import ShapeRange, _size_oblivious
+from ..settings import PRECISIONS, torch_dtype
 from ..weights import detect_config, variant_name
 from .cache import EngineCache, EngineKey, runtime_versions, weights_digest
 from .program import TrtProgram, tlc_on, trt_program
 
-PRECISION_DTYPES: dict[str, torch.dtype] = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
+PRECISION_DTYPES: dict[str, torch.dtype] = {p: torch_dtype(p) for p in PRECISIONS}
+"""Each precision's torch dtype (``settings.torch_dtype``), for the callers of this module."""
 
 INSTALL_HINT = ('pip install "dlgsa-vs[trt]" (torch-tensorrt and NVIDIA\'s TensorRT wheels) on a machine '
                 'with an NVIDIA GPU, its driver and a CUDA build of PyTorch')
@@ -148,15 +150,15 @@ def engine_key(model: DLGSANet, *, precision: str = "fp16", batch: int = 1, heig
     (cast to ``precision``), so a model already moved to the GPU in fp16 by a backend and the
     fp32 one loaded by dlgsa-build-engine name the same engine. The GPU's name and compute
     capability are read from ``device`` unless ``gpu`` = (name, "major.minor") is given."""
-    if precision not in PRECISION_DTYPES:
-        raise ValueError(f"precision must be one of {', '.join(PRECISION_DTYPES)}, got {precision!r}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     dynamic, rng = resolve_shape(height, width, shapes)
     if gpu is None:
         props = torch.cuda.get_device_properties(cuda_device(device))
         gpu = (props.name, f"{props.major}.{props.minor}")
     state = model.state_dict()
     return EngineKey(
-        weights_sha256=weights_sha256 or weights_digest(state, as_dtype=PRECISION_DTYPES[precision]),
+        weights_sha256=weights_sha256 or weights_digest(state, as_dtype=torch_dtype(precision)),
         variant=variant or variant_name(detect_config(state)),
         scale=int(scale or model.upscale),
         tlc=tlc_on(model), tlc_kernel=int(model.tlc_kernel), batch=int(batch), dynamic=dynamic,
@@ -191,8 +193,8 @@ def compile_options(params: frozenset[str] | set[str], *, precision: str, arg_in
     """The keyword arguments for ``torch_tensorrt.dynamo.compile``, whose named parameters
     are ``params``. The program it compiles is already in ``precision``'s dtype; what is
     added here is only what makes TensorRT keep the graph's dtypes, in this version's words."""
-    if precision not in PRECISION_DTYPES:
-        raise ValueError(f"precision must be one of {', '.join(PRECISION_DTYPES)}, got {precision!r}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     options: dict = {"arg_inputs": arg_inputs, "device": device, "truncate_double": True}
     if "use_explicit_typing" in params:
         # torch-tensorrt 2.6 to 2.12: strong typing is an option, off by default in 2.6-2.9
@@ -201,7 +203,7 @@ def compile_options(params: frozenset[str] | set[str], *, precision: str, arg_in
     elif "enabled_precisions" in params:
         # torch-tensorrt before 2.6: weakly typed networks only; allow the precision's
         # kernels (the graph's layers are in that dtype already)
-        options["enabled_precisions"] = {PRECISION_DTYPES[precision]}
+        options["enabled_precisions"] = {torch_dtype(precision)}
     # torch-tensorrt 2.13 and newer: both options were removed (pytorch/TensorRT#4195) and
     # every network is strongly typed (_TRTInterpreter's STRONGLY_TYPED flag): nothing to add
     if workspace_gib:
@@ -238,12 +240,12 @@ def build_engine(model: DLGSANet, out_path: str | Path, *, batch: int = 1, heigh
     built strongly typed, so the engine's input and layers are in that dtype."""
     dev = cuda_device(device)
     ttrt = require_tensorrt(dev.index)
-    if precision not in PRECISION_DTYPES:
-        raise ValueError(f"precision must be one of {', '.join(PRECISION_DTYPES)}, got {precision!r}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if optimization_level is not None and not 0 <= optimization_level <= 5:
         raise ValueError(f"optimization_level must be 0..5, got {optimization_level}")
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
-    dtype = PRECISION_DTYPES[precision]
+    dtype = torch_dtype(precision)
     dynamic, rng = resolve_shape(height, width, shapes)
     log(f"dlgsa-vs: exporting the network ({'dynamic' if dynamic else 'static'}, {dtype}) on {dev}")
     graph = trt_program(model, batch=batch, height=None if dynamic else rng.opt_hw[0],
@@ -288,7 +290,7 @@ def program_input_dtype(program) -> torch.dtype | None:
 def check_input_dtype(program, precision: str, path: str | Path = "the engine") -> None:
     """Raise :class:`EngineDtypeError` when ``program`` takes frames in another dtype than
     ``precision``: fed frames of that precision, the engine would fail on the first one."""
-    want, got = PRECISION_DTYPES[precision], program_input_dtype(program)
+    want, got = torch_dtype(precision), program_input_dtype(program)
     if got is not None and got != want:
         raise EngineDtypeError(f"{path} takes {str(got).removeprefix('torch.')} input, but its key asks for "
                                f"{precision} (built by an older dlgsa-vs or another torch-tensorrt)")
@@ -348,7 +350,7 @@ class TrtEngine:
         self.tlc_kernel = tlc_kernel
         self.device = device
         self.path = path
-        self.dtype = PRECISION_DTYPES[key.precision]
+        self.dtype = torch_dtype(key.precision)
         self._loader = loader or (None if path is None else (lambda: load_engine(path, device)))
         self._spare: list[Callable] = [module]
         self._contexts: dict[tuple, _Context] = {}

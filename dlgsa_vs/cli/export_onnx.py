@@ -20,24 +20,37 @@ from pathlib import Path
 
 import torch
 
-from ..weights import WeightsError, detect_config, variant_name
-from .program import tlc_on
-from ._cli import (Parser, UsageError, add_model_options, add_shape_options, fail, fail_unexpected, hw_text,
-                   load_from_args, parse_hw, shape_from_args)
+from ..settings import RunSettings, SettingsError
+from ..trt.program import tlc_on
+from ..weights import WeightsError, detect_config, load_model, variant_name
+from .common import (Parser, UsageError, add_model_options, fail, fail_unexpected, one_line, settings_from_args,
+                     usage_message, weights_message)
+from .shapes import add_shape_options, hw_text, parse_hw, shape_from_args
 
 PROG = "dlgsa-export-onnx"
+MIN_OPSET = 18
 FP32_LIMIT = 1e-4
 FP16_RELATIVE_LIMIT = 1e-2
 
 
+def max_opset() -> int:
+    """The newest opset torch's ONNX exporter writes (onnxscript's, where it is installed)."""
+    try:
+        from torch.onnx._constants import ONNX_MAX_OPSET
+    except ImportError:  # a torch without it: let the exporter judge
+        return 10**6
+    return int(ONNX_MAX_OPSET)
+
+
 def build_parser() -> Parser:
     ap = Parser(prog=PROG, description=__doc__.splitlines()[0])
-    add_model_options(ap)
+    add_model_options(ap, tiles=False)
     add_shape_options(ap)
     g = ap.add_argument_group("output")
     g.add_argument("-o", "--output", metavar="FILE.onnx",
                    help="default: dlgsanet_<variant>_x<scale>_<size>[_notlc][_fp16].onnx in the current folder")
-    g.add_argument("--fp16", action="store_true", help="half-precision weights, input and output")
+    g.add_argument("--fp16", action="store_const", const="fp16", dest="precision",
+                   help="half-precision weights, input and output")
     g.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
     g.add_argument("--no-verify", action="store_true", help="skip the onnxruntime check against PyTorch")
     g.add_argument("--verify-size", type=parse_hw, action="append", metavar="HxW",
@@ -54,8 +67,17 @@ def default_name(model, height, width, shapes, fp16: bool) -> str:
     return f"dlgsanet_{variant}_x{model.upscale}_{size}{tlc}{'_fp16' if fp16 else ''}.onnx"
 
 
+def run_settings(args) -> RunSettings:
+    """The network, TLC, batch and precision these options ask for (raises SettingsError):
+    the file is exported and verified on the CPU."""
+    return settings_from_args(args, backend="cpu")
+
+
 def verify_sizes(height, width, shapes, requested) -> list[tuple[int, int]]:
     if shapes is None:
+        if requested and set(requested) != {(height, width)}:
+            raise UsageError(f"--verify-size {hw_text(requested[0])}: a static file is verified at its own size "
+                             f"(--size {height}x{width}); --verify-size is for --min/--opt/--max files")
         return [(height, width)]
     if requested:
         bad = [hw for hw in requested if not all(a <= v <= b for a, v, b in zip(shapes.min_hw, hw, shapes.max_hw))]
@@ -117,12 +139,24 @@ def main(argv: list[str] | None = None) -> int:
             logging.getLogger(name).setLevel(logging.ERROR)
     tmp: Path | None = None
     try:
-        if args.opset < 18:
-            raise UsageError(f"--opset must be >= 18 (torch's ONNX exporter), got {args.opset}")
+        settings = run_settings(args)
+    except SettingsError as exc:
+        return fail(usage_message(exc))
+    fp16 = settings.precision == "fp16"
+    try:
+        if not MIN_OPSET <= args.opset <= max_opset():
+            raise UsageError(f"--opset must be >= {MIN_OPSET} (torch's ONNX exporter), got {args.opset}"
+                             if args.opset < MIN_OPSET else
+                             f"--opset {args.opset} is invalid: torch's ONNX exporter writes opsets "
+                             f"{MIN_OPSET}..{max_opset()}")
         height, width, shapes = shape_from_args(args, default_dynamic=False)
         sizes = verify_sizes(height, width, shapes, args.verify_size)
-        model = load_from_args(args)
-        out = Path(args.output or default_name(model, height, width, shapes, args.fp16))
+        if args.output is not None and Path(args.output).suffix != ".onnx":
+            raise UsageError(f"the output name should end in .onnx: {args.output}")
+        if settings.threads:
+            torch.set_num_threads(settings.threads)
+        model = load_model(settings.model_path, settings.variant, settings.scale, tlc=settings.tlc)
+        out = Path(args.output or default_name(model, height, width, shapes, fp16))
         if out.suffix != ".onnx":
             raise UsageError(f"the output name should end in .onnx: {out}")
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -130,26 +164,28 @@ def main(argv: list[str] | None = None) -> int:
         from ..export import export_onnx
 
         start = time.monotonic()
-        log(f"{PROG}: exporting {'a dynamic' if shapes else 'a static'} {'fp16' if args.fp16 else 'fp32'} graph "
+        log(f"{PROG}: exporting {'a dynamic' if shapes else 'a static'} {'fp16' if fp16 else 'fp32'} graph "
             f"({hw_text(shapes.min_hw) + '..' + hw_text(shapes.max_hw) if shapes else f'{height}x{width}'}, "
-            f"batch {args.batch}, TLC {'off' if args.no_tlc else 'on'})")
-        export_onnx(copy.deepcopy(model), tmp, height or 0, width or 0, batch=args.batch, shapes=shapes,
-                    fp16=args.fp16, opset=args.opset)
+            f"batch {settings.batch}, TLC {'on' if settings.tlc else 'off'})")
+        export_onnx(copy.deepcopy(model), tmp, height or 0, width or 0, batch=settings.batch, shapes=shapes,
+                    fp16=fp16, opset=args.opset)
         log(f"{PROG}: exported in {time.monotonic() - start:.1f} s")
         if not args.no_verify:
-            problem = verify(tmp, model, sizes, args.batch, args.fp16, log)
+            problem = verify(tmp, model, sizes, settings.batch, fp16, log)
             if problem:
-                return fail(PROG, f"verification failed, no file written: {problem}", 1)
+                return fail(f"verification failed, no file written: {one_line(problem)}", 1)
         os.replace(tmp, out)
         print(out)
         return 0
-    except (UsageError, WeightsError) as exc:
-        return fail(PROG, str(exc), 2)
+    except UsageError as exc:
+        return fail(one_line(exc))
+    except WeightsError as exc:
+        return fail(one_line(weights_message(exc)))
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; no file was written", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001
-        return fail_unexpected(PROG, exc, args.verbose)
+        return fail_unexpected(exc, args.verbose)
     finally:
         if tmp is not None:
             tmp.unlink(missing_ok=True)

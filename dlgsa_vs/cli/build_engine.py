@@ -3,6 +3,7 @@
     dlgsa-build-engine --variant light --scale 2 --size 540x960          # static, fp16
     dlgsa-build-engine --size 1080x1920 --tile 512 512                    # the 544x544 tile engine
     dlgsa-build-engine -m net_g.pth --min 64x64 --opt 540x960 --max 1088x1920 --precision bf16
+    dlgsa-build-engine --profile 1080p                                    # a preset size (--list-profiles)
     dlgsa-build-engine --list
     dlgsa-build-engine --clear [--stale]
 
@@ -11,7 +12,8 @@ The engine goes into the cache that the ``trt`` backend reads (``docs/tensorrt.m
 and the same network, precision and batch as the run, this builds exactly the engine the
 backend will ask for (a static one), so a build here saves the first video the minutes of
 building. Dynamic engines (``--min/--opt/--max``) are for Python's ``engine_for``; the backend
-does not use them. Sizes are LR pixels, height x width. The engine's path is printed on
+does not use them. ``--profile NAME`` takes the sizes of a preset
+(``dlgsa_vs/trt/profiles.toml``). Sizes are LR pixels, height x width. The engine's path is printed on
 stdout; progress goes to stderr.
 """
 from __future__ import annotations
@@ -19,36 +21,36 @@ from __future__ import annotations
 import argparse
 import copy
 import datetime
+import math
+import os
 import sys
 
-from ..export import ShapeRange
-from ..weights import WeightsError
-from ._cli import (Parser, UsageError, add_model_options, add_shape_options, fail, fail_unexpected, load_from_args,
-                   shape_from_args)
-from .cache import CacheEntry, EngineCache, EngineCacheError, runtime_versions
+from ..trt.cache import CacheEntry, EngineCache, EngineCacheError, runtime_versions
+from ..settings import GPU_DEFAULT_PRECISION, PRECISIONS, RunSettings, SettingsError
+from .common import (Parser, UsageError, add_model_options, fail, fail_unexpected, one_line, settings_from_args,
+                     usage_message, weights_message)
+from .shapes import add_shape_options, hw_text, ranged, shape_from_args
 
 PROG = "dlgsa-build-engine"
-DEFAULT_TILE_PAD = 16  # the upscaler's default --tile-pad
 
 
 def build_parser() -> Parser:
     ap = Parser(prog=PROG, description=__doc__.splitlines()[0],
-                epilog="--size (with --tile/--tile-pad when the run tiles) builds the static engine the trt "
-                       "backend asks for; --min/--opt/--max a dynamic one for Python's engine_for, which the "
-                       "backend does not use.")
-    add_model_options(ap)
-    add_shape_options(ap)
-    t = ap.add_argument_group("tiles (as given to dlgsa-upscale / core.dlgsa.Upscale)")
-    t.add_argument("--tile", type=int, nargs=2, metavar=("W", "H"),
-                   help="the run's LR tiles of W x H pixels: the engine is built for the tile crop of --size")
-    t.add_argument("--tile-pad", type=int, default=DEFAULT_TILE_PAD, metavar="N",
-                   help=f"the run's LR context around each tile (default {DEFAULT_TILE_PAD})")
+                epilog="--size or --profile (with --tile/--tile-pad when the run tiles) builds the static engine "
+                       "the trt backend asks for; --min/--opt/--max (or --profile NAME --dynamic) a dynamic one "
+                       "for Python's engine_for, which the backend does not use.")
+    add_model_options(ap, tiles=True)
+    s = add_shape_options(ap)
+    s.add_argument("--profile", metavar="NAME", help="the sizes of a preset (480p, 720p, 1080p, 1440p, 2160p, "
+                   "portrait, 4:3-480p, ...; --list-profiles): its static size, or with --dynamic its range")
+    s.add_argument("--dynamic", action="store_true", help="with --profile: the preset's min/opt/max range")
     g = ap.add_argument_group("engine")
-    g.add_argument("--precision", choices=["fp16", "bf16", "fp32"], default="fp16", help="default fp16")
+    g.add_argument("--precision", choices=list(PRECISIONS),
+                   help=f"the engine's arithmetic (default {GPU_DEFAULT_PRECISION}, as the trt backend's)")
     g.add_argument("--workspace", type=float, metavar="GiB", help="TensorRT builder workspace limit (default: TensorRT's)")
     g.add_argument("--opt-level", type=int, choices=range(6), metavar="0..5",
                    help="TensorRT builder optimisation level (default 3; higher builds longer)")
-    g.add_argument("--device-index", type=int, default=0, help="CUDA device to build for (default 0)")
+    g.add_argument("--device-index", type=int, metavar="N", help="CUDA device to build for (default 0)")
     g.add_argument("--force", action="store_true", help="rebuild even if the cache holds this engine")
     g.add_argument("--no-check", action="store_true",
                    help="skip comparing the engine's output with PyTorch's after the build")
@@ -56,6 +58,7 @@ def build_parser() -> Parser:
     c.add_argument("--cache-dir", metavar="DIR", help="engine cache folder (default: $DLGSA_CACHE_DIR, else "
                    "$XDG_CACHE_HOME/dlgsa-vs/engines, else ~/.cache/dlgsa-vs/engines)")
     c.add_argument("--list", action="store_true", help="list the cached engines and exit")
+    c.add_argument("--list-profiles", action="store_true", help="list the size presets of --profile and exit")
     c.add_argument("--clear", action="store_true", help="remove cached engines and exit")
     c.add_argument("--stale", action="store_true",
                    help="with --clear: only entries built with other TensorRT / torch-tensorrt / torch / "
@@ -64,29 +67,82 @@ def build_parser() -> Parser:
     return ap
 
 
-def engine_size(args: argparse.Namespace) -> tuple[int | None, int | None, ShapeRange | None]:
+def run_settings(args: argparse.Namespace) -> RunSettings:
+    """The run these options describe, as the trt backend would get it (raises SettingsError)."""
+    return settings_from_args(args, backend="trt")
+
+
+def engine_precision(settings: RunSettings) -> str:
+    """The engine's precision: the asked one, else the trt backend's default."""
+    return settings.precision or GPU_DEFAULT_PRECISION
+
+
+def check_build_options(args: argparse.Namespace) -> None:
+    """The engine options no settings field checks (raises UsageError)."""
+    if args.workspace is not None and not (math.isfinite(args.workspace) and args.workspace > 0):
+        raise UsageError(f"--workspace {args.workspace:g} is invalid: it must be a size in GiB > 0")
+    if args.cache_dir is not None and os.path.exists(args.cache_dir) and not os.path.isdir(args.cache_dir):
+        raise UsageError(f"--cache-dir {args.cache_dir} is not a folder")
+    if args.dynamic and args.profile is None:
+        raise UsageError("--dynamic goes with --profile NAME (a dynamic range of your own: --min/--opt/--max)")
+
+
+def profile_size(args: argparse.Namespace):
+    """(height, width, None) or (None, None, range) of --profile NAME [--dynamic]."""
+    from ..trt.profiles import ProfileError, get_profile
+
+    if args.size is not None or ranged(args):
+        raise UsageError("--profile gives the sizes: not with --size or --min/--opt/--max")
+    try:
+        profile = get_profile(args.profile)
+    except ProfileError as exc:
+        raise UsageError(f"--profile {args.profile} {exc}") from None
+    if args.dynamic:
+        return None, None, profile.shape_range()
+    return profile.static[0], profile.static[1], None
+
+
+def engine_size(args: argparse.Namespace, settings: RunSettings | None = None):
     """(height, width, None) of the static engine the trt backend asks for with these options
-    (the tile crop of --size when tiling, as the upscaler computes it), or (None, None, range)
-    for --min/--opt/--max. Raises UsageError without a size."""
-    ranged = any(v is not None for v in (args.min, args.opt, args.max))
-    if args.size is None and not ranged:
-        raise UsageError("give --size HxW, the video's LR frame size (with --tile W H if the run tiles): that "
-                         "builds the static engine the trt backend asks for; --min/--opt/--max build a dynamic "
-                         "one for Python's engine_for")
-    height, width, shapes = shape_from_args(args, default_dynamic=True)
-    if args.tile_pad < 0:
-        raise UsageError(f"--tile-pad must be >= 0, got {args.tile_pad}")
-    if args.tile is None:
+    (the tile crop of --size when tiling, as the upscaler computes it: ``network_input_hw``),
+    or (None, None, range) for --min/--opt/--max. Raises UsageError without a size."""
+    settings = run_settings(args) if settings is None else settings
+    if args.profile is not None:
+        height, width, shapes = profile_size(args)
+    elif args.size is None and not ranged(args):
+        raise UsageError("give --size HxW, the video's LR frame size (with --tile W H if the run tiles), or "
+                         "--profile NAME: that builds the static engine the trt backend asks for; "
+                         "--min/--opt/--max build a dynamic one for Python's engine_for")
+    else:
+        height, width, shapes = shape_from_args(args, default_dynamic=True)
+    if settings.tile == (0, 0):
         return height, width, shapes
     if shapes is not None:
-        raise UsageError("--tile goes with --size (the frame size whose tiles the engine takes)")
-    tile_w, tile_h = args.tile
-    if min(tile_w, tile_h) < 0:
-        raise UsageError(f"--tile sizes must be >= 0, got {tile_w} {tile_h}")
-    from ..inference import tile_spans
+        raise UsageError("--tile goes with --size or a static --profile (the frame size whose tiles the engine "
+                         "takes)")
+    from ..inference import network_input_hw
 
-    return (tile_spans(height, tile_h, args.tile_pad)[0].size, tile_spans(width, tile_w, args.tile_pad)[0].size,
-            None)
+    return (*network_input_hw(height, width, settings.tile, settings.tile_pad), None)
+
+
+def load_network(settings: RunSettings):
+    """The network of the settings (raises WeightsError with the reason and the fix)."""
+    from ..weights import load_model
+
+    return load_model(settings.model_path, settings.variant, settings.scale, tlc=settings.tlc)
+
+
+def list_profiles(out=None) -> None:
+    from ..trt.profiles import load_profiles
+
+    out = out or sys.stdout
+    profiles = load_profiles()
+    rows = [["profile", "static (LR HxW)", "dynamic min / opt / max", "for"]]
+    rows += [[p.name, hw_text(p.static), " / ".join(map(hw_text, (p.min_hw, p.opt_hw, p.max_hw))), p.description]
+             for p in profiles.values()]
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1], file=out)
 
 
 def visible_gpus() -> list[tuple[str, str]] | None:
@@ -163,12 +219,12 @@ def _check(engine, model, log) -> None:
     """One random batch through the engine and through PyTorch on the same GPU and precision."""
     import torch
 
-    from .engine import PRECISION_DTYPES
+    from ..settings import torch_dtype
 
     key = engine.key
     h, w = key.opt_hw
     x = torch.rand(key.batch, 3, h, w, device=engine.device)
-    dtype = PRECISION_DTYPES[key.precision]
+    dtype = torch_dtype(key.precision)
     net = copy.deepcopy(model).eval().to(engine.device, dtype)
     with torch.no_grad():
         ref = net(x.to(dtype)).float()
@@ -185,14 +241,26 @@ def main(argv: list[str] | None = None) -> int:
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
+    from ..weights import WeightsError
+
+    try:
+        settings = run_settings(args)
+        check_build_options(args)
+    except SettingsError as exc:
+        return fail(usage_message(exc))
+    except UsageError as exc:
+        return fail(str(exc))
     cache = EngineCache(args.cache_dir)
     try:
-        if args.list or args.clear:
-            if args.list and args.clear:
-                raise UsageError("--list and --clear do not go together")
-            if args.list:
-                print_table(cache)
-                return 0
+        if sum((args.list, args.clear, args.list_profiles)) > 1:
+            raise UsageError("--list, --list-profiles and --clear do not go together")
+        if args.list_profiles:
+            list_profiles()
+            return 0
+        if args.list:
+            print_table(cache)
+            return 0
+        if args.clear:
             removed = cache.clear(stale_only=args.stale)
             freed = sum(e.size_bytes for e in removed)
             print(f"removed {len(removed)} {'stale ' if args.stale else ''}engine(s), {freed / 2**20:.1f} MiB, "
@@ -200,34 +268,41 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.stale:
             raise UsageError("--stale goes with --clear")
-        height, width, shapes = engine_size(args)
-        model = load_from_args(args)
+        height, width, shapes = engine_size(args, settings)
+        model = load_network(settings)
+        if settings.threads:
+            import torch
 
-        from .engine import engine_for, trt_available
+            torch.set_num_threads(settings.threads)
 
-        ok, reason = trt_available(args.device_index)
+        from ..trt.engine import engine_for, trt_available
+
+        ok, reason = trt_available(settings.device_index)
         if not ok:
-            return fail(PROG, f"cannot build a TensorRT engine here: {reason}", 1)
+            return fail(f"cannot build a TensorRT engine here: {one_line(reason)}", 1)
         log(f"{PROG}: {reason}")
         if shapes is not None:
             log(f"{PROG}: note: a dynamic engine is for Python's engine_for(shapes=...); the trt backend asks for "
                 f"static ones (--size)")
-        engine = engine_for(model, precision=args.precision, batch=args.batch, height=height, width=width,
-                            shapes=shapes, device=f"cuda:{args.device_index}", cache=cache, force=args.force,
-                            workspace_gib=args.workspace, optimization_level=args.opt_level, log=log)
+        engine = engine_for(model, precision=engine_precision(settings), batch=settings.batch, height=height,
+                            width=width, shapes=shapes, device=f"cuda:{settings.device_index}", cache=cache,
+                            force=args.force, workspace_gib=args.workspace, optimization_level=args.opt_level,
+                            log=log)
         if not args.no_check:
             _check(engine, model, log)
         print(engine.path)
         return 0
-    except (UsageError, WeightsError) as exc:
-        return fail(PROG, str(exc), 2)
+    except UsageError as exc:
+        return fail(one_line(exc))
+    except WeightsError as exc:
+        return fail(one_line(weights_message(exc)))
     except EngineCacheError as exc:
-        return fail(PROG, str(exc), 1)
+        return fail(one_line(exc), 1)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; no engine was added to the cache", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001
-        return fail_unexpected(PROG, exc, args.verbose)
+        return fail_unexpected(exc, args.verbose)
 
 
 if __name__ == "__main__":
