@@ -68,8 +68,15 @@ def build_parser() -> Parser:
 
 
 def run_settings(args: argparse.Namespace) -> RunSettings:
-    """The run these options describe, as the trt backend would get it (raises SettingsError)."""
-    return settings_from_args(args, backend="trt")
+    """The run these options describe, as the trt backend would get it (raises SettingsError,
+    or UsageError for ``--tile auto``: an engine has one size, so the tiles must be named)."""
+    settings = settings_from_args(args, backend="trt")
+    if settings.tile == "auto":  # the settings' default where the run picks its tiles at run time
+        if getattr(args, "tile", None) is not None:
+            raise UsageError("--tile auto is chosen at run time: give the run's tiles, --tile W H (or none for "
+                             "whole frames)")
+        settings = settings.replace(tile=(0, 0))
+    return settings
 
 
 def engine_precision(settings: RunSettings) -> str:
