@@ -8,6 +8,17 @@ preserving and TLC places its windows for any size, so frames go in as they are.
 Half precision is guarded: a forward pass in fp16 (or bf16) whose output is not finite (fp16
 overflows at 65504) is redone in the next wider type (fp16 -> bf16 where the device has it ->
 fp32), which is then kept, with a warning, so no black or NaN frame is ever returned.
+
+Tiles. ``tile="auto"`` (the settings' default) is resolved here, per frame size, from an
+``AutoTiles`` budget (``dlgsa_vs/tiling.py``: memory on the device, and speed on the CPU);
+backends that need a fixed size (TensorRT's static engines) resolve it themselves for their
+input size and pass a fixed tile.
+
+Out of memory is recovered, never a lost frame: a CUDA out-of-memory error or a CPU
+allocation failure during a forward pass frees the cache, halves the tile (its longer side;
+a whole frame counts as one tile) and recomputes the same frames; the smaller tile is kept
+for the rest of the run, with a one-line warning. Only a tile under ``tiling.MIN_TILE`` is an
+error (``OutOfMemory``, one line).
 """
 from __future__ import annotations
 
@@ -19,7 +30,25 @@ from typing import Callable
 import numpy as np
 import torch
 
+from . import tiling
 from .settings import check_tiling
+
+
+class OutOfMemory(MemoryError):
+    """Out of memory even with the smallest tile (``tiling.MIN_TILE``): a one-line message."""
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """A CUDA out-of-memory error or a CPU allocation failure (torch raises a RuntimeError
+    naming the allocator, Python a MemoryError)."""
+    if isinstance(exc, OutOfMemory):
+        return False
+    if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text
+                                              or "not enough memory" in text or "failed to allocate" in text
+                                              or "allocat" in text and "memory" in text)
 
 
 @dataclass(frozen=True)
@@ -58,19 +87,27 @@ class Upscaler:
     """Runs a super-resolution network on batches of RGB frames.
 
     model: any module mapping (N, 3, H, W) to (N, 3, sH, sW) with an ``upscale`` attribute.
-    tile: (height, width) of LR tiles, 0 = whole frame; tile_pad: LR context around each tile.
+    tile: (height, width) of LR tiles, 0 = whole frame; "auto": chosen per frame size for this
+    device (``tiling.plan``), or an ``AutoTiles`` a backend made; tile_pad: LR context around each tile.
     batch: how many frames (or tiles) go through the network at once.
     network: what runs, taking ``dtype`` input on ``device``: the model (default), or a compiled
     form or TensorRT engine of it that a backend made. fallback: given a wider dtype, the
     network to run from then on when a half-precision output overflows (default: the model
-    moved to that dtype). Nothing here knows what the network is.
+    moved to that dtype). network_for: given a crop (height, width), a network for that input
+    size, for networks of one size (static engines) when out-of-memory recovery changes the tile.
+    Nothing here knows what the network is.
     """
 
     def __init__(self, model: torch.nn.Module, device: str | torch.device = "cpu",
-                 dtype: torch.dtype = torch.float32, tile: tuple[int, int] = (0, 0),
+                 dtype: torch.dtype = torch.float32, tile: "tuple[int, int] | str | tiling.AutoTiles" = (0, 0),
                  tile_pad: int = 16, batch: int = 1,
                  network: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                 fallback: Callable[[torch.dtype], Callable[[torch.Tensor], torch.Tensor]] | None = None):
+                 fallback: Callable[[torch.dtype], Callable[[torch.Tensor], torch.Tensor]] | None = None,
+                 network_for: Callable[[tuple[int, int]], Callable[[torch.Tensor], torch.Tensor]] | None = None):
+        self.auto: tiling.AutoTiles | None = tile if isinstance(tile, tiling.AutoTiles) else None
+        asked_auto = isinstance(tile, str) and tile == "auto"
+        if asked_auto or self.auto is not None:
+            tile = (0, 0)  # per frame size, from self.auto
         check_tiling(tuple(tile), tile_pad, batch)
         self.device = torch.device(device)
         self.dtype = dtype
@@ -83,11 +120,31 @@ class Upscaler:
         self.model = model.eval().to(self.device, dtype)
         self.network: Callable[[torch.Tensor], torch.Tensor] = network or self.model
         self._fallback = fallback or (lambda wider: self.model.to(self.device, wider))
+        # a network of one input size (a static engine): how to get one for another crop size
+        self._network_for = network_for
         self._switch_lock = threading.Lock()
+        if asked_auto:
+            self.auto = tiling.plan(self.model, self.device, dtype, batch)
+
+    def tile_for(self, height: int, width: int) -> tuple[int, int]:
+        """The (tile_h, tile_w) used for frames of this size ((0, 0): whole frames)."""
+        if self.auto is not None:
+            return self.auto.tile_for(height, width, self.tile_pad)
+        return (self.tile_h, self.tile_w)
+
+    def tile_summary(self, height: int, width: int) -> str:
+        """One line for the log: the tile used for frames of this size, and why."""
+        if self.auto is not None:
+            return self.auto.summary(height, width, self.tile_pad)
+        th, tw = self.tile_for(height, width)
+        if (th == 0 or th >= height) and (tw == 0 or tw >= width):
+            return f"tile: whole frames ({width}x{height})"
+        ch, cw = self.network_input_hw(height, width)
+        return f"tile {tw or width}x{th or height} LR ({cw}x{ch} crops with tile_pad {self.tile_pad}): as asked"
 
     def network_input_hw(self, height: int, width: int) -> tuple[int, int]:
         """The (height, width) the network sees for frames of this size (the tile crop if tiling)."""
-        return network_input_hw(height, width, (self.tile_h, self.tile_w), self.tile_pad)
+        return network_input_hw(height, width, self.tile_for(height, width), self.tile_pad)
 
     def _wider_dtype(self) -> torch.dtype:
         if self.dtype == torch.float16 and (self.device.type != "cuda" or torch.cuda.is_bf16_supported()):
@@ -109,6 +166,7 @@ class Upscaler:
                                   RuntimeWarning, stacklevel=2)
                     self.network = self._fallback(wider)
                     self.dtype = wider
+                    self._network_for = None  # the fallback is the model itself: any size
 
     @torch.inference_mode()
     def run_network(self, x: torch.Tensor) -> torch.Tensor:
@@ -120,10 +178,45 @@ class Upscaler:
         """(N, 3, H, W) float in [0, 1] -> (N, 3, sH, sW) float32 in [0, 1], on frames' device."""
         if frames.dim() != 4 or frames.shape[1] != 3:
             raise ValueError(f"expected RGB frames shaped (N, 3, H, W), got {tuple(frames.shape)}")
+        h, w = frames.shape[2:]
+        while True:
+            tile = self.tile_for(h, w)
+            try:
+                return self._upscale(frames, tile)
+            except Exception as exc:  # noqa: BLE001 - only out-of-memory errors are handled
+                if not is_out_of_memory(exc):
+                    raise
+                message = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+            # out of the except block: the error's traceback (and the activations it holds) is gone
+            self._out_of_memory(tile, h, w, message)
+
+    def _out_of_memory(self, tile: tuple[int, int], h: int, w: int, message: str) -> None:
+        """Free the cache and halve the tile (once, however many threads ran out with it)."""
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        with self._switch_lock:
+            if self.tile_for(h, w) != tile:  # another thread already made it smaller
+                return
+            smaller = tiling.halve(tile, h, w)
+            if smaller is None:
+                raise OutOfMemory(f"out of memory on the {self.device.type} even with {min(tile[1] or w, w)}x"
+                                  f"{min(tile[0] or h, h)} LR tiles of a {w}x{h} frame (batch {self.batch}), "
+                                  f"the smallest the network takes ({tiling.MIN_TILE} px): free memory or use "
+                                  f"a smaller batch ({message})") from None
+            old = "whole frames" if tile == (0, 0) else f"{min(tile[1] or w, w)}x{min(tile[0] or h, h)} LR tiles"
+            warnings.warn(f"out of memory on the {self.device.type} with {old} of a {w}x{h} frame: "
+                          f"recomputing with {smaller[1]}x{smaller[0]} tiles, kept for the rest of the run "
+                          f"({message})", RuntimeWarning, stacklevel=3)
+            self.auto = None
+            self.tile_h, self.tile_w = smaller
+            if self._network_for is not None:
+                self.network = self._network_for(self.network_input_hw(h, w))
+
+    def _upscale(self, frames: torch.Tensor, tile: tuple[int, int]) -> torch.Tensor:
         n, _, h, w = frames.shape
         s = self.scale
-        rows = tile_spans(h, self.tile_h, self.tile_pad)
-        cols = tile_spans(w, self.tile_w, self.tile_pad)
+        rows = tile_spans(h, tile[0], self.tile_pad)
+        cols = tile_spans(w, tile[1], self.tile_pad)
         if len(rows) == 1 and len(cols) == 1:
             out = self.run_network(frames)
         else:
@@ -136,6 +229,7 @@ class Upscaler:
                     out[i, :, r.own_start * s:r.own_end * s, c.own_start * s:c.own_end * s] = res[
                         :, (r.own_start - r.crop) * s:(r.own_end - r.crop) * s,
                         (c.own_start - c.crop) * s:(c.own_end - c.crop) * s]
+                del crops, results
         return out.clamp_(0.0, 1.0).to(frames.device)
 
 

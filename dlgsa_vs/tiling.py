@@ -1,0 +1,240 @@
+"""Choosing tiles: the tile an ``Upscaler`` uses when the settings say ``tile="auto"``.
+
+One rule per device. A forward pass needs about ``bytes_per_pixel`` bytes of activations per
+LR pixel of its input (a crop: the tile plus ``tile_pad`` context on each side), times the
+batch. Auto takes the cheapest grid of equal-size tiles (the ``tile_spans`` rule, so the
+tiles of a frame batch together) whose crop fits
+
+* the memory budget: on the CPU ``CPU_MEMORY_SHARE`` of ``MemAvailable`` (/proc/meminfo) at
+  ``CPU_BYTES_PER_PIXEL`` (measured, below); on a GPU ``GPU_MEMORY_SHARE`` of the free memory
+  (``torch.cuda.mem_get_info``) at the bytes per pixel a probe pass measures at run time
+  (``torch.cuda.max_memory_allocated`` over two small sizes, in the run's dtype);
+* and on the CPU the speed cap ``CPU_FASTEST_CROP_PIXELS``: past it, a larger crop is no
+  faster per pixel (the working set leaves the caches; bench/README.md, "Tile size").
+
+"Cheapest" counts the pixels the network computes: the crops, with the TLC attention's
+windows (a crop side that is not a multiple of the TLC window costs extra overlapping
+windows, one smaller than two windows is padded up to them), so among the grids that fit,
+auto prefers few tiles with little context and crop sides near multiples of the window.
+A frame that fits whole is run whole, ``(0, 0)``.
+
+``MIN_TILE`` is the smallest tile the run goes down to when out-of-memory recovery halves it
+(``inference.Upscaler``): below 16 LR pixels a tile is mostly context (a 16-pixel tile with
+the default ``tile_pad`` 16 computes 9x its own pixels), and a pass on a 48x48 crop needs
+~10 MB: a device that cannot hold that cannot run the network at all.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+MIN_TILE = 16
+"""The smallest tile side (LR pixels) that out-of-memory recovery goes down to."""
+
+CPU_MEMORY_SHARE = 0.5
+"""Of the available RAM: the rest is for the decoder, the encoder's queue and the other programs."""
+GPU_MEMORY_SHARE = 0.7
+"""Of the free GPU memory: the caching allocator's fragmentation and other streams take the rest."""
+
+# Peak RSS growth of one fp32 forward pass per LR input pixel, by network width (light/tiny 48,
+# full 90) and scale, measured in fresh processes over 128x128 and 384x384 crops (slope):
+#   .venv/bin/python scripts/bench_tiles.py --no-speed --json bench/tiles.json
+# (2026-12-01, this project's 2-core machine, torch 2.14.1, TLC on; bench/tiles.json "memory").
+CPU_BYTES_PER_PIXEL: dict[tuple[int, int], float] = {(48, 2): 2688.0, (48, 4): 2688.0, (90, 2): 5040.0}
+
+# The LR crop (pixels) past which a larger crop is no faster per owned pixel on the CPU:
+# light x2, fp32, TLC on, 1 torch thread (scripts/bench_tiles.py --threads 1; bench/tiles.json "speed").
+CPU_FASTEST_CROP_PIXELS = 320 * 320
+
+
+def tlc_window(model: torch.nn.Module) -> int | None:
+    """The model's TLC window (LR pixels) when TLC runs at inference, else None."""
+    for m in model.modules():
+        if getattr(m, "tlc", False) and isinstance(getattr(m, "tlc_kernel", None), int):
+            return m.tlc_kernel
+    return None
+
+
+def network_width(model: torch.nn.Module) -> int:
+    """Channels of the network's feature maps: the first convolution's output channels."""
+    for m in model.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            return m.out_channels
+    return 48
+
+
+def _windowed(length: int, k: int | None) -> int:
+    """Pixels along one axis that the TLC attention computes for a map of ``length``."""
+    if not k:
+        return length
+    from .arch.tlc import window_starts
+
+    return max(len(window_starts(max(length, k), k, torch.device("cpu"))), 2) * k
+
+
+def crop_cost(h: int, w: int, k: int | None) -> float:
+    """Relative cost of one crop: its pixels (convolutions) plus its TLC windows' pixels (attention)."""
+    return h * w + _windowed(h, k) * _windowed(w, k)
+
+
+def _candidates(length: int, pad: int, k: int | None, max_crop: int, floor: int) -> list[int]:
+    """Tile sides worth trying along one axis: the whole axis, even splits whose crops fit
+    ``max_crop`` down to crops of ``floor``, and tiles whose crops are whole TLC windows."""
+    sides = {length}
+    limit = max_crop - 2 * pad  # the largest tile side whose crop fits
+    if limit >= MIN_TILE:
+        n = max(2, -(-length // limit))
+        while len(sides) < 64:
+            side = -(-length // n)
+            if side < MIN_TILE or (side + 2 * pad < floor and len(sides) > 1):
+                break
+            sides.add(side)
+            n += 1
+        if k:
+            sides.update(m * k - 2 * pad for m in range(1, max_crop // k + 1) if MIN_TILE <= m * k - 2 * pad < length)
+    return sorted(sides)
+
+
+def _axis(length: int, tile: int, pad: int) -> tuple[int, int]:
+    """(number of tiles, crop side) along an axis, as ``inference.tile_spans`` lays them out."""
+    if tile >= length:
+        return 1, length
+    return -(-length // tile), min(tile + 2 * pad, length)
+
+
+def choose_tile(height: int, width: int, max_pixels: int, pad: int, k: int | None = None) -> tuple[int, int]:
+    """The cheapest (tile_h, tile_w) whose crop holds at most ``max_pixels`` LR pixels;
+    (0, 0) when the whole frame fits; (MIN_TILE, MIN_TILE) tiles when nothing fits."""
+    if height * width <= max_pixels:
+        return (0, 0)
+    smallest = min(MIN_TILE + 2 * pad, height, width)
+    floor = math.isqrt(max_pixels) // 2  # tiles much smaller than the budget's square never win
+    best: tuple[float, int, tuple[int, int]] | None = None
+    for th in _candidates(height, pad, k, max_pixels // smallest, floor):
+        nh, ch = _axis(height, th, pad)
+        for tw in _candidates(width, pad, k, max_pixels // ch, floor):
+            nw, cw = _axis(width, tw, pad)
+            if ch * cw > max_pixels:
+                continue
+            key = (nh * nw * crop_cost(ch, cw, k), -th * tw, (th, tw))
+            if best is None or key < best:
+                best = key
+    if best is None:
+        return (MIN_TILE, MIN_TILE)
+    th, tw = best[2]
+    return (0 if th >= height else th, 0 if tw >= width else tw)
+
+
+def halve(tile: tuple[int, int], height: int, width: int) -> tuple[int, int] | None:
+    """The tile after an out-of-memory error: its longer side halved (its pixels halved); a
+    whole-frame axis (0) counts as the frame's side. None when that would go under MIN_TILE."""
+    th, tw = tile[0] or height, tile[1] or width
+    th, tw = min(th, height), min(tw, width)
+    order = ("h", "w") if th >= tw else ("w", "h")
+    for side in order:
+        if side == "h" and -(-th // 2) >= MIN_TILE:
+            return (-(-th // 2), tw)
+        if side == "w" and -(-tw // 2) >= MIN_TILE:
+            return (th, -(-tw // 2))
+    return None
+
+
+def available_ram() -> int:
+    """Bytes of RAM available to new allocations (MemAvailable of /proc/meminfo; where there is
+    none, the physical memory from sysconf)."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 8 << 30
+
+
+def cpu_bytes_per_pixel(model: torch.nn.Module) -> float:
+    """The measured constant for this network's width and scale (the nearest measured, scaled
+    by width, for others)."""
+    width, scale = network_width(model), int(getattr(model, "upscale", 2))
+    if (width, scale) in CPU_BYTES_PER_PIXEL:
+        return CPU_BYTES_PER_PIXEL[(width, scale)]
+    same_scale = [(w, b) for (w, s), b in CPU_BYTES_PER_PIXEL.items() if s == scale] or \
+        [(w, b) for (w, _), b in CPU_BYTES_PER_PIXEL.items()]
+    w0, b0 = min(same_scale, key=lambda wb: abs(wb[0] - width))
+    return b0 * max(width, 1) / w0
+
+
+def gpu_bytes_per_pixel(network: Callable[[torch.Tensor], torch.Tensor], device: torch.device,
+                        dtype: torch.dtype, sizes: tuple[int, int] = (64, 128)) -> float:
+    """Peak CUDA memory per LR input pixel of one forward pass, measured: the growth of
+    ``max_memory_allocated`` over passes at two sizes (the slope, so weights and workspaces cancel)."""
+    peaks = []
+    with torch.inference_mode():
+        for size in sizes:
+            torch.cuda.synchronize(device)
+            torch.cuda.reset_peak_memory_stats(device)
+            before = torch.cuda.memory_allocated(device)
+            network(torch.rand(1, 3, size, size, device=device, dtype=dtype))
+            torch.cuda.synchronize(device)
+            peaks.append(torch.cuda.max_memory_allocated(device) - before)
+    a, b = sizes
+    return max((peaks[1] - peaks[0]) / (b * b - a * a), peaks[1] / (b * b) / 4, 1.0)
+
+
+@dataclass(frozen=True)
+class AutoTiles:
+    """``tile="auto"`` resolved for a device: at most ``max_pixels`` LR pixels per crop.
+
+    ``tile_for`` gives the tile for a frame size; ``reason`` says where the cap comes from.
+    """
+
+    max_pixels: int
+    reason: str
+    window: int | None = None
+
+    def tile_for(self, height: int, width: int, pad: int) -> tuple[int, int]:
+        return choose_tile(height, width, self.max_pixels, pad, self.window)
+
+    def summary(self, height: int, width: int, pad: int) -> str:
+        """One line for the log: the tile chosen for this frame size, and why."""
+        from .inference import network_input_hw
+
+        tile = self.tile_for(height, width, pad)
+        if tile == (0, 0):
+            return f"tile auto -> whole frames ({width}x{height} fits: {self.reason})"
+        ch, cw = network_input_hw(height, width, tile, pad)
+        return (f"tile auto -> {tile[1] or width}x{tile[0] or height} LR tiles ({cw}x{ch} crops with "
+                f"tile_pad {pad}) for {width}x{height} frames: {self.reason}")
+
+
+def plan(model: torch.nn.Module, device: torch.device | str, dtype: torch.dtype, batch: int = 1,
+         network: Callable[[torch.Tensor], torch.Tensor] | None = None) -> AutoTiles:
+    """``tile="auto"`` for this model on this device: the crop budget and its reason."""
+    device = torch.device(device)
+    window = tlc_window(model)
+    if device.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(device)
+        per_px = gpu_bytes_per_pixel(network or model, device, dtype)
+        budget = GPU_MEMORY_SHARE * free
+        pixels = int(budget / (per_px * batch))
+        reason = (f"{GPU_MEMORY_SHARE:.0%} of {free / 2**30:.1f} GiB free GPU memory at {per_px / 1024:.1f} KiB "
+                  f"per LR pixel (measured{f', batch {batch}' if batch > 1 else ''})")
+        return AutoTiles(max(pixels, 1), reason, window)
+    per_px = cpu_bytes_per_pixel(model)
+    free = available_ram()
+    memory = int(CPU_MEMORY_SHARE * free / (per_px * batch))
+    if memory < CPU_FASTEST_CROP_PIXELS:
+        reason = (f"memory: {CPU_MEMORY_SHARE:.0%} of {free / 2**30:.1f} GiB available RAM at "
+                  f"{per_px / 1024:.1f} KiB per LR pixel{f', batch {batch}' if batch > 1 else ''}")
+        return AutoTiles(max(memory, 1), reason, window)
+    side = math.isqrt(CPU_FASTEST_CROP_PIXELS)
+    reason = (f"speed: crops over ~{side}x{side} are no faster per pixel on the CPU "
+              f"(memory would allow {memory / 1e6:.1f} MP)")
+    return AutoTiles(CPU_FASTEST_CROP_PIXELS, reason, window)
