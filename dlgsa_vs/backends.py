@@ -108,8 +108,10 @@ def create_backend_upscaler(settings: RunSettings, backend: Backend | None = Non
     given), constructed with the network it runs: the model, its compiled form or an engine.
 
     input_hw: the (height, width) frames will have (the trt backend builds a static engine
-    for it, or for the tile size when tiling). ``log`` receives progress and notes, worded
-    with the front end's ``names``.
+    for it, or for the tile size when tiling). ``tile="auto"`` becomes an ``AutoTiles`` budget
+    for this device (the Upscaler picks the tile per frame size; the trt backend fixes the
+    tile for ``input_hw``, so its one engine serves that size), said in one ``log`` line.
+    ``log`` receives progress and notes, worded with the front end's ``names``.
 
     fp16 or bf16 asked for on the CPU is one note and fp32, never an error: VapourSynth users
     pass RGBH clips and expect them to work, and a script moved between machines keeps working.
@@ -127,6 +129,16 @@ def create_backend_upscaler(settings: RunSettings, backend: Backend | None = Non
         if log is not None and (backend.name != "cpu" or settings.kernels != "auto"):
             log(f"kernels {settings.kernels} -> {model.kernels} ({model.kernels_reason})")
     network: Callable[[torch.Tensor], torch.Tensor] = model
+    network_for = None  # a static engine's way to another crop size (out-of-memory recovery)
+    tile = settings.tile
+    if tile == "auto":  # the budget for this device; the tile itself per frame size (tiling.py)
+        from .tiling import plan
+
+        tile = plan(model, backend.device, dtype, settings.batch)
+        if log is not None and input_hw is not None:
+            log(tile.summary(*input_hw, settings.tile_pad))
+        if backend.name == "trt" and input_hw is not None:  # one static engine: one tile size
+            tile = tile.tile_for(*input_hw, settings.tile_pad)
     if settings.compile or settings.cuda_graphs:
         network = torch.compile(model, mode="reduce-overhead" if settings.cuda_graphs else None)
     elif backend.name == "trt":
@@ -135,12 +147,15 @@ def create_backend_upscaler(settings: RunSettings, backend: Backend | None = Non
                                "its engine")
         from .trt.engine import engine_for
 
-        h, w = network_input_hw(*input_hw, settings.tile, settings.tile_pad)
+        h, w = network_input_hw(*input_hw, tile, settings.tile_pad)
         network = engine_for(model, precision=precision, batch=settings.batch, height=h, width=w,
                              device=backend.device, log=log)
+        network_for = lambda hw: engine_for(model, precision=precision, batch=settings.batch,  # noqa: E731
+                                            height=hw[0], width=hw[1], device=backend.device, log=log)
     # the fp16 overflow guard's way out, whatever ran before: the model itself, eagerly, in a wider type
-    return Upscaler(model, device=backend.device, dtype=dtype, tile=settings.tile, tile_pad=settings.tile_pad,
-                    batch=settings.batch, network=network, fallback=lambda wider: model.to(backend.device, wider))
+    return Upscaler(model, device=backend.device, dtype=dtype, tile=tile, tile_pad=settings.tile_pad,
+                    batch=settings.batch, network=network, fallback=lambda wider: model.to(backend.device, wider),
+                    network_for=network_for)
 
 
 def create_upscaler(**settings) -> Upscaler:

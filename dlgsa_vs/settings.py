@@ -118,7 +118,9 @@ class RunSettings:
     backend: auto, trt, cuda or cpu; device_index: the CUDA device.
     precision: fp16, bf16 or fp32; None = the backend's own (fp16 on a GPU). The CPU computes
         in fp32 whatever is asked (said once in the log, never an error).
-    tile: (height, width) of LR tiles, (0, 0) = whole frames; tile_pad: LR context around each.
+    tile: "auto" (default: the largest tile that fits the device's memory and, on the CPU, runs
+        fastest; ``dlgsa_vs/tiling.py``), or (height, width) of LR tiles, (0, 0) = whole frames;
+        tile_pad: LR context around each.
     batch: frames (or tiles) per forward pass; num_streams: CUDA streams in flight.
     compile / cuda_graphs: torch.compile the network (cuda backend).
     kernels: auto, triton or torch (the network's fused GPU kernels or its plain PyTorch forms).
@@ -132,7 +134,7 @@ class RunSettings:
     backend: str = "auto"
     device_index: int = 0
     precision: str | None = None
-    tile: tuple[int, int] = (0, 0)
+    tile: tuple[int, int] | str = "auto"
     tile_pad: int = 16
     batch: int = 1
     num_streams: int = 1
@@ -162,8 +164,14 @@ class RunSettings:
             raise SettingsError("device_index", "is invalid: it must be >= 0", self.device_index)
         if self.precision is not None and self.precision not in PRECISIONS:
             raise SettingsError("precision", "is unknown: use fp16, bf16 or fp32", self.precision)
-        set_("tile", tuple(self.tile))
-        check_tiling(self.tile, self.tile_pad, self.batch)
+        if isinstance(self.tile, str):
+            if self.tile.lower() != "auto":
+                raise SettingsError("tile", "is invalid: use 'auto' or (height, width) >= 0 (0 = no tiling)",
+                                    self.tile)
+            set_("tile", "auto")
+        else:
+            set_("tile", tuple(self.tile))
+        check_tiling((0, 0) if self.tile == "auto" else self.tile, self.tile_pad, self.batch)
         if self.num_streams < 1:
             raise SettingsError("num_streams", "is invalid: it must be >= 1", self.num_streams)
         if self.kernels not in KERNELS:
@@ -185,10 +193,11 @@ class RunSettings:
     def to_dict(self) -> dict[str, Any]:
         """Plain data (for manifests and for Ray workers); ``RunSettings.from_dict`` reverses it."""
         data = asdict(self)
-        data["tile"] = list(self.tile)
+        data["tile"] = self.tile if self.tile == "auto" else list(self.tile)
         return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "RunSettings":
         known = {f.name for f in fields(cls)}
-        return cls(**{k: tuple(v) if k == "tile" else v for k, v in data.items() if k in known})
+        return cls(**{k: tuple(v) if k == "tile" and not isinstance(v, str) else v
+                      for k, v in data.items() if k in known})

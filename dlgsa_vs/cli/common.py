@@ -21,7 +21,7 @@ OPTION_NAMES = Names({
     "model_path": "-m/--model", "variant": "--variant", "scale": "--scale", "tlc": "--no-tlc",
     "backend": "--backend", "device_index": "--device-index", "precision": "--precision",
     # --tile is typed W H; the field holds (H, W)
-    "tile": lambda hw: "--tile" if hw is None else f"--tile {hw[1]} {hw[0]}",
+    "tile": lambda hw: "--tile" if hw is None else f"--tile {hw}" if isinstance(hw, str) else f"--tile {hw[1]} {hw[0]}",
     "tile_pad": "--tile-pad", "batch": "--batch", "num_streams": "--num-streams", "compile": "--compile",
     "cuda_graphs": "--cuda-graphs", "kernels": "--kernels", "threads": "--threads",
 }, style="option")
@@ -35,8 +35,9 @@ def add_model_options(ap: argparse.ArgumentParser, tiles: bool = True) -> None:
     g.add_argument("-m", "--model", metavar="PATH",
                    help="model file: the authors' .pth or a .safetensors (variant and scale are read from it)")
     if tiles:
-        g.add_argument("--tile", type=int, nargs=2, metavar=("W", "H"),
-                       help="process in LR tiles of W x H pixels (default 0 0 = whole frame)")
+        g.add_argument("--tile", nargs="+", metavar="W H|auto",
+                       help="LR tiles of W x H pixels; 0 0 = whole frames; auto (default): the largest that "
+                            "fits the device's memory and, on the CPU, runs fastest (said on stderr)")
         g.add_argument("--tile-pad", type=int, metavar="N",
                        help=f"LR context pixels around each tile (default {DEFAULTS.tile_pad})")
     g.add_argument("--no-tlc", action="store_true",
@@ -96,10 +97,22 @@ def settings_from_args(args: argparse.Namespace, **fixed) -> RunSettings:
     given = {field: value for dest, field in _ARG_FIELDS.items()
              if (value := getattr(args, dest, None)) is not None and value is not False}
     if getattr(args, "tile", None) is not None:
-        given["tile"] = (args.tile[1], args.tile[0])
+        given["tile"] = _tile_arg(args.tile)
     if getattr(args, "no_tlc", False):
         given["tlc"] = False
     return RunSettings(**{**given, **fixed})
+
+
+def _tile_arg(words: list[str]) -> tuple[int, int] | str:
+    """--tile auto | W H -> the settings' "auto" | (H, W)."""
+    if [w.lower() for w in words] == ["auto"]:
+        return "auto"
+    try:
+        if len(words) == 2:
+            return (int(words[1]), int(words[0]))
+    except ValueError:
+        pass
+    raise SettingsError("tile", "is invalid: give W H in LR pixels (0 0 = whole frames) or auto", " ".join(words))
 
 
 def encoder_options(pairs: list[str]) -> dict[str, str]:

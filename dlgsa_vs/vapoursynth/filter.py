@@ -257,8 +257,11 @@ def upscale(clip: vs.VideoNode, scale: int | None = None, variant: str | None = 
     fp16: half precision on the GPU (default: on for RGBH clips on cuda/trt, off otherwise; the
         CPU always computes in fp32). A frame whose fp16 result overflows is redone in bf16/fp32,
         which is then kept, with a warning.
-    tile_w, tile_h: split frames into tiles of this many input pixels (0: whole frame; one given
-        alone is used for both); tile_pad: input pixels of context around each tile (default 16).
+    tile_w, tile_h: split frames into tiles of this many input pixels (tile_w=0, tile_h=0: whole
+        frames; one given alone is used for both); both omitted (default): auto, the largest tile
+        that fits the device's memory and, on the CPU, runs fastest (said on stderr); out of memory
+        halves the tile and redoes the frame. tile_pad: input pixels of context around each tile
+        (default 16).
     batch: frames per forward pass (default 1); num_streams: CUDA streams, i.e. frames in flight
         on the GPU (default 1).
     tlc: DLGSANet's test-time local converter (default on, as the authors evaluate).
