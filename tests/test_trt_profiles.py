@@ -162,3 +162,9 @@ def test_build_profiles_passes_the_options_on_to_dlgsa_build_engine(tmp_path):
     assert parsed.profile == "1080p" and parsed.model == str(weights) and build_cli.run_settings(parsed).tile == (256, 512)
     assert parsed.no_tlc and parsed.precision == "bf16" and parsed.batch == 2 and parsed.force
     assert "--dynamic" in script.engine_argv(args, "1080p", dynamic=True)
+
+
+def test_the_size_options_defaults_are_shape_ranges():
+    from dlgsa_vs.cli import shapes
+
+    assert ShapeRange() == ShapeRange(shapes.DEFAULT_MIN, shapes.DEFAULT_OPT, shapes.DEFAULT_MAX)
