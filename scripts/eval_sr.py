@@ -9,6 +9,19 @@
 * ``--crop``: border removed before measuring (default: the scale).
 * ``--model``: a weights file, ``bicubic`` for the bicubic baseline only, or left out
   for the packaged weights of ``--variant`` (default light) at ``--scale``.
+* ``--degrade ENCODER:CRF`` (repeatable; ``clean`` for the untouched LR): compressed input.
+  Each LR image (from ``--lr`` or made from HR) goes through that encoder
+  (:mod:`dlgsa_vs.degrade`: 8-bit 4:2:0 at the LR size, BT.709 limited range) and back before
+  the network *and* the bicubic baseline; PSNR/SSIM are against the clean HR as always. By
+  default each image is encoded alone, as one key frame (intra: deterministic, no random
+  draws, the artefacts of a video's I frames). ``--degrade-frames N`` (N > 1) instead encodes
+  a sequence of N shifted crops of the image (a seeded random walk of up to 2 px a frame,
+  ``--degrade-seed``) and measures frame N // 2, a P/B frame: the artefacts of most frames
+  of a video.
+
+    python scripts/eval_sr.py --hr ../shared/data/benchmarks/Set5/HR \\
+        --lr ../shared/data/benchmarks/Set5/LR_bicubic/X2 --scale 2 \\
+        --degrade clean --degrade libx264:23 --degrade libx264:30 --json out.json
 
 Prints a table (per image: bicubic and model PSNR/SSIM, then the mean) and, with
 ``--json``, writes the full result (see :func:`dlgsa_vs.evaluate.evaluate`).
@@ -22,6 +35,8 @@ import os
 import sys
 import time
 from pathlib import Path
+
+import tempfile
 
 import numpy as np
 
@@ -79,6 +94,42 @@ def format_table(result: dict, model_label: str | None) -> str:
     return "\n".join(lines)
 
 
+def degraded_lr_dir(hr_dir: str, lr_dir: str | None, scale: int, spec: str, out_dir: Path,
+                    frames: int = 1, seed: int = 0) -> dict:
+    """Write ``<name>x{scale}.png`` LR images degraded by ``spec`` (ENCODER:CRF) into ``out_dir``;
+    returns the degradation's description for the result."""
+    from dlgsa_vs.degrade import Degradation, degrade_image, parse_spec
+    from dlgsa_vs.evaluate import _find_lr, list_images
+    from dlgsa_vs.imageio import read_image_info, write_png
+    from dlgsa_vs.imresize import bicubic_downscale, modcrop
+
+    encoder, crf = parse_spec(spec)
+    target = frames // 2 if frames > 1 else 0
+    d = Degradation(encoder, crf, frames=max(frames, 1), target=target, max_shift=2 if frames > 1 else 0)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for i, hr_path in enumerate(list_images(hr_dir)):
+        if lr_dir is not None:
+            lr = read_image_info(_find_lr(Path(lr_dir), hr_path.stem, scale))[0]
+        else:
+            lr = bicubic_downscale(modcrop(read_image_info(hr_path)[0], scale), scale)
+        rng = np.random.default_rng([seed, i])
+        write_png(out_dir / f"{hr_path.stem}x{scale}.png", degrade_image(lr, d, rng))
+    return {"spec": spec, "encoder": encoder, "crf": crf, "frames": d.frames, "measured_frame": d.target,
+            "seed": seed if frames > 1 else None, "description": d.describe(),
+            "yuv": "yuv420p 8-bit, BT.709 matrix, limited range, left chroma siting"}
+
+
+def format_summary(results: list[dict]) -> str:
+    rows = [(r.get("degradation", {}).get("spec", "clean"), r["mean"]["bicubic"], r["mean"]["model"])
+            for r in results]
+    w = max(len(r[0]) for r in rows + [("input",)])
+    lines = [f"x{results[0]['scale']} means, crop {results[0]['crop_border']}",
+             f"{'input':<{w}}  {'bicubic PSNR/SSIM':>16}  model PSNR/SSIM"]
+    lines.append("-" * len(lines[-1]))
+    lines += [f"{n:<{w}}  {_fmt(b)}  {_fmt(m)}" for n, b, m in rows]
+    return "\n".join(lines)
+
+
 def write_json(path: Path, obj: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -105,8 +156,26 @@ def main(argv: list[str] | None = None) -> int:
                     help="measure grayscale images on their grey values (classic MATLAB tables) "
                          "instead of BT.601 Y of the expanded RGB image")
     ap.add_argument("--device", default="cpu", help="backend for the model: cpu (default) or cuda (fp32 on either)")
+    ap.add_argument("--degrade", action="append", metavar="ENCODER:CRF",
+                    help="compressed input: pass the LR through this encoder first (libx264, libx265, "
+                         "libsvtav1, libvpx-vp9; e.g. libx264:30); repeatable; 'clean' for the LR as is")
+    ap.add_argument("--degrade-frames", type=int, default=1,
+                    help="1 (default): each LR encoded alone as a key frame; N > 1: as frame N//2 of a "
+                         "sequence of N shifted crops (P/B-frame artefacts)")
+    ap.add_argument("--degrade-seed", type=int, default=0, help="seed of the crops' shifts (--degrade-frames > 1)")
     ap.add_argument("--json", type=Path, help="write the result here")
     args = ap.parse_args(argv)
+    if args.degrade:
+        from dlgsa_vs.degrade import parse_spec
+
+        try:
+            for spec in args.degrade:
+                if spec != "clean":
+                    parse_spec(spec)
+        except ValueError as e:
+            ap.error(str(e))
+        if len(args.crop) > 1:
+            ap.error("--degrade takes one --crop")
 
     upscaler = None
     label = None
@@ -126,14 +195,36 @@ def main(argv: list[str] | None = None) -> int:
     if upscaler is not None and len(args.crop) > 1:
         upscaler = _remember(upscaler)  # each image is upscaled once for all crop borders
     results = []
-    for crop in args.crop:
-        t0 = time.perf_counter()
-        result = evaluate(args.hr, args.scale, upscaler, lr_dir=args.lr, crop_border=crop,
-                          gray_as_y=args.gray_as_y)
-        result["model_info"] = info
-        result["seconds"] = round(time.perf_counter() - t0, 3)
-        print(format_table(result, label))
-        results.append(result)
+    if args.degrade:
+        with tempfile.TemporaryDirectory(prefix="eval_sr_degrade_") as tmp:
+            for k, spec in enumerate(args.degrade):
+                t0 = time.perf_counter()
+                degradation = None
+                lr_dir = args.lr
+                if spec != "clean":
+                    lr_dir = Path(tmp) / str(k)
+                    degradation = degraded_lr_dir(args.hr, args.lr, args.scale, spec, lr_dir,
+                                                  args.degrade_frames, args.degrade_seed)
+                result = evaluate(args.hr, args.scale, upscaler, lr_dir=lr_dir, crop_border=args.crop[0],
+                                  gray_as_y=args.gray_as_y)
+                result["lr_dir"] = args.lr
+                result["degradation"] = degradation or {"spec": "clean"}
+                if degradation:
+                    result["lr_source"] += f", then {degradation['description']}"
+                result["model_info"] = info
+                result["seconds"] = round(time.perf_counter() - t0, 3)
+                print(format_table(result, label), flush=True)
+                results.append(result)
+        print(format_summary(results))
+    else:
+        for crop in args.crop:
+            t0 = time.perf_counter()
+            result = evaluate(args.hr, args.scale, upscaler, lr_dir=args.lr, crop_border=crop,
+                              gray_as_y=args.gray_as_y)
+            result["model_info"] = info
+            result["seconds"] = round(time.perf_counter() - t0, 3)
+            print(format_table(result, label))
+            results.append(result)
     if args.json:
         write_json(args.json, results[0] if len(results) == 1 else {"results": results})
         print(f"wrote {args.json}")
