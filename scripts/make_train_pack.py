@@ -7,14 +7,38 @@
 Lossless for the pixels it keeps (see ``dlgsa_vs.training.save_image_pack``). T91 + BSD200
 whole make 44.5 MB, under the GPU machine's 64 MiB transfer; ``--max-side`` centre-crops each
 image for a tighter limit (~38 MB at 432x288, which trained x4 worse per sample).
+
+**Degradation pack** (compressed-input training, issue 17)::
+
+    python scripts/make_train_pack.py -o .gpu/degrade_pack_x2.npz --degrade --scale 2 --seed 0
+
+Besides the clean HR images (stored as above, so ``load_image_pack`` still reads the pack as
+a plain HR pack), each image gets an LR input per ``--scale``: the HR mod-cropped to the
+scale, MATLAB-bicubic downscaled (as the benchmark LR and today's training LR), then passed
+through :mod:`dlgsa_vs.degrade` (libx264 / libx265 / libsvtav1 / libvpx-vp9 round trips at
+per-encoder CRF ranges, intra or a P/B frame of a sequence of shifted crops, 8-bit 4:2:0 at
+the LR size; a ``--clean-share`` left as the clean bicubic LR). The target is the clean
+(mod-cropped) HR. Image ``i`` at scale ``s`` draws from ``default_rng([seed, s * 100000 + i])``,
+so the pack is reproducible from its config: the arrays ``config`` (JSON: seed, degradation
+settings, library versions, the image labels and digests) and ``lr_x{s}_degradations`` (what
+was done to each image) record it. Stored arrays: ``lr_x{s}_image{i}`` (encoded like the HR),
+``lr_x{s}_shapes``; :func:`read_degradation_pack` gives (label, lr, hr) triples.
+
+``scripts/train.py`` today makes its own bicubic LR from the HR of any pack: training on the
+degraded LR needs a reader of these pairs there.
 """
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 from pathlib import Path
 
-from dlgsa_vs.training import TrainingImage, load_training_images, pixel_digest, save_image_pack
+import numpy as np
+
+from dlgsa_vs.training import (TrainingImage, _decode_pixels, _encode_pixels, load_image_pack,
+                               load_training_images, pixel_digest, save_image_pack)
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "train"
 
@@ -28,6 +52,66 @@ def centre_crop(image: TrainingImage, long_side: int, short_side: int) -> Traini
     return TrainingImage(image.label, pixel_digest(pixels), pixels)
 
 
+def degradation_arrays(images: list[TrainingImage], scales: list[int], config) -> tuple[dict, dict]:
+    """The LR arrays of a degradation pack and a summary of the draws, per scale."""
+    from dlgsa_vs.degrade import degrade_images
+    from dlgsa_vs.imresize import bicubic_downscale, modcrop
+
+    arrays, summary = {}, {}
+    for s in scales:
+        lrs = [bicubic_downscale(modcrop(im.pixels, s), s) for im in images]
+        degraded, done = degrade_images(lrs, config, start=s * 100000)
+        arrays[f"lr_x{s}_shapes"] = np.array([d.shape[:2] for d in degraded], dtype=np.int64).reshape(-1, 2)
+        arrays[f"lr_x{s}_degradations"] = np.array([d.describe() for d in done])
+        for i, d in enumerate(degraded):
+            arrays[f"lr_x{s}_image{i}"] = _encode_pixels(d)
+        counts: dict[str, int] = {}
+        for d in done:
+            key = d.encoder or "clean"
+            counts[key] = counts.get(key, 0) + 1
+        summary[s] = dict(counts, inter=sum(d.frames > 1 for d in done))
+    return arrays, summary
+
+
+def save_degradation_pack(path: Path, images: list[TrainingImage], scales: list[int], config,
+                          sources: list[str]) -> dict:
+    import av
+
+    save_image_pack(path, images)  # the HR part, exactly today's pack
+    with np.load(path, allow_pickle=False) as pack:
+        arrays = {k: pack[k] for k in pack.files}
+    lr_arrays, summary = degradation_arrays(images, scales, config)
+    arrays.update(lr_arrays)
+    meta = {"kind": "degradation", "scales": scales, "degrade": config.to_dict(),
+            "lr": "HR mod-cropped to the scale, MATLAB bicubic downscale, then dlgsa_vs.degrade",
+            "target": "clean HR (mod-cropped to the scale)", "rng": "default_rng([seed, scale * 100000 + i])",
+            "sources": sources, "images": [f"{im.label} {im.digest}" for im in images],
+            "pyav": av.__version__, "ffmpeg": {k: ".".join(map(str, v)) if isinstance(v, tuple) else str(v)
+                                              for k, v in av.library_versions.items()},
+            "drawn": {str(s): v for s, v in summary.items()}}
+    arrays["config"] = np.array(json.dumps(meta))
+    tmp = path.with_name(f".{path.name}.part")
+    with open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
+    os.replace(tmp, path)
+    return meta
+
+
+def read_degradation_pack(path, scale: int) -> tuple[dict, list[tuple[str, np.ndarray, np.ndarray]]]:
+    """(config, [(label, degraded LR, clean HR mod-cropped to the scale), ...]) of a degradation pack."""
+    from dlgsa_vs.imresize import modcrop
+
+    hrs = load_image_pack(path)
+    with np.load(path, allow_pickle=False) as pack:
+        config = json.loads(str(pack["config"]))
+        if scale not in config["scales"]:
+            raise ValueError(f"{path}: no x{scale} LR (scales {config['scales']})")
+        shapes = pack[f"lr_x{scale}_shapes"]
+        triples = [(hr.label, _decode_pixels(pack[f"lr_x{scale}_image{i}"], (int(h), int(w))),
+                    modcrop(hr.pixels, scale)) for i, (hr, (h, w)) in enumerate(zip(hrs, shapes))]
+    return config, triples
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("sources", nargs="*", default=[str(DATA / "T91"), str(DATA / "BSD200")],
@@ -36,13 +120,35 @@ def main(argv=None) -> int:
     ap.add_argument("--max-side", type=int, nargs=2, default=(0, 0), metavar=("LONG", "SHORT"),
                     help="centre-crop each image to at most LONG x SHORT pixels "
                          "(default 0 0: whole images)")
+    ap.add_argument("--degrade", action="store_true",
+                    help="a degradation pack: add compressed-video LR inputs (dlgsa_vs.degrade) per --scale")
+    ap.add_argument("--scale", type=int, action="append", choices=(2, 3, 4),
+                    help="with --degrade: scale(s) of the LR inputs (repeatable; default 2)")
+    ap.add_argument("--seed", type=int, default=0, help="with --degrade: seed of all draws (default 0)")
+    ap.add_argument("--clean-share", type=float, default=0.15,
+                    help="with --degrade: share of LR inputs left clean bicubic (default 0.15)")
+    ap.add_argument("--encoders", nargs="+", default=None,
+                    help="with --degrade: encoders to draw from (default all four)")
     args = ap.parse_args(argv)
+    if not args.degrade and (args.scale or args.encoders):
+        ap.error("--scale and --encoders need --degrade")
     images = load_training_images(args.sources)
     if min(args.max_side) > 0:
         images = [centre_crop(im, *args.max_side) for im in images]
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
-    save_image_pack(out, images)
+    if args.degrade:
+        from dlgsa_vs.degrade import ENCODERS, DegradeConfig
+
+        encoders = tuple(args.encoders or ENCODERS)
+        bad = [e for e in encoders if e not in ENCODERS]
+        if bad or not 0 <= args.clean_share <= 1:
+            ap.error(f"unknown encoder(s) {bad} (of {', '.join(ENCODERS)})" if bad else "--clean-share is 0..1")
+        config = DegradeConfig(seed=args.seed, clean_share=args.clean_share, encoders=encoders)
+        meta = save_degradation_pack(out, images, sorted(set(args.scale or [2])), config, args.sources)
+        print(f"degradations (seed {args.seed}): {json.dumps(meta['drawn'])}")
+    else:
+        save_image_pack(out, images)
     pixels = sum(im.pixels.nbytes for im in images)
     print(f"{out}: {len(images)} images, {pixels / 1e6:.1f} MB of pixels in {out.stat().st_size / 1e6:.1f} MB")
     return 0

@@ -137,3 +137,47 @@ def test_eval_sr_degrade(tmp_path):
     bad = subprocess.run(base + ["--model", "bicubic", "--degrade", "libfoo:3"], capture_output=True,
                          text=True, timeout=300, cwd=REPO)
     assert bad.returncode == 2 and "ENCODER:CRF" in bad.stderr
+
+
+def test_make_train_pack_degrade(tmp_path):
+    from dlgsa_vs.imageio import write_png
+    from dlgsa_vs.training import load_image_pack
+
+    src = tmp_path / "imgs"
+    src.mkdir()
+    for i in range(5):
+        write_png(src / f"a{i}.png", _image(66 + 4 * i, 70, seed=20 + i))
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        import make_train_pack
+    finally:
+        sys.path.remove(str(REPO / "scripts"))
+    packs = []
+    for name in ("p1.npz", "p2.npz"):
+        out = tmp_path / name
+        assert make_train_pack.main([str(src), "-o", str(out), "--degrade", "--scale", "2", "--scale", "4",
+                                     "--seed", "3", "--clean-share", "0.3"]) == 0
+        packs.append(out)
+    # the HR part is a plain image pack
+    hrs = load_image_pack(packs[0])
+    assert [im.label for im in hrs] == [f"imgs/a{i}.png" for i in range(5)]
+    for scale in (2, 4):
+        cfg, triples = make_train_pack.read_degradation_pack(packs[0], scale)
+        cfg2, triples2 = make_train_pack.read_degradation_pack(packs[1], scale)
+        assert cfg == cfg2 and cfg["degrade"]["seed"] == 3 and cfg["scales"] == [2, 4]
+        assert cfg["degrade"]["clean_share"] == 0.3 and len(cfg["images"]) == 5
+        from dlgsa_vs.imresize import bicubic_downscale
+
+        n_clean = 0
+        for (label, lr, hr), (_, lr2, _) in zip(triples, triples2):
+            assert np.array_equal(lr, lr2), label  # deterministic from the seed
+            assert lr.dtype == np.uint8 and lr.shape == (hr.shape[0] // scale, hr.shape[1] // scale, 3)
+            assert hr.shape[0] % scale == 0 and hr.shape[1] % scale == 0
+            clean = bicubic_downscale(hr, scale)
+            n_clean += np.array_equal(lr, clean)
+        with np.load(packs[0]) as pack:
+            kinds = [str(x) for x in pack[f"lr_x{scale}_degradations"]]
+        assert n_clean == kinds.count("clean")
+        assert any(k.startswith("lib") for k in kinds), kinds
+    with pytest.raises(ValueError):
+        make_train_pack.read_degradation_pack(packs[0], 3)
