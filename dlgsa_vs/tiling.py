@@ -25,6 +25,7 @@ the default ``tile_pad`` 16 computes 9x its own pixels), and a pass on a 48x48 c
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
 from dataclasses import dataclass
@@ -41,13 +42,17 @@ GPU_MEMORY_SHARE = 0.7
 """Of the free GPU memory: the caching allocator's fragmentation and other streams take the rest."""
 
 # Peak RSS growth of one fp32 forward pass per LR input pixel, by network width (light/tiny 48,
-# full 90) and scale, measured in fresh processes over 128x128 and 384x384 crops (slope):
+# full 90) and scale, measured in fresh processes over 128x128 and 384x384 crops (the larger of
+# the slope and the 384x384 ratio; light x2 2688 / 2597, light x4 4049 / 4024, full x2 4461 / 4751):
 #   .venv/bin/python scripts/bench_tiles.py --no-speed --json bench/tiles.json
 # (2026-12-01, this project's 2-core machine, torch 2.14.1, TLC on; bench/tiles.json "memory").
-CPU_BYTES_PER_PIXEL: dict[tuple[int, int], float] = {(48, 2): 2688.0, (48, 4): 2688.0, (90, 2): 5040.0}
+# x3 and tiny are not measured: they take the largest of their width (x3 lies between x2 and x4).
+CPU_BYTES_PER_PIXEL: dict[tuple[int, int], float] = {(48, 2): 2688.0, (48, 4): 4049.0, (90, 2): 4751.0}
 
-# The LR crop (pixels) past which a larger crop is no faster per owned pixel on the CPU:
-# light x2, fp32, TLC on, 1 torch thread (scripts/bench_tiles.py --threads 1; bench/tiles.json "speed").
+# The LR crop (pixels) past which a larger crop is no faster per owned pixel on the CPU: light
+# x2, fp32, TLC on, 1 torch thread (other work shared the 2 cores), best of 2 per size:
+#   .venv/bin/python scripts/bench_tiles.py --threads 1 --no-memory --json bench/tiles.json
+# 256^2 147, 320^2 141, 384^2 142, 512^2 198 us per owned pixel (pad 16): the fastest, 320^2.
 CPU_FASTEST_CROP_PIXELS = 320 * 320
 
 
@@ -106,6 +111,7 @@ def _axis(length: int, tile: int, pad: int) -> tuple[int, int]:
     return -(-length // tile), min(tile + 2 * pad, length)
 
 
+@functools.lru_cache(maxsize=64)  # asked once per frame: 30-60 ms for 1080p-4K frames uncached
 def choose_tile(height: int, width: int, max_pixels: int, pad: int, k: int | None = None) -> tuple[int, int]:
     """The cheapest (tile_h, tile_w) whose crop holds at most ``max_pixels`` LR pixels;
     (0, 0) when the whole frame fits; (MIN_TILE, MIN_TILE) tiles when nothing fits."""
@@ -160,15 +166,14 @@ def available_ram() -> int:
 
 
 def cpu_bytes_per_pixel(model: torch.nn.Module) -> float:
-    """The measured constant for this network's width and scale (the nearest measured, scaled
-    by width, for others)."""
+    """The measured constant for this network's width and scale; for others, the largest of the
+    nearest measured width (any scale), scaled by width: an over-estimate, never an under-one."""
     width, scale = network_width(model), int(getattr(model, "upscale", 2))
     if (width, scale) in CPU_BYTES_PER_PIXEL:
         return CPU_BYTES_PER_PIXEL[(width, scale)]
-    same_scale = [(w, b) for (w, s), b in CPU_BYTES_PER_PIXEL.items() if s == scale] or \
-        [(w, b) for (w, _), b in CPU_BYTES_PER_PIXEL.items()]
-    w0, b0 = min(same_scale, key=lambda wb: abs(wb[0] - width))
-    return b0 * max(width, 1) / w0
+    w0 = min({w for w, _ in CPU_BYTES_PER_PIXEL}, key=lambda w: abs(w - width))
+    b0 = max(b for (w, _), b in CPU_BYTES_PER_PIXEL.items() if w == w0)
+    return b0 * max(width, w0) / w0
 
 
 def gpu_bytes_per_pixel(network: Callable[[torch.Tensor], torch.Tensor], device: torch.device,
