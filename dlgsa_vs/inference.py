@@ -221,15 +221,20 @@ class Upscaler:
             out = self.run_network(frames)
         else:
             out = torch.empty(n, 3, h * s, w * s, device=self.device)
+            pairs = [(r, c) for r in rows for c in cols]
             for i in range(n):
-                crops = torch.stack([frames[i, :, r.crop:r.crop + r.size, c.crop:c.crop + c.size]
-                                     for r in rows for c in cols])
-                results = self.run_network(crops)
-                for (r, c), res in zip(((r, c) for r in rows for c in cols), results):
-                    out[i, :, r.own_start * s:r.own_end * s, c.own_start * s:c.own_end * s] = res[
-                        :, (r.own_start - r.crop) * s:(r.own_end - r.crop) * s,
-                        (c.own_start - c.crop) * s:(c.own_end - c.crop) * s]
-                del crops, results
+                # batch by batch, each result pasted at once: memory holds one batch of crops and
+                # results, never all the tiles of a frame (4K: 120 tiles, ~0.5 GB of results)
+                for j in range(0, len(pairs), self.batch):
+                    group = pairs[j:j + self.batch]
+                    crops = torch.stack([frames[i, :, r.crop:r.crop + r.size, c.crop:c.crop + c.size]
+                                         for r, c in group])
+                    results = self.run_network(crops)
+                    for (r, c), res in zip(group, results):
+                        out[i, :, r.own_start * s:r.own_end * s, c.own_start * s:c.own_end * s] = res[
+                            :, (r.own_start - r.crop) * s:(r.own_end - r.crop) * s,
+                            (c.own_start - c.crop) * s:(c.own_end - c.crop) * s]
+                    del crops, results
         return out.clamp_(0.0, 1.0).to(frames.device)
 
 
