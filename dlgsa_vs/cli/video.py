@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--preview", type=int, metavar="N",
                    help="write a side-by-side PNG (bicubic | network) of frame N (from 0) and stop; "
                         "-o names the PNG")
+    g.add_argument("--no-resume", action="store_true",
+                   help="start over: drop the segments an interrupted run of this output left in "
+                        "<output>.chunks/ (default: continue from them)")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar, notes or summary")
     g.add_argument("-v", "--verbose", action="store_true", help="also show FFmpeg's own messages")
     g.add_argument("--make-sample", metavar="PATH",
@@ -92,7 +95,9 @@ def main(argv: list[str] | None = None) -> int:
         return fail(usage_message(exc), 2)
     except (KeyboardInterrupt, Interrupted) as exc:
         name = exc.signal_name if isinstance(exc, Interrupted) else "Ctrl-C"
-        print(f"interrupted ({name}): stopped, the partial output was removed", file=sys.stderr)
+        kept = ("; finished segments are kept: run the same command again to continue"
+                if getattr(args, "segmented", False) else "")
+        print(f"interrupted ({name}): stopped, the partial output was removed{kept}", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - a bug of ours still gets one line (--verbose: the trace)
         if args.verbose:
@@ -150,6 +155,8 @@ def _main(args) -> int:
             f"; auto: {backend.reason}" if settings.backend == "auto" else "")
         if args.preview is not None:
             return _preview(args, info, upscaler, src)
+        if start is None and args.frames is None and _segmented(args, info):
+            return _upscale_segments(args, info, upscaler, src, settings, enc_opts, device)
         return _upscale(args, info, upscaler, src, start, enc_opts, device)
     finally:
         info.container.close()
@@ -193,6 +200,36 @@ def _preview(args, info, upscaler, src: Path) -> int:
     if not args.quiet:
         print(f"{src.name} frame {args.preview} (t={t:.3f} s, {info.width}x{info.height}) -> {path}: "
               f"bicubic | network, x{upscaler.scale}, network {seconds:.1f} s", file=sys.stderr)
+    return 0
+
+
+def _segmented(args, info) -> bool:
+    """Whole-file runs longer than one segment go through resumable segments (docs/video.md)."""
+    return bool(info.duration) and float(info.duration) > args.chunk_seconds
+
+
+def _upscale_segments(args, info, upscaler, src: Path, settings, enc_opts: dict, device: str) -> int:
+    from ..video.output import check_paths, default_output
+    from ..video.resume import run_segments
+
+    out = Path(args.output) if args.output else default_output(src, upscaler.scale)
+    check_paths(src, out)
+    plain = dict(settings.replace(scale=upscaler.scale).to_dict(), encoder=args.encoder, crf=args.crf,
+                 pix_fmt=args.pix_fmt, encoder_options=enc_opts)
+    args.segmented = True
+    log = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
+    r = run_segments(src, out, upscaler, plain, segment_seconds=args.chunk_seconds,
+                     resume=not args.no_resume, keep=args.keep_chunks,
+                     progress=False if args.quiet else None, log=log)
+    if not args.quiet:
+        w, h, s = info.width, info.height, upscaler.scale
+        copied = f"; copied {len(r.join.copied)} other stream(s)" if r.join.copied else ""
+        print(f"{src.name} -> {r.output}: {r.frames} frames {w}x{h} -> {w * s}x{h * s} (x{s}) in "
+              f"{r.segments} segments ({r.computed} computed now, {r.kept} kept), in {r.seconds:.1f} s "
+              f"(network {r.model_seconds:.1f} s on {device}; join {r.join.seconds:.2f} s), "
+              f"{human_size(r.join.bytes)}{copied}", file=sys.stderr)
+    for label in r.join.not_copied:
+        print(f"warning: not copied: {label}", file=sys.stderr)
     return 0
 
 

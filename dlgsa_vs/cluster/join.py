@@ -40,9 +40,10 @@ class JoinResult:
     not_copied: list[str]
 
 
-def _video_packets(chunks: list[Path], ost, tb: Fraction) -> Iterator[tuple[Fraction, int, av.Packet]]:
+def _video_packets(chunks: list[Path], ost, tb: Fraction,
+                   shifts: list[int]) -> Iterator[tuple[Fraction, int, av.Packet]]:
     last_dts = None
-    for path in chunks:
+    for path, shift in zip(chunks, shifts):
         with av.open(str(path)) as c:
             v = c.streams.video[0]
             ratio = Fraction(v.time_base) / tb
@@ -54,12 +55,16 @@ def _video_packets(chunks: list[Path], ost, tb: Fraction) -> Iterator[tuple[Frac
                 if exact.denominator != 1:
                     raise VideoError(f"chunk {path.name}: timestamp {value} in {v.time_base} is not a "
                                      f"whole number of the input's time base {tb}")
-                return int(exact)
+                return int(exact) - shift
 
-            for packet in c.demux(v):
-                if not packet.size:
-                    continue
-                pts, dts = back(packet.pts), back(packet.dts)
+            packets = [(p, back(p.pts), back(p.dts)) for p in c.demux(v) if p.size]
+            # NUT stores no decode time for an encoder's first packets (B-frame delay: their
+            # dts precede the first pts); give them consecutive ticks before the first known one
+            lead = next((i for i, (_, _, d) in enumerate(packets) if d is not None), len(packets))
+            if 0 < lead < len(packets):
+                first = packets[lead][2]
+                packets[:lead] = [(p, pts, first - lead + i) for i, (p, pts, _) in enumerate(packets[:lead])]
+            for packet, pts, dts in packets:
                 if dts is not None and last_dts is not None and dts <= last_dts:
                     dts = last_dts + 1     # a border between two chunks with a deeper reorder
                     if pts is not None and dts > pts:
@@ -89,11 +94,13 @@ def _other_packets(info: InputInfo, copy_map: dict) -> Iterator[tuple[Fraction, 
 
 
 def join_chunks(input_path: str | os.PathLike, chunks: list[Path], output: Path,
-                expected_frames: int, colour: list[int] | None = None) -> JoinResult:
+                expected_frames: int, colour: list[int] | None = None,
+                shifts: list[int] | None = None) -> JoinResult:
     """Write ``output`` from the chunk files and the input's other streams (stream copy).
 
     colour: (matrix, range, primaries, transfer, chroma location) codes the chunks were
-    encoded with (NUT chunk files do not carry them)."""
+    encoded with (NUT chunk files do not carry them); shifts: per chunk, the ticks its file's
+    timestamps were moved by (tasks.count_check), taken off again."""
     t0 = time.perf_counter()
     output = Path(output)
     folder = output.parent if str(output.parent) else Path(".")
@@ -118,7 +125,7 @@ def join_chunks(input_path: str | os.PathLike, chunks: list[Path], output: Path,
             _copy_chapters(info, container, Fraction(0), None)
             container.metadata.update(_clean_tags(dict(info.container.metadata), False))
             frames = 0
-            merged = heapq.merge(_video_packets(chunks, ost, info.time_base),
+            merged = heapq.merge(_video_packets(chunks, ost, info.time_base, shifts or [0] * len(chunks)),
                                  _other_packets(info, copies.copy_map), key=lambda e: (e[0], e[1]))
             for _, kind, packet in merged:
                 container.mux(packet)

@@ -166,7 +166,7 @@ def run_jobs(jobs: list[Job], *, cpus_per_task: float = 1, gpus_per_task: float 
                     continue
                 rec.update(status="done", frames=r["frames"], checksum=r["checksum"], bytes=r["bytes"],
                            run=job.data["runs"], worker=r["worker"], seconds=round(r["seconds"], 3),
-                           colour=r["colour"])
+                           colour=r["colour"], shift=r["shift"])
                 job.computed.append(c.index)
                 job.save()
                 finished_frames += c.frames
@@ -196,6 +196,7 @@ def run_jobs(jobs: list[Job], *, cpus_per_task: float = 1, gpus_per_task: float 
 def _finish(job: Job, keep_chunks: bool, log) -> None:
     files = [job.work / r["file"] for r in job.data["chunks"]]
     job.result = join_chunks(job.input, files, job.output, sum(c.frames for c in job.chunks),
+                             shifts=[r.get("shift", 0) for r in job.data["chunks"]],
                              colour=job.data["chunks"][0].get("colour"))
     job.data["joined"] = {"seconds": round(job.result.seconds, 3), "bytes": job.result.bytes}
     job.save()

@@ -117,23 +117,33 @@ class _Reporter:
             self.actor.report.remote(self.key, self.done, self.worker)
 
 
-def count_check(path: Path, tb: Fraction, expected: list[int]) -> None:
-    """The chunk file holds exactly the expected frames (same count, same timestamps)."""
+def count_check(path: Path, tb: Fraction, expected: list[int]) -> int:
+    """The chunk file holds exactly the expected frames (same count, same timestamps, up to
+    one constant shift); returns that shift in ticks of ``tb``.
+
+    An encoder with B-frames (x264, x265) gives its first packets negative decode times,
+    which the NUT muxer shifts away by moving every timestamp of the file by the encoder's
+    delay; the join takes the shift back off."""
     with av.open(str(path)) as c:
         v = c.streams.video[0]
         got = sorted(p.pts * Fraction(v.time_base) for p in c.demux(v) if p.size and p.pts is not None)
     want = [p * tb for p in expected]
-    if got != want:
+    shift = (got[0] - want[0]) / tb if got and want else Fraction(0)
+    if len(got) != len(want) or shift.denominator != 1 or any(g - w != shift * tb for g, w in zip(got, want)):
         raise VideoError(f"chunk {path.name}: {len(got)} frames written, {len(want)} expected "
                          f"(or their timestamps differ); not kept")
+    return int(shift)
 
 
-def encode_chunk(spec: ChunkSpec, progress=None) -> dict:
-    """Upscale and encode one chunk; returns its frame count, checksum, size and timings."""
+def encode_chunk(spec: ChunkSpec, progress=None, upscaler=None) -> dict:
+    """Upscale and encode one chunk; returns its frame count, checksum, size and timings.
+
+    upscaler: the network to use (a single-machine run passes the one it loaded); None = one
+    made from ``spec.settings``, kept by this worker process for its next chunks."""
     t0 = time.perf_counter()
     set_log_mode(False)
     threads = spec.settings.get("threads")
-    if threads:
+    if threads and upscaler is None:
         import torch
 
         torch.set_num_threads(int(threads))
@@ -147,7 +157,8 @@ def encode_chunk(spec: ChunkSpec, progress=None) -> dict:
         info.layout = planar_equivalent(first.format.name)
         info.colour = first_frame_colour(info, first)
         info.hdr10 = read_hdr10(info.video.codec_context.coded_side_data, first.side_data)  # as job.py
-        upscaler = _upscaler(spec.settings, (info.height, info.width))
+        if upscaler is None:
+            upscaler = _upscaler(spec.settings, (info.height, info.width))
         s = spec.settings
         out = open_output(info, final, upscaler.scale, encoder=s.get("encoder"), crf=s.get("crf"),
                           pix_fmt=s.get("pix_fmt"), encoder_options=dict(s.get("encoder_options") or {}))
@@ -156,7 +167,7 @@ def encode_chunk(spec: ChunkSpec, progress=None) -> dict:
             stats = Pipeline(SimpleNamespace(info=info), chunk_frames(info, spec.start, spec.end), [],
                              upscaler, out, info.colour, batch=upscaler.batch, progress=reporter).run()
             out.close()
-            count_check(out.tmp, info.time_base, spec.pts)
+            shift = count_check(out.tmp, info.time_base, spec.pts)
             os.replace(out.tmp, final)
         except BaseException:
             out.discard()
@@ -169,4 +180,4 @@ def encode_chunk(spec: ChunkSpec, progress=None) -> dict:
         info.container.close()
     return dict(index=spec.index, frames=stats.frames, checksum=sha256_file(final), bytes=final.stat().st_size,
                 seconds=time.perf_counter() - t0, model_seconds=stats.model_seconds, worker=worker,
-                colour=colour)
+                colour=colour, shift=shift)

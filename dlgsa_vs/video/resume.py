@@ -1,0 +1,122 @@
+"""Resumable single-machine runs: the same keyframe segments, chunk function, manifest and
+stream-copy join as the Ray mode (dlgsa_vs.cluster), run in order in this process with the
+one network already loaded.
+
+State lives in ``<output>.chunks/`` beside the output: ``manifest.json`` (input content
+hash, model hash, settings, segment boundaries, per segment its checksum) and one NUT file
+per finished segment, written under a temporary name and renamed only once its frames were
+checked. A killed run loses at most the segment it was encoding; the same command then
+continues. A state left by another input, model or settings is dropped with a one-line
+note; ``--no-resume`` drops it too. On success the join writes the output (other streams
+copied once from the input) and the state folder is removed.
+"""
+from __future__ import annotations
+
+import hashlib
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Callable
+
+from ..cluster import manifest as mf
+from ..cluster.join import JoinResult
+from ..cluster.run import MANIFEST, Job, _finish, plan_job, work_folder
+from ..cluster.plan import chunk_pts
+from ..cluster.tasks import ChunkSpec, encode_chunk
+from .output import remove_dead_parts
+
+
+@dataclass
+class SegmentedResult:
+    output: Path
+    frames: int
+    segments: int
+    kept: int                 # segments reused from an earlier run
+    computed: int
+    seconds: float
+    model_seconds: float
+    join: JoinResult
+
+
+def model_hash(upscaler) -> str:
+    """SHA-256 of the network's weights (names, shapes, dtypes and bytes, in order)."""
+    import torch
+
+    h = hashlib.sha256()
+    for name, t in upscaler.model.state_dict().items():
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}:{tuple(t.shape)}:{t.dtype};".encode())
+        h.update(t.view(-1).view(dtype=torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+class _Progress:
+    """encode_chunk's progress sink (the Ray mode passes an actor) -> a tqdm bar."""
+
+    def __init__(self, bar, base: int):
+        self.bar, self.base = bar, base
+        self.report = SimpleNamespace(remote=self._report)
+
+    def _report(self, key: str, frames: int, worker: str) -> None:
+        self.bar.update(max(0, self.base + frames - self.bar.n))
+
+
+def run_segments(input_path: Path, output: Path, upscaler, settings: dict, *,
+                 segment_seconds: float, resume: bool = True, keep: bool = False,
+                 progress: bool | None = None, log: Callable[[str], None] | None = None) -> SegmentedResult:
+    """Upscale ``input_path`` into ``output`` segment by segment, resuming a matching state.
+
+    settings: plain data of the run (RunSettings.to_dict() plus the encoder's settings), the
+    settings ``upscaler`` was made with."""
+    from tqdm import tqdm
+
+    log = log or (lambda m: None)
+    t0 = time.perf_counter()
+    input_path, output = Path(input_path), Path(output)
+    # the model is its weights' hash, not the file's name
+    settings = dict({k: v for k, v in settings.items() if k != "model_path"}, model_sha256=model_hash(upscaler))
+    remove_dead_parts(output)                 # a join that a killed run left half-written
+    work = work_folder(output)
+    old = mf.load(work / MANIFEST)
+    if not resume and work.exists():
+        shutil.rmtree(work, ignore_errors=True)
+        old = None
+    job: Job = plan_job(input_path, output, settings, segment_seconds)
+    if old and any(c.get("status") == "done" for c in old.get("chunks", [])) and not job.resumed:
+        why = ("another input" if old.get("fingerprint") != job.data["fingerprint"] else
+               "another model" if (old.get("settings") or {}).get("model_sha256") != settings["model_sha256"]
+               else "other settings")
+        log(f"note: {work} holds an earlier run's segments for {why}: starting over")
+    elif job.resumed:
+        log(f"resuming: {job.resumed} of {len(job.chunks)} segments already done (kept from an earlier run)")
+    total = sum(c.frames for c in job.chunks)
+    done = sum(c.frames for c, r in zip(job.chunks, job.data["chunks"]) if r["status"] == "done")
+    bar = tqdm(total=total, initial=done, unit="frame", desc=input_path.name, dynamic_ncols=True,
+               disable=None if progress is None else not progress, leave=False, file=sys.stderr)
+    model_seconds = 0.0
+    try:
+        for c, rec in zip(job.chunks, job.data["chunks"]):
+            if rec["status"] == "done":
+                continue
+            spec = ChunkSpec(input=str(input_path.resolve()), index=c.index, start=c.start, end=c.end,
+                             pts=chunk_pts(job.scan, c), path=str((job.work / rec["file"]).resolve()),
+                             settings=job.data["settings"], key=str(c.index))
+            r = encode_chunk(spec, _Progress(bar, done), upscaler=upscaler)
+            rec.update(status="done", frames=r["frames"], checksum=r["checksum"], bytes=r["bytes"],
+                       run=job.data["runs"], worker=r["worker"], seconds=round(r["seconds"], 3),
+                       colour=r["colour"], shift=r["shift"])
+            job.computed.append(c.index)
+            job.save()
+            done += c.frames
+            model_seconds += r["model_seconds"]
+            bar.update(max(0, done - bar.n))
+    finally:
+        bar.close()
+    _finish(job, keep, log)
+    assert job.result is not None
+    return SegmentedResult(output=output, frames=job.result.frames, segments=len(job.chunks), kept=job.resumed,
+                           computed=len(job.computed), seconds=time.perf_counter() - t0,
+                           model_seconds=model_seconds, join=job.result)
