@@ -135,8 +135,7 @@ def create_backend_upscaler(settings: RunSettings, backend: Backend | None = Non
         from .tiling import plan
 
         tile = plan(model, backend.device, dtype, settings.batch)
-        if log is not None and input_hw is not None:
-            log(tile.summary(*input_hw, settings.tile_pad))
+        # (the front ends say the tile chosen, Upscaler.tile_summary, where it fits their output)
         if backend.name == "trt" and input_hw is not None:  # one static engine: one tile size
             tile = tile.tile_for(*input_hw, settings.tile_pad)
     if settings.compile or settings.cuda_graphs:

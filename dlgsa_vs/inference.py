@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import threading
 import warnings
-from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 import torch
 
 from . import tiling
+from .tiling import TileSpan, network_input_hw, tile_spans  # noqa: F401 (tile geometry, used here and re-exported)
 from .settings import check_tiling
 
 
@@ -49,38 +49,6 @@ def is_out_of_memory(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text
                                               or "not enough memory" in text or "failed to allocate" in text
                                               or "allocat" in text and "memory" in text)
-
-
-@dataclass(frozen=True)
-class TileSpan:
-    """One tile along an axis: the input crop [crop, crop + size) and the part it owns."""
-
-    crop: int
-    size: int
-    own_start: int
-    own_end: int
-
-
-def tile_spans(length: int, tile: int, pad: int) -> list[TileSpan]:
-    """Tiles of ``tile`` pixels along an axis, each read with ``pad`` pixels of real context.
-
-    Every crop has the same size (so the tiles of a frame batch together): at the borders
-    the crop slides inward instead of shrinking.
-    """
-    if tile <= 0 or tile >= length:
-        return [TileSpan(0, length, 0, length)]
-    size = min(tile + 2 * pad, length)
-    spans = []
-    for start in range(0, length, tile):
-        end = min(start + tile, length)
-        crop = min(max(start - pad, 0), length - size)
-        spans.append(TileSpan(crop, size, start, end))
-    return spans
-
-
-def network_input_hw(height: int, width: int, tile: tuple[int, int], tile_pad: int) -> tuple[int, int]:
-    """The (height, width) the network sees for frames of this size: the tile crop if tiling."""
-    return tile_spans(height, tile[0], tile_pad)[0].size, tile_spans(width, tile[1], tile_pad)[0].size
 
 
 class Upscaler:

@@ -56,6 +56,38 @@ CPU_BYTES_PER_PIXEL: dict[tuple[int, int], float] = {(48, 2): 2688.0, (48, 4): 4
 CPU_FASTEST_CROP_PIXELS = 320 * 320
 
 
+@dataclass(frozen=True)
+class TileSpan:
+    """One tile along an axis: the input crop [crop, crop + size) and the part it owns."""
+
+    crop: int
+    size: int
+    own_start: int
+    own_end: int
+
+
+def tile_spans(length: int, tile: int, pad: int) -> list[TileSpan]:
+    """Tiles of ``tile`` pixels along an axis, each read with ``pad`` pixels of real context.
+
+    Every crop has the same size (so the tiles of a frame batch together): at the borders
+    the crop slides inward instead of shrinking.
+    """
+    if tile <= 0 or tile >= length:
+        return [TileSpan(0, length, 0, length)]
+    size = min(tile + 2 * pad, length)
+    spans = []
+    for start in range(0, length, tile):
+        end = min(start + tile, length)
+        crop = min(max(start - pad, 0), length - size)
+        spans.append(TileSpan(crop, size, start, end))
+    return spans
+
+
+def network_input_hw(height: int, width: int, tile: tuple[int, int], tile_pad: int) -> tuple[int, int]:
+    """The (height, width) the network sees for frames of this size: the tile crop if tiling."""
+    return tile_spans(height, tile[0], tile_pad)[0].size, tile_spans(width, tile[1], tile_pad)[0].size
+
+
 def tlc_window(model: torch.nn.Module) -> int | None:
     """The model's TLC window (LR pixels) when TLC runs at inference, else None."""
     for m in model.modules():
@@ -209,8 +241,6 @@ class AutoTiles:
 
     def summary(self, height: int, width: int, pad: int) -> str:
         """One line for the log: the tile chosen for this frame size, and why."""
-        from .inference import network_input_hw
-
         tile = self.tile_for(height, width, pad)
         if tile == (0, 0):
             return f"tile auto -> whole frames ({width}x{height} fits: {self.reason})"

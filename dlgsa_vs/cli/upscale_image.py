@@ -81,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     result = tensor_to_image(upscaler(image_to_tensor(rgb))[0])
     seconds = time.perf_counter() - start
     write_png(out, result)
+    if upscaler.tile_for(*rgb.shape[:2]) != (0, 0):
+        print(f"note: {upscaler.tile_summary(*rgb.shape[:2])}", file=sys.stderr)
     h, w = rgb.shape[:2]
     print(f"{src} ({w}x{h}) -> {out} ({result.shape[1]}x{result.shape[0]}), x{upscaler.scale} "
           f"in {seconds:.1f} s on {backend.name} ({str(upscaler.dtype).removeprefix('torch.')})", file=sys.stderr)

@@ -243,6 +243,8 @@ def _upscale(args, info, upscaler, src: Path, start: Fraction | None, enc_opts: 
     if not args.quiet:
         for note in r.out.notes:
             print(f"note: {note}", file=sys.stderr)
+        if upscaler.tile_for(h, w) != (0, 0):
+            print(f"note: {upscaler.tile_summary(h, w)}", file=sys.stderr)
         if r.info.colour.guessed:
             print(f"note: colour read as {r.info.colour.describe()}; the output is tagged with it",
                   file=sys.stderr)

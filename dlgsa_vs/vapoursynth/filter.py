@@ -299,6 +299,8 @@ def upscale(clip: vs.VideoNode, scale: int | None = None, variant: str | None = 
     if settings.backend == "auto":
         log(f"backend auto -> {chosen.name} ({chosen.reason})")
     runner = get_runner(settings, chosen, (clip.height, clip.width))
+    if runner.upscaler.tile_for(clip.height, clip.width) != (0, 0):
+        log(runner.upscaler.tile_summary(clip.height, clip.width))
 
     rgb = colour.to_rgb(clip, over)
     up = network_stage(rgb, runner, settings.batch)
