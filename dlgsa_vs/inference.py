@@ -31,7 +31,7 @@ import torch
 
 from . import tiling
 from .tiling import TileSpan, network_input_hw, tile_spans  # noqa: F401 (tile geometry, used here and re-exported)
-from .settings import check_tiling
+from .settings import RunSettings, check_tiling
 
 
 class OutOfMemory(MemoryError):
@@ -68,7 +68,7 @@ class Upscaler:
 
     def __init__(self, model: torch.nn.Module, device: str | torch.device = "cpu",
                  dtype: torch.dtype = torch.float32, tile: "tuple[int, int] | str | tiling.AutoTiles" = (0, 0),
-                 tile_pad: int = 16, batch: int = 1,
+                 tile_pad: int = RunSettings.tile_pad, batch: int = 1,
                  network: Callable[[torch.Tensor], torch.Tensor] | None = None,
                  fallback: Callable[[torch.dtype], Callable[[torch.Tensor], torch.Tensor]] | None = None,
                  network_for: Callable[[tuple[int, int]], Callable[[torch.Tensor], torch.Tensor]] | None = None):

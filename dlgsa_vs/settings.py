@@ -98,6 +98,12 @@ def torch_dtype(precision: str):
     return getattr(torch, _DTYPES[precision])
 
 
+def check_precision(precision: str) -> None:
+    """The rule for a precision name (the settings' and the TensorRT tools' one check)."""
+    if precision not in PRECISIONS:
+        raise SettingsError("precision", "is unknown: use fp16, bf16 or fp32", precision)
+
+
 def check_tiling(tile: tuple[int, int], tile_pad: int, batch: int) -> None:
     """The rules for tile (H, W), tile_pad and batch (also what ``inference.Upscaler`` takes)."""
     if len(tile) != 2 or any(isinstance(t, bool) or not isinstance(t, int) or t < 0 for t in tile):
@@ -162,8 +168,8 @@ class RunSettings:
         set_("backend", backend)
         if self.device_index < 0:
             raise SettingsError("device_index", "is invalid: it must be >= 0", self.device_index)
-        if self.precision is not None and self.precision not in PRECISIONS:
-            raise SettingsError("precision", "is unknown: use fp16, bf16 or fp32", self.precision)
+        if self.precision is not None:
+            check_precision(self.precision)
         if isinstance(self.tile, str):
             if self.tile.lower() != "auto":
                 raise SettingsError("tile", "is invalid: use 'auto' or (height, width) >= 0 (0 = no tiling)",

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, TypeVar
 
 from .._version import __version__ as DLGSA_VERSION
-from ..settings import PRECISIONS
+from ..settings import check_precision
 
 T = TypeVar("T")
 
@@ -154,8 +154,7 @@ class EngineKey:
     def __post_init__(self):
         for name in ("min_hw", "opt_hw", "max_hw"):
             object.__setattr__(self, name, _hw(getattr(self, name), name))
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"EngineKey.precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        check_precision(self.precision)
         if int(self.batch) < 1:
             raise ValueError(f"EngineKey.batch must be >= 1, got {self.batch}")
         if not self.dynamic and not self.min_hw == self.opt_hw == self.max_hw:

@@ -37,7 +37,7 @@ from torch import nn
 from ..arch import DLGSANet
 from ..arch.tlc import tlc_windows
 from ..export import ShapeRange, _size_oblivious
-from ..settings import PRECISIONS, torch_dtype
+from ..settings import PRECISIONS, check_precision, torch_dtype
 from ..weights import detect_config, variant_name
 from .cache import EngineCache, EngineKey, runtime_versions, weights_digest
 from .program import TrtProgram, tlc_on, trt_program
@@ -150,8 +150,7 @@ def engine_key(model: DLGSANet, *, precision: str = "fp16", batch: int = 1, heig
     (cast to ``precision``), so a model already moved to the GPU in fp16 by a backend and the
     fp32 one loaded by dlgsa-build-engine name the same engine. The GPU's name and compute
     capability are read from ``device`` unless ``gpu`` = (name, "major.minor") is given."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    check_precision(precision)
     dynamic, rng = resolve_shape(height, width, shapes)
     if gpu is None:
         props = torch.cuda.get_device_properties(cuda_device(device))
@@ -193,8 +192,7 @@ def compile_options(params: frozenset[str] | set[str], *, precision: str, arg_in
     """The keyword arguments for ``torch_tensorrt.dynamo.compile``, whose named parameters
     are ``params``. The program it compiles is already in ``precision``'s dtype; what is
     added here is only what makes TensorRT keep the graph's dtypes, in this version's words."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    check_precision(precision)
     options: dict = {"arg_inputs": arg_inputs, "device": device, "truncate_double": True}
     if "use_explicit_typing" in params:
         # torch-tensorrt 2.6 to 2.12: strong typing is an option, off by default in 2.6-2.9
@@ -240,8 +238,7 @@ def build_engine(model: DLGSANet, out_path: str | Path, *, batch: int = 1, heigh
     built strongly typed, so the engine's input and layers are in that dtype."""
     dev = cuda_device(device)
     ttrt = require_tensorrt(dev.index)
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    check_precision(precision)
     if optimization_level is not None and not 0 <= optimization_level <= 5:
         raise ValueError(f"optimization_level must be 0..5, got {optimization_level}")
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
