@@ -44,7 +44,9 @@ def example_inputs(model: DLGSANet, batch: int, height: int, width: int, dynamic
     return (x,)
 
 
-def _dynamic_shapes(model: DLGSANet, shapes: ShapeRange):
+def dynamic_shapes_spec(model: DLGSANet, shapes: ShapeRange) -> dict:
+    """The ``torch.export`` dynamic-shape spec of a frame-size range: height and width of the
+    input, and with TLC on the window counts of the two window-index inputs."""
     h = torch.export.Dim("height", min=shapes.min_hw[0], max=shapes.max_hw[0])
     w = torch.export.Dim("width", min=shapes.min_hw[1], max=shapes.max_hw[1])
     spec = {"x": {2: h, 3: w}}
@@ -57,9 +59,9 @@ def _dynamic_shapes(model: DLGSANet, shapes: ShapeRange):
     return spec
 
 
-def _size_oblivious():
-    # Treat sizes as never 0/1 while tracing, so a width of, say, 16 px does not specialise
-    # the graph (the window count is kept >= 2 for the same reason).
+def size_oblivious():
+    """A context in which tracing treats sizes as never 0/1, so a width of, say, 16 px does not
+    specialise the graph (the window count is kept >= 2 for the same reason)."""
     return fx_config.patch(backed_size_oblivious=True)
 
 
@@ -71,9 +73,9 @@ def export_program(model: DLGSANet, height: int, width: int, batch: int = 1,
     if shapes is not None:
         height, width = shapes.opt_hw
     args = example_inputs(model, batch, height, width, shapes is not None, dtype, device)
-    with torch.no_grad(), (_size_oblivious() if shapes is not None else contextlib.nullcontext()):
+    with torch.no_grad(), (size_oblivious() if shapes is not None else contextlib.nullcontext()):
         return torch.export.export(model, args,
-                                   dynamic_shapes=_dynamic_shapes(model, shapes) if shapes else None)
+                                   dynamic_shapes=dynamic_shapes_spec(model, shapes) if shapes else None)
 
 
 def export_onnx(model: DLGSANet, path: str | os.PathLike, height: int, width: int,
@@ -87,7 +89,7 @@ def export_onnx(model: DLGSANet, path: str | os.PathLike, height: int, width: in
     names = ["input"] + (["windows_h", "windows_w"] if shapes is not None and model.uses_tlc() else [])
     tmp = path.with_name(f".{path.name}.part")
     try:
-        with (_size_oblivious() if shapes is not None else contextlib.nullcontext()):
+        with (size_oblivious() if shapes is not None else contextlib.nullcontext()):
             torch.onnx.export(program, f=str(tmp), input_names=names, output_names=["output"],
                               opset_version=opset, dynamo=True, external_data=False, verbose=False)
         os.replace(tmp, path)

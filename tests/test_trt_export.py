@@ -14,7 +14,7 @@ import torch
 
 from dlgsa_vs.arch import DLGSANet, build_model
 from dlgsa_vs.export import ShapeRange
-from dlgsa_vs.trt.program import FlatWindows, run_program, trt_program, window_count_range
+from dlgsa_vs.trt.program import FlatWindows, TrtProgram, graph_inputs, trt_program, window_count_range
 from conftest import randomize_, small_config
 
 SIZE = (24, 30)
@@ -25,6 +25,14 @@ OTHER_SIZE = (61, 17)  # a second size inside RANGE: x4's 48-pixel TLC windows o
 DEFAULT = {("tiny", 2, "static"), ("tiny", 4, "dynamic"), ("light", 4, "static"), ("light", 3, "dynamic")}
 SLOW = pytest.mark.skipif(os.environ.get("DLGSA_SLOW_TESTS") != "1",
                           reason="slow (a published network traced on the CPU); set DLGSA_SLOW_TESTS=1 to run")
+
+
+def run_program(program: TrtProgram | torch.export.ExportedProgram, model, x: torch.Tensor,
+                dynamic: bool) -> torch.Tensor:
+    """Run an exported program (not a TensorRT engine) on ``x``."""
+    ep = program.program if isinstance(program, TrtProgram) else program
+    with torch.no_grad():
+        return ep.module()(*graph_inputs(model, x, dynamic))
 
 
 def cases() -> list:

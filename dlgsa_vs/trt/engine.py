@@ -36,7 +36,7 @@ from torch import nn
 
 from ..arch import DLGSANet
 from ..arch.tlc import tlc_windows
-from ..export import ShapeRange, _size_oblivious
+from ..export import ShapeRange, size_oblivious
 from ..settings import PRECISIONS, check_precision, torch_dtype
 from ..weights import detect_config, variant_name
 from .cache import EngineCache, EngineKey, runtime_versions, weights_digest
@@ -252,7 +252,7 @@ def build_engine(model: DLGSANet, out_path: str | Path, *, batch: int = 1, heigh
                               arg_inputs=_trt_inputs(ttrt, graph), device=dev, workspace_gib=workspace_gib,
                               optimization_level=optimization_level, log=log)
     log(f"dlgsa-vs: compiling with TensorRT ({precision}, inputs {', '.join(graph.input_names)})")
-    oblivious = _size_oblivious() if dynamic else contextlib.nullcontext()
+    oblivious = size_oblivious() if dynamic else contextlib.nullcontext()
     out_path = Path(out_path)
     with torch.no_grad(), oblivious:
         compiled = ttrt.dynamo.compile(graph.program, **options)

@@ -21,7 +21,7 @@ from torch import nn
 from ..arch import DLGSANet
 from ..arch.dlgsanet import SparseGlobalAttention
 from ..arch.tlc import window_starts
-from ..export import ShapeRange, _dynamic_shapes, _size_oblivious, export_program
+from ..export import ShapeRange, dynamic_shapes_spec, export_program, size_oblivious
 
 
 @dataclass(frozen=True)
@@ -112,25 +112,17 @@ def trt_program(model: DLGSANet, *, batch: int = 1, height: int | None = None, w
     if not tlc_on(net):
         program = export_program(net, 0, 0, batch, shapes, dtype, device)
         x = torch.rand(batch, 3, h1, w1, dtype=dtype, device=device)
-        return TrtProgram(program, (x_spec,), (x,), (_dynamic_shapes(net, shapes)["x"],))
+        return TrtProgram(program, (x_spec,), (x,), (dynamic_shapes_spec(net, shapes)["x"],))
 
     k = net.tlc_kernel
     nh, nw = window_count_range(h0, h2, h1, k), window_count_range(w0, w2, w1, k)
     specs = (x_spec,
              InputSpec("windows_h", (nh[0], k), (nh[1], k), (nh[2], k), torch.int64),
              InputSpec("windows_w", (nw[0], k), (nw[1], k), (nw[2], k), torch.int64))
-    spec = _dynamic_shapes(net, shapes)
+    spec = dynamic_shapes_spec(net, shapes)
     dynamic_shapes = (spec["x"], spec["windows"][0], spec["windows"][1])
     x = torch.rand(batch, 3, h1, w1, dtype=dtype, device=device)
     args = graph_inputs(net, x, dynamic=True)
-    with torch.no_grad(), _size_oblivious():
+    with torch.no_grad(), size_oblivious():
         program = torch.export.export(FlatWindows(net), args, dynamic_shapes=dynamic_shapes)
     return TrtProgram(program, specs, args, dynamic_shapes)
-
-
-def run_program(program: TrtProgram | torch.export.ExportedProgram, model: DLGSANet, x: torch.Tensor,
-                dynamic: bool) -> torch.Tensor:
-    """Run an exported program (not a TensorRT engine) on ``x``: how the tests check one."""
-    ep = program.program if isinstance(program, TrtProgram) else program
-    with torch.no_grad():
-        return ep.module()(*graph_inputs(model, x, dynamic))
