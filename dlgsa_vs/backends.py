@@ -20,7 +20,7 @@ from typing import Callable
 import torch
 
 from .inference import Upscaler, network_input_hw
-from .settings import GPU_DEFAULT_PRECISION, Names, RunSettings, SettingsError, torch_dtype
+from .settings import GPU_DEFAULT_PRECISION, Names, RunSettings, SettingsError, check_at_least, torch_dtype
 from .weights import load_model
 
 
@@ -175,8 +175,7 @@ class StreamRunner:
     """
 
     def __init__(self, upscaler: Upscaler, num_streams: int = 1):
-        if num_streams < 1:
-            raise BackendError("num_streams", "is invalid: it must be >= 1", num_streams)
+        check_at_least("num_streams", num_streams, 1)
         self.upscaler = upscaler
         self.scale = upscaler.scale
         self.device = upscaler.device

@@ -104,14 +104,18 @@ def check_precision(precision: str) -> None:
         raise SettingsError("precision", "is unknown: use fp16, bf16 or fp32", precision)
 
 
+def check_at_least(field: str, value: int, minimum: int) -> None:
+    """The rule for a count or size: ``value >= minimum`` (every such rule of a run is this one)."""
+    if value < minimum:
+        raise SettingsError(field, f"is invalid: it must be >= {minimum}", value)
+
+
 def check_tiling(tile: tuple[int, int], tile_pad: int, batch: int) -> None:
     """The rules for tile (H, W), tile_pad and batch (also what ``inference.Upscaler`` takes)."""
     if len(tile) != 2 or any(isinstance(t, bool) or not isinstance(t, int) or t < 0 for t in tile):
         raise SettingsError("tile", "is invalid: it must be >= 0 (0 = no tiling)", tile)
-    if tile_pad < 0:
-        raise SettingsError("tile_pad", "is invalid: it must be >= 0", tile_pad)
-    if batch < 1:
-        raise SettingsError("batch", "is invalid: it must be >= 1", batch)
+    check_at_least("tile_pad", tile_pad, 0)
+    check_at_least("batch", batch, 1)
 
 
 @dataclass(frozen=True)
@@ -166,8 +170,7 @@ class RunSettings:
         if backend not in BACKENDS:
             raise SettingsError("backend", f"is unknown: use one of {', '.join(BACKENDS)}", self.backend)
         set_("backend", backend)
-        if self.device_index < 0:
-            raise SettingsError("device_index", "is invalid: it must be >= 0", self.device_index)
+        check_at_least("device_index", self.device_index, 0)
         if self.precision is not None:
             check_precision(self.precision)
         if isinstance(self.tile, str):
@@ -178,12 +181,11 @@ class RunSettings:
         else:
             set_("tile", tuple(self.tile))
         check_tiling((0, 0) if self.tile == "auto" else self.tile, self.tile_pad, self.batch)
-        if self.num_streams < 1:
-            raise SettingsError("num_streams", "is invalid: it must be >= 1", self.num_streams)
+        check_at_least("num_streams", self.num_streams, 1)
         if self.kernels not in KERNELS:
             raise SettingsError("kernels", f"is unknown: use one of {', '.join(KERNELS)}", self.kernels)
-        if self.threads is not None and self.threads < 1:
-            raise SettingsError("threads", "is invalid: it must be >= 1", self.threads)
+        if self.threads is not None:
+            check_at_least("threads", self.threads, 1)
         if backend != "auto":
             self.check_backend(backend)
 

@@ -103,7 +103,7 @@ def test_stream_runner_on_the_cpu_serialises_and_matches():
     for t in threads:
         t.join()
     assert all(torch.equal(a, b) for a, b in zip(out, ref))
-    with pytest.raises(BackendError, match="num_streams=0 is invalid: it must be >= 1"):
+    with pytest.raises(SettingsError, match="num_streams=0 is invalid: it must be >= 1"):
         StreamRunner(Upscaler(model, "cpu"), 0)
 
 

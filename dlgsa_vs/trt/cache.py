@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, TypeVar
 
 from .._version import __version__ as DLGSA_VERSION
-from ..settings import check_precision
+from ..settings import check_at_least, check_precision
 
 T = TypeVar("T")
 
@@ -155,8 +155,7 @@ class EngineKey:
         for name in ("min_hw", "opt_hw", "max_hw"):
             object.__setattr__(self, name, _hw(getattr(self, name), name))
         check_precision(self.precision)
-        if int(self.batch) < 1:
-            raise ValueError(f"EngineKey.batch must be >= 1, got {self.batch}")
+        check_at_least("batch", int(self.batch), 1)
         if not self.dynamic and not self.min_hw == self.opt_hw == self.max_hw:
             raise ValueError(f"a static EngineKey has one size: min_hw, opt_hw and max_hw must be equal, got "
                              f"{self.min_hw}, {self.opt_hw}, {self.max_hw}")

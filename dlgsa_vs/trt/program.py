@@ -22,6 +22,7 @@ from ..arch import DLGSANet
 from ..arch.dlgsanet import SparseGlobalAttention
 from ..arch.tlc import window_starts
 from ..export import ShapeRange, dynamic_shapes_spec, export_program, size_oblivious
+from ..settings import check_at_least
 
 
 @dataclass(frozen=True)
@@ -96,8 +97,7 @@ def trt_program(model: DLGSANet, *, batch: int = 1, height: int | None = None, w
     """
     if (shapes is None) == (height is None or width is None):
         raise ValueError("trt_program: give either height and width (static) or shapes (dynamic), not both")
-    if batch < 1:
-        raise ValueError(f"trt_program: batch must be >= 1, got {batch}")
+    check_at_least("batch", batch, 1)
     net = copy.deepcopy(model).eval().to(device, dtype)
     if shapes is None:
         if height < 2 or width < 2:
