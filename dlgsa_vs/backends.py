@@ -119,7 +119,7 @@ def create_backend_upscaler(settings: RunSettings, backend: Backend | None = Non
     backend = backend or select_backend(settings)
     settings.check_backend(backend.name)
     precision = resolve_precision(backend, settings)
-    if log is not None and precision != (settings.precision or precision):
+    if log is not None and settings.precision not in (None, precision):  # only the CPU overrides a request
         log(f"{names.subject('precision', settings.precision)} is ignored on the CPU: it computes in fp32")
     dtype = torch_dtype(precision)
     model = load_model(settings.model_path, variant=settings.variant, scale=settings.scale, tlc=settings.tlc)
@@ -146,11 +146,11 @@ def create_backend_upscaler(settings: RunSettings, backend: Backend | None = Non
                                "its engine")
         from .trt.engine import engine_for
 
-        h, w = network_input_hw(*input_hw, tile, settings.tile_pad)
-        network = engine_for(model, precision=precision, batch=settings.batch, height=h, width=w,
-                             device=backend.device, log=log)
-        network_for = lambda hw: engine_for(model, precision=precision, batch=settings.batch,  # noqa: E731
-                                            height=hw[0], width=hw[1], device=backend.device, log=log)
+        def network_for(hw: tuple[int, int]):
+            return engine_for(model, precision=precision, batch=settings.batch, height=hw[0], width=hw[1],
+                              device=backend.device, log=log)
+
+        network = network_for(network_input_hw(*input_hw, tile, settings.tile_pad))
     # the fp16 overflow guard's way out, whatever ran before: the model itself, eagerly, in a wider type
     return Upscaler(model, device=backend.device, dtype=dtype, tile=tile, tile_pad=settings.tile_pad,
                     batch=settings.batch, network=network, fallback=lambda wider: model.to(backend.device, wider),

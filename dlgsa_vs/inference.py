@@ -166,12 +166,13 @@ class Upscaler:
             if self.tile_for(h, w) != tile:  # another thread already made it smaller
                 return
             smaller = tiling.halve(tile, h, w)
+            shown = f"{min(tile[1] or w, w)}x{min(tile[0] or h, h)} LR tiles"
             if smaller is None:
-                raise OutOfMemory(f"out of memory on the {self.device.type} even with {min(tile[1] or w, w)}x"
-                                  f"{min(tile[0] or h, h)} LR tiles of a {w}x{h} frame (batch {self.batch}), "
+                raise OutOfMemory(f"out of memory on the {self.device.type} even with {shown} of a {w}x{h} "
+                                  f"frame (batch {self.batch}), "
                                   f"the smallest the network takes ({tiling.MIN_TILE} px): free memory or use "
                                   f"a smaller batch ({message})") from None
-            old = "whole frames" if tile == (0, 0) else f"{min(tile[1] or w, w)}x{min(tile[0] or h, h)} LR tiles"
+            old = "whole frames" if tile == (0, 0) else shown
             warnings.warn(f"out of memory on the {self.device.type} with {old} of a {w}x{h} frame: "
                           f"recomputing with {smaller[1]}x{smaller[0]} tiles, kept for the rest of the run "
                           f"({message})", RuntimeWarning, stacklevel=3)
