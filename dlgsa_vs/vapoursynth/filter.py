@@ -38,7 +38,7 @@ import torch
 import vapoursynth as vs
 
 from ..backends import Backend, StreamRunner, create_backend_upscaler, select_backend
-from ..settings import Names, RunSettings, SettingsError
+from ..settings import Names, RunSettings, SettingsError, check_at_least
 from ..weights import WeightsError
 from . import colour
 from .colour import PREFIX
@@ -68,8 +68,11 @@ def _int(name: str, value, minimum: int | None = None) -> int | None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise vs.Error(f"{PREFIX}{name} must be an integer, got {value!r}")
-    if minimum is not None and value < minimum:
-        raise vs.Error(f"{PREFIX}{name}={value} is invalid: it must be >= {minimum}")
+    if minimum is not None:
+        try:
+            check_at_least(name, int(value), minimum)  # the settings' rule, for the colour codes too
+        except SettingsError as exc:
+            raise _settings_error(exc) from None
     return int(value)
 
 
