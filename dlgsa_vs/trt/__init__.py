@@ -18,7 +18,7 @@ import importlib
 
 _EXPORTS = {
     "EngineCache": "cache", "EngineKey": "cache", "CacheEntry": "cache", "EngineCacheError": "cache",
-    "EngineCacheWarning": "cache", "default_cache_dir": "cache", "weights_digest": "cache",
+    "EngineCacheWarning": "cache", "default_cache_dir": "cache",
     "runtime_versions": "cache",
     "TrtProgram": "program", "trt_program": "program", "graph_inputs": "program",
     "TensorRTUnavailable": "engine", "TrtEngine": "engine", "trt_available": "engine",

@@ -92,30 +92,6 @@ def runtime_versions() -> dict[str, str | int]:
     }
 
 
-def weights_digest(weights: Any, as_dtype: Any = None) -> str:
-    """sha256 of a state dict's content: tensor names, dtypes, shapes and bytes, in sorted
-    name order. ``weights`` is a state dict or an ``nn.Module`` (its ``state_dict()``).
-
-    Where the tensors came from (file name, path, .pth or .safetensors) does not enter it.
-    ``as_dtype``: hash the floating-point tensors cast to this dtype, i.e. the weights an
-    engine of that precision holds (an fp32 model and its fp16 copy give one fp16 engine).
-    """
-    import torch
-
-    state = weights.state_dict() if isinstance(weights, torch.nn.Module) else weights
-    h = hashlib.sha256(b"dlgsa-vs weights v1\0")
-    for name in sorted(state):
-        t = state[name].detach().to("cpu")
-        if as_dtype is not None and t.is_floating_point():
-            t = t.to(as_dtype)
-        t = t.contiguous().reshape(-1)
-        raw = t.view(torch.uint8) if t.dtype != torch.uint8 else t  # bytes, any dtype
-        header = f"{name}\0{str(t.dtype).removeprefix('torch.')}\0{list(state[name].shape)}\0{raw.numel()}\0"
-        h.update(header.encode())
-        h.update(raw.numpy().tobytes())
-    return h.hexdigest()
-
-
 def _hw(value: Any, name: str) -> tuple[int, int]:
     try:
         h, w = (int(v) for v in value)

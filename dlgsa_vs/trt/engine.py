@@ -38,8 +38,8 @@ from ..arch import DLGSANet
 from ..arch.tlc import tlc_windows
 from ..export import ShapeRange, size_oblivious
 from ..settings import PRECISIONS, check_precision, torch_dtype
-from ..weights import detect_config, variant_name
-from .cache import EngineCache, EngineKey, runtime_versions, weights_digest
+from ..weights import detect_config, variant_name, weights_digest
+from .cache import EngineCache, EngineKey, runtime_versions
 from .program import TrtProgram, tlc_on, trt_program
 
 PRECISION_DTYPES: dict[str, torch.dtype] = {p: torch_dtype(p) for p in PRECISIONS}

@@ -12,7 +12,6 @@ copied once from the input) and the state folder is removed.
 """
 from __future__ import annotations
 
-import hashlib
 import shutil
 import sys
 import time
@@ -26,6 +25,7 @@ from ..cluster.join import JoinResult
 from ..cluster.run import MANIFEST, Job, _finish, plan_job, work_folder
 from ..cluster.plan import chunk_pts
 from ..cluster.tasks import ChunkSpec, encode_chunk
+from ..weights import weights_digest
 from .output import remove_dead_parts
 
 
@@ -39,18 +39,6 @@ class SegmentedResult:
     seconds: float
     model_seconds: float
     join: JoinResult
-
-
-def model_hash(upscaler) -> str:
-    """SHA-256 of the network's weights (names, shapes, dtypes and bytes, in order)."""
-    import torch
-
-    h = hashlib.sha256()
-    for name, t in upscaler.model.state_dict().items():
-        t = t.detach().cpu().contiguous()
-        h.update(f"{name}:{tuple(t.shape)}:{t.dtype};".encode())
-        h.update(t.view(-1).view(dtype=torch.uint8).numpy().tobytes())
-    return h.hexdigest()
 
 
 class _Progress:
@@ -77,7 +65,8 @@ def run_segments(input_path: Path, output: Path, upscaler, settings: dict, *,
     t0 = time.perf_counter()
     input_path, output = Path(input_path), Path(output)
     # the model is its weights' hash, not the file's name
-    settings = dict({k: v for k, v in settings.items() if k != "model_path"}, model_sha256=model_hash(upscaler))
+    settings = dict({k: v for k, v in settings.items() if k != "model_path"},
+                    model_sha256=weights_digest(upscaler.model))
     remove_dead_parts(output)                 # a join that a killed run left half-written
     work = work_folder(output)
     old = mf.load(work / MANIFEST)
