@@ -134,6 +134,7 @@ def roundtrip(frames: list[np.ndarray], encoder: str, crf: int) -> list[np.ndarr
     import av
 
     from .video.colour import frame_to_rgb, rgb_to_frame
+    from .video.output import open_codec
 
     if encoder not in ENCODERS:
         raise ValueError(f"unknown encoder {encoder!r} (one of {', '.join(ENCODERS)})")
@@ -151,6 +152,7 @@ def roundtrip(frames: list[np.ndarray], encoder: str, crf: int) -> list[np.ndarr
     enc.options = _OPTIONS[encoder](crf)
     if encoder == "libx264":
         enc.thread_count = 1
+    open_codec(enc)  # explicitly: SVT-AV1's open would change this thread's scheduling
     packets = []
     for i, rgb in enumerate(frames):
         if rgb.shape[:2] != (h0, w0) or rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:

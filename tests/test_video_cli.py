@@ -310,3 +310,29 @@ def test_edit_list_preroll_is_not_a_lost_frame(tmp_path, capsys, micro_model):
     assert rc == 0, err
     assert "missing" not in err and "warning" not in err
     assert video_facts(out)["times"] == t["times"][:20]
+
+
+
+def test_opening_svt_av1_leaves_the_scheduling_alone():
+    """SVT-AV1 run as root switches the thread that opens it to SCHED_FIFO 99, and every later
+    child process (vspipe, ffprobe) inherits that: real-time spinning threads that starved a
+    vspipe run here. open_codec puts the policy back. Checked in child processes, so this test
+    process keeps its own."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import os, sys, av; from fractions import Fraction; from dlgsa_vs.video.output import open_codec\n"
+            "cc = av.CodecContext.create('libsvtav1', 'w')\n"
+            "cc.width, cc.height, cc.pix_fmt, cc.time_base = 64, 64, 'yuv420p', Fraction(1, 24)\n"
+            "(cc.open if sys.argv[1] == 'plain' else lambda: open_codec(cc))()\n"
+            "print(os.sched_getscheduler(0))")
+
+    def policy(how: str) -> int:
+        res = subprocess.run([sys.executable, "-c", code, how], capture_output=True, text=True, timeout=120)
+        assert res.returncode == 0, res.stderr
+        return int(res.stdout.split()[-1])
+
+    if os.geteuid() == 0:  # the premise, where it holds: a plain open changes the policy
+        assert policy("plain") == os.SCHED_FIFO
+    assert policy("open_codec") == os.SCHED_OTHER

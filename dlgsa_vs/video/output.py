@@ -275,6 +275,25 @@ def storage_error(exc: BaseException, path: Path) -> VideoError | None:
     return None
 
 
+def open_codec(cc: av.CodecContext) -> None:
+    """``cc.open()``, leaving this thread's CPU scheduling as it was.
+
+    SVT-AV1 run as root switches the thread that opens it to real-time scheduling (SCHED_FIFO,
+    priority 99). The network's threads would then spin at that priority and every process
+    started from this one (vspipe, ffprobe, workers) would inherit it: on a machine with few
+    cores that starves everything else, the program included (seen here: a vspipe that never
+    finished). The policy is put back right after the open.
+    """
+    keep = hasattr(os, "sched_getscheduler")
+    if keep:
+        policy, param = os.sched_getscheduler(0), os.sched_getparam(0)
+    try:
+        cc.open()
+    finally:
+        if keep and os.sched_getscheduler(0) != policy:
+            os.sched_setscheduler(0, policy, param)
+
+
 def open_output(info: InputInfo, final: Path, scale: int, *, encoder: str | None = None,
                 crf: float | None = None, pix_fmt: str | None = None,
                 encoder_options: dict[str, str] | None = None, offset: Fraction = Fraction(0),
@@ -383,7 +402,7 @@ def _setup(info: InputInfo, container, final: Path, tmp: Path, scale: int, encod
     stream.metadata.update(_clean_tags(dict(info.video.metadata), fmt_is_mov(info)))
     stream.disposition = info.video.disposition
     try:
-        cc.open()
+        open_codec(cc)
     except av.FFmpegError as exc:
         reason = ffmpeg_reason(exc)
         odd = (w % 2 or h % 2) and layout.subsampled
