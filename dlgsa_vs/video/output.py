@@ -294,6 +294,55 @@ def open_codec(cc: av.CodecContext) -> None:
             os.sched_setscheduler(0, policy, param)
 
 
+class DecodeTimestamps:
+    """Checks the decode timestamps (dts) an encoder gives its packets and rebuilds impossible ones.
+
+    libx265 (4.x, as in PyAV's wheels) leaves the dts of a clip of one or two frames
+    uninitialised: it measures its b-frame delay from frames that never came. Values such as
+    9187201950435737472 follow, which the mp4 muxer refuses ("pts/dts pair unsupported").
+    A dts is impossible when it lies after its pts, not after the previous packet's, or further
+    before its pts than any reordering reaches (a minute, or 32 frames if longer). The
+    packets of such a batch get the batch's pts in rising order, shifted back just enough to
+    stay at or before each packet's own pts: any such sequence decodes the same frames.
+    """
+
+    def __init__(self, encoder: str, time_base: Fraction, rate: Fraction | None) -> None:
+        self.encoder = encoder
+        reach = max(Fraction(60), 32 / rate) if rate else Fraction(60)
+        self.window = int(reach / time_base)
+        self.last: int | None = None
+        self.rebuilt = 0
+
+    def _possible(self, packets: list[av.Packet]) -> bool:
+        last = self.last
+        for p in packets:
+            if p.dts is None or p.pts is None:
+                continue
+            if p.dts > p.pts or p.pts - p.dts > self.window or (last is not None and p.dts <= last):
+                return False
+            last = p.dts
+        return True
+
+    def __call__(self, packets: list[av.Packet]) -> list[av.Packet]:
+        if not self._possible(packets):
+            pts = [p.pts for p in packets]
+            if None in pts:
+                raise VideoError(f"the encoder {self.encoder} gave packets without timestamps; "
+                                 f"choose another encoder with -c")
+            ordered = sorted(pts)
+            shift = max(s - p for s, p in zip(ordered, pts))
+            for packet, s in zip(packets, ordered):
+                packet.dts = s - shift
+            if not self._possible(packets):
+                raise VideoError(f"the encoder {self.encoder} gave impossible decode timestamps "
+                                 f"(pts {pts}); choose another encoder with -c")
+            self.rebuilt += len(packets)
+        for p in packets:
+            if p.dts is not None:
+                self.last = p.dts
+        return packets
+
+
 def open_output(info: InputInfo, final: Path, scale: int, *, encoder: str | None = None,
                 crf: float | None = None, pix_fmt: str | None = None,
                 encoder_options: dict[str, str] | None = None, offset: Fraction = Fraction(0),

@@ -26,7 +26,7 @@ import torch
 
 from .colour import Colour, frame_to_rgb, resolve_colour, rgb_to_planes, tag_frame, write_planes
 from .errors import Interrupted, VideoError
-from .output import Output, open_output, storage_error
+from .output import DecodeTimestamps, Output, open_output, storage_error
 from .probe import InputInfo, Source, fmt_time
 
 END = ("end",)
@@ -107,6 +107,7 @@ class Pipeline:
         self.errors: list[BaseException] = []
         self.stats = Stats()
         self.in_tb = source.info.time_base
+        self.dts = DecodeTimestamps(output.video.codec_context.name, self.in_tb, source.info.rate)
 
     # --- queue helpers that give up when another thread failed ------------------------------
     def _put(self, q: queue.Queue, item, sem: threading.Semaphore | None = None) -> None:
@@ -198,7 +199,7 @@ class Pipeline:
 
     def _encode(self, frame, pts):
         try:
-            return self.output.video.encode(frame)
+            return self.dts(self.output.video.encode(frame))
         except av.FFmpegError as exc:
             err = storage_error(exc, self.output.tmp)
             if err:
