@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import lzma
 import os
 from dataclasses import dataclass
@@ -109,21 +110,55 @@ def load_image_pack(path: str | os.PathLike) -> list[TrainingImage]:
     return images
 
 
-class PairedPatches:
-    """HR/LR image pairs in memory, sampled as random aligned patches."""
+def degradation_pack_config(path: str | os.PathLike) -> dict | None:
+    """The recorded settings of a degradation pack (``make_train_pack.py --degrade``); None for
+    a plain image pack or a folder."""
+    if Path(path).suffix != PACK_SUFFIX:
+        return None
+    with np.load(path, allow_pickle=False) as pack:
+        if "config" not in pack.files:
+            return None
+        config = json.loads(str(pack["config"]))
+    return config if config.get("kind") == "degradation" else None
 
-    def __init__(self, images: list[TrainingImage], scale: int, min_lr_side: int):
+
+def read_degradation_pack(path: str | os.PathLike, scale: int) -> tuple[dict, list[TrainingImage], list[np.ndarray]]:
+    """(settings, HR images, their degraded LR at ``scale``) of a degradation pack. The LR of
+    image i was made from ``modcrop(hr_i, scale)``: a bicubic downscale, then an encoder round trip."""
+    config = degradation_pack_config(path)
+    if config is None:
+        raise ValueError(f"{path}: not a degradation pack (make it with make_train_pack.py --degrade)")
+    if scale not in config["scales"]:
+        raise ValueError(f"{path}: no x{scale} LR in this pack (it has x{', x'.join(map(str, config['scales']))}); "
+                         f"make one with make_train_pack.py --degrade --scale {scale}")
+    images = load_image_pack(path)
+    with np.load(path, allow_pickle=False) as pack:
+        shapes = pack[f"lr_x{scale}_shapes"]
+        lrs = [_decode_pixels(pack[f"lr_x{scale}_image{i}"], (int(h), int(w))) for i, (h, w) in enumerate(shapes)]
+    return config, images, lrs
+
+
+class PairedPatches:
+    """HR/LR image pairs in memory, sampled as random aligned patches. The LR is the MATLAB
+    bicubic downscale of each HR unless ``lrs`` gives it (a degradation pack's, same order)."""
+
+    def __init__(self, images: list[TrainingImage], scale: int, min_lr_side: int,
+                 lrs: list[np.ndarray] | None = None):
         self.scale = scale
         self.images: list[TrainingImage] = []
         self.hr: list[np.ndarray] = []
         self.lr: list[np.ndarray] = []
-        for image in images:
+        for i, image in enumerate(images):
             hr = modcrop(image.pixels, scale)
             if min(hr.shape[:2]) // scale < min_lr_side:
                 continue  # too small for a patch
+            lr = bicubic_downscale(hr, scale) if lrs is None else lrs[i]
+            if lr.shape[:2] != (hr.shape[0] // scale, hr.shape[1] // scale):
+                raise ValueError(f"{image.label}: LR {lr.shape[1]}x{lr.shape[0]} is not the HR "
+                                 f"{hr.shape[1]}x{hr.shape[0]} / {scale}")
             self.images.append(image)
             self.hr.append(np.ascontiguousarray(hr))
-            self.lr.append(bicubic_downscale(hr, scale))
+            self.lr.append(np.ascontiguousarray(lr))
         if not self.images:
             raise ValueError(f"no image is large enough for {min_lr_side}-px LR patches at x{scale}")
 

@@ -22,10 +22,8 @@ the LR size; a ``--clean-share`` left as the clean bicubic LR). The target is th
 so the pack is reproducible from its config: the arrays ``config`` (JSON: seed, degradation
 settings, library versions, the image labels and digests) and ``lr_x{s}_degradations`` (what
 was done to each image) record it. Stored arrays: ``lr_x{s}_image{i}`` (encoded like the HR),
-``lr_x{s}_shapes``; :func:`read_degradation_pack` gives (label, lr, hr) triples.
-
-``scripts/train.py`` today makes its own bicubic LR from the HR of any pack: training on the
-degraded LR needs a reader of these pairs there.
+``lr_x{s}_shapes``; ``dlgsa_vs.training.read_degradation_pack`` reads them back, and
+``scripts/train.py --data PACK`` trains on these pairs (degraded LR -> clean HR).
 """
 from __future__ import annotations
 
@@ -37,8 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dlgsa_vs.training import (TrainingImage, _decode_pixels, _encode_pixels, load_image_pack,
-                               load_training_images, pixel_digest, save_image_pack)
+from dlgsa_vs.training import (TrainingImage, _encode_pixels, load_training_images, pixel_digest,
+                               save_image_pack)
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "train"
 
@@ -95,21 +93,6 @@ def save_degradation_pack(path: Path, images: list[TrainingImage], scales: list[
         np.savez(fh, **arrays)
     os.replace(tmp, path)
     return meta
-
-
-def read_degradation_pack(path, scale: int) -> tuple[dict, list[tuple[str, np.ndarray, np.ndarray]]]:
-    """(config, [(label, degraded LR, clean HR mod-cropped to the scale), ...]) of a degradation pack."""
-    from dlgsa_vs.imresize import modcrop
-
-    hrs = load_image_pack(path)
-    with np.load(path, allow_pickle=False) as pack:
-        config = json.loads(str(pack["config"]))
-        if scale not in config["scales"]:
-            raise ValueError(f"{path}: no x{scale} LR (scales {config['scales']})")
-        shapes = pack[f"lr_x{scale}_shapes"]
-        triples = [(hr.label, _decode_pixels(pack[f"lr_x{scale}_image{i}"], (int(h), int(w))),
-                    modcrop(hr.pixels, scale)) for i, (hr, (h, w)) in enumerate(zip(hrs, shapes))]
-    return config, triples
 
 
 def main(argv=None) -> int:

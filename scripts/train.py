@@ -1,10 +1,16 @@
 #!/usr/bin/env python
-"""Train DLGSANet from folders of HR images (LR made with MATLAB-compatible bicubic).
+"""Train DLGSANet from folders of HR images (LR made with MATLAB-compatible bicubic) or a pack.
 
     python scripts/train.py --variant light --scale 2 --iters 20000 --out runs/light_x2
     python scripts/train.py --out runs/light_x2            # resumes from runs/light_x2/last.pt
     python scripts/train.py --scale 4 --init runs/light_x2/ema.safetensors --out runs/light_x4
     python scripts/train.py --data pack.npz --minutes 6 --init ... --out runs/gpu_x2   # time budget
+    python scripts/train.py --data .gpu/degrade_pack_x2_x4.npz --init dlgsa_vs/models/dlgsanet_light_x2.safetensors \
+        --lr 2e-4 --minutes 45 --out runs/video_x2        # compressed-video LR (a degradation pack)
+
+A degradation pack (``make_train_pack.py --degrade``) brings its own LR for each image: the
+bicubic LR passed through a real encoder (or left clean, for a share); the target stays the
+clean HR, and the held-aside images are validated on their degraded LR too.
 
 L1 loss, Adam (lr 5e-4, betas 0.9/0.99), step schedule (halving at the given fractions of
 the run) or, with ``--minutes``, a cosine decay over a wall-clock budget (for a lent GPU whose
@@ -35,7 +41,8 @@ from tqdm import tqdm
 
 from dlgsa_vs.arch import build_model
 from dlgsa_vs.metrics import psnr_y
-from dlgsa_vs.training import EMA, PairedPatches, load_checkpoint, load_training_images, save_checkpoint
+from dlgsa_vs.training import (EMA, PairedPatches, degradation_pack_config, load_checkpoint,
+                               load_training_images, read_degradation_pack, save_checkpoint)
 from dlgsa_vs.weights import read_state_dict, save_safetensors
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "train"
@@ -47,7 +54,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--scale", type=int, default=2, choices=[2, 3, 4])
     ap.add_argument("--data", nargs="+", default=[str(DATA / "T91"), str(DATA / "BSD200")],
                     help="folders of HR training images and/or image packs (.npz, "
-                         "scripts/make_train_pack.py) (default: ../shared/data/train/{T91,BSD200})")
+                         "scripts/make_train_pack.py), or one degradation pack (--degrade) "
+                         "(default: ../shared/data/train/{T91,BSD200})")
     ap.add_argument("--val-count", type=int, default=8,
                     help="hold the last N training images aside for validation (default 8)")
     ap.add_argument("--val-crop", type=int, default=192, help="HR centre crop for validation")
@@ -83,6 +91,22 @@ def parse_args(argv=None) -> argparse.Namespace:
                          "(default): triton on a CUDA GPU where triton imports")
     ap.add_argument("--quiet", action="store_true")
     return ap.parse_args(argv)
+
+
+def read_data(sources: list[str], scale: int):
+    """(HR images, their LR or None for bicubic, the degradation pack's settings or None)."""
+    packs = [s for s in sources if degradation_pack_config(s) is not None]
+    if not packs:
+        return load_training_images(sources), None, None
+    if len(sources) > 1:
+        sys.exit(f"error: {packs[0]} is a degradation pack, which brings its own LR: pass it alone "
+                 f"as --data")
+    try:
+        config, images, lrs = read_degradation_pack(packs[0], scale)
+    except ValueError as exc:
+        sys.exit(f"error: {exc}")
+    order = sorted(range(len(images)), key=lambda i: images[i].label)  # as folders are read
+    return [images[i] for i in order], [lrs[i] for i in order], config
 
 
 def make_scheduler(optimizer, args):
@@ -129,12 +153,13 @@ def main(argv=None) -> int:
     log = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
 
     t0 = time.time()
-    images = load_training_images(args.data)
+    images, lrs, degraded = read_data(args.data, args.scale)
     cut = len(images) - args.val_count
-    train = PairedPatches(images[:cut], args.scale, args.patch)
-    val = PairedPatches(images[cut:], args.scale, args.val_crop // args.scale) if images[cut:] else None
+    train = PairedPatches(images[:cut], args.scale, args.patch, lrs and lrs[:cut])
+    val = PairedPatches(images[cut:], args.scale, args.val_crop // args.scale,
+                        lrs and lrs[cut:]) if images[cut:] else None
     log(f"data: {len(train)} training images, {len(val) if val else 0} for validation "
-        f"(read and LR made in {time.time() - t0:.0f} s)")
+        f"({'degraded LR from the pack' if degraded else 'bicubic LR'}; read in {time.time() - t0:.0f} s)")
 
     torch.manual_seed(args.seed)
     cuda = torch.device(args.device).type == "cuda"
@@ -173,7 +198,8 @@ def main(argv=None) -> int:
         ema.model.load_state_dict(model.state_dict())
         log(f"warm start: {n} tensors from {args.init}")
 
-    config = dict(vars(args), train_images=[f"{im.label} {im.digest}" for im in train.images],
+    config = dict(vars(args), lr_inputs=degraded and {"pack": degraded["degrade"], "drawn": degraded["drawn"]},
+                  train_images=[f"{im.label} {im.digest}" for im in train.images],
                   val_images=[f"{im.label} {im.digest}" for im in (val.images if val else [])],
                   torch=torch.__version__, machine=platform.platform(), cpu_count=os.cpu_count(),
                   gpu=torch.cuda.get_device_name(args.device) if cuda else None)

@@ -141,7 +141,8 @@ def test_eval_sr_degrade(tmp_path):
 
 def test_make_train_pack_degrade(tmp_path):
     from dlgsa_vs.imageio import write_png
-    from dlgsa_vs.training import load_image_pack
+    from dlgsa_vs.imresize import bicubic_downscale, modcrop
+    from dlgsa_vs.training import load_image_pack, read_degradation_pack
 
     src = tmp_path / "imgs"
     src.mkdir()
@@ -162,14 +163,14 @@ def test_make_train_pack_degrade(tmp_path):
     hrs = load_image_pack(packs[0])
     assert [im.label for im in hrs] == [f"imgs/a{i}.png" for i in range(5)]
     for scale in (2, 4):
-        cfg, triples = make_train_pack.read_degradation_pack(packs[0], scale)
-        cfg2, triples2 = make_train_pack.read_degradation_pack(packs[1], scale)
+        cfg, images, lrs = read_degradation_pack(packs[0], scale)
+        cfg2, _, lrs2 = read_degradation_pack(packs[1], scale)
         assert cfg == cfg2 and cfg["degrade"]["seed"] == 3 and cfg["scales"] == [2, 4]
         assert cfg["degrade"]["clean_share"] == 0.3 and len(cfg["images"]) == 5
-        from dlgsa_vs.imresize import bicubic_downscale
 
         n_clean = 0
-        for (label, lr, hr), (_, lr2, _) in zip(triples, triples2):
+        for image, lr, lr2 in zip(images, lrs, lrs2):
+            label, hr = image.label, modcrop(image.pixels, scale)
             assert np.array_equal(lr, lr2), label  # deterministic from the seed
             assert lr.dtype == np.uint8 and lr.shape == (hr.shape[0] // scale, hr.shape[1] // scale, 3)
             assert hr.shape[0] % scale == 0 and hr.shape[1] % scale == 0
@@ -179,5 +180,45 @@ def test_make_train_pack_degrade(tmp_path):
             kinds = [str(x) for x in pack[f"lr_x{scale}_degradations"]]
         assert n_clean == kinds.count("clean")
         assert any(k.startswith("lib") for k in kinds), kinds
-    with pytest.raises(ValueError):
-        make_train_pack.read_degradation_pack(packs[0], 3)
+    with pytest.raises(ValueError, match="no x3 LR in this pack"):
+        read_degradation_pack(packs[0], 3)
+
+
+def test_train_script_learns_from_the_degraded_lr(tmp_path):
+    """train.py on a degradation pack: the patches come from the pack's LR (not a fresh
+    bicubic one), the run records the pack's settings, and a pack mixed with more data is refused."""
+    from dlgsa_vs.imageio import write_png
+    from dlgsa_vs.imresize import bicubic_downscale, modcrop
+    from dlgsa_vs.training import PairedPatches, read_degradation_pack
+
+    src = tmp_path / "imgs"
+    src.mkdir()
+    for i in range(5):
+        write_png(src / f"b{i}.png", _image(72, 76 + 4 * i, seed=40 + i))
+    pack = tmp_path / "deg.npz"
+    subprocess.run([sys.executable, str(REPO / "scripts" / "make_train_pack.py"), str(src), "-o", str(pack),
+                    "--degrade", "--scale", "2", "--clean-share", "0"], check=True, capture_output=True)
+    _, images, lrs = read_degradation_pack(pack, 2)
+    pairs = PairedPatches(images, 2, 16, lrs)
+    for image, lr in zip(images, pairs.lr):
+        assert not np.array_equal(lr, bicubic_downscale(modcrop(image.pixels, 2), 2)), image.label
+    assert all(np.array_equal(a, b) for a, b in zip(pairs.lr, lrs))
+
+    out = tmp_path / "run"
+    cmd = [sys.executable, str(REPO / "scripts" / "train.py"), "--variant", "tiny", "--scale", "2",
+           "--data", str(pack), "--val-count", "1", "--val-crop", "32", "--batch", "2", "--patch", "16",
+           "--iters", "3", "--ckpt-every", "3", "--val-every", "3", "--threads", "1", "--quiet",
+           "--out", str(out)]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    config = json.loads((out / "config.json").read_text())
+    assert config["lr_inputs"]["pack"]["clean_share"] == 0
+    assert sum(v for k, v in config["lr_inputs"]["drawn"]["2"].items() if k != "inter") == 5
+    assert len(config["train_images"]) == 4 and (out / "ema.safetensors").exists()
+
+    mixed = subprocess.run(cmd[:7] + [str(pack), str(src)] + cmd[8:-1] + [str(tmp_path / "run2")],
+                           capture_output=True, text=True, timeout=300)
+    assert mixed.returncode == 1 and "is a degradation pack, which brings its own LR" in mixed.stderr
+    wrong = subprocess.run([*cmd[:5], "4", *cmd[6:-1], str(tmp_path / "run3")], capture_output=True,
+                           text=True, timeout=300)
+    assert wrong.returncode == 1 and "no x4 LR in this pack" in wrong.stderr, wrong.stderr
