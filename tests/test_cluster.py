@@ -1,5 +1,5 @@
-"""The cluster mode (dlgsa_vs.cluster) on a local Ray cluster: real clips with B-frames and
-audio, real PyAV, the micro network; FFV1 output so that frames compare exactly with a
+"""The cluster mode (dlgsa_vs.cluster) on a local Ray cluster: real clips with B-frames,
+audio, subtitles and chapters, real PyAV, the micro network; FFV1 output so that frames compare exactly with a
 single-process dlgsa-upscale run. Also: a worker that dies mid-chunk, a driver killed with
 SIGKILL and resumed, batch mode, and the message without Ray."""
 from __future__ import annotations
@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -22,9 +23,15 @@ from video_support import REPO, decoded_planes, stream_packets, video_facts, wri
 CHUNK_SECONDS = "0.8"      # keyframes every 10 frames at 12 fps: 5 chunks of 48 frames
 
 
-def _audio(container):
+def _audio_subtitles_chapters(container):
     a = container.add_stream("aac", rate=48000)
     a.layout = "stereo"
+    sub = container.add_mux_stream("subrip")
+    sub.time_base = Fraction(1, 1000)
+    sub.metadata["language"] = "deu"
+    container.set_chapters([
+        {"id": 1, "start": 0, "end": 1700, "time_base": Fraction(1, 1000), "metadata": {"title": "One"}},
+        {"id": 2, "start": 1700, "end": 4000, "time_base": Fraction(1, 1000), "metadata": {"title": "Two"}}])
 
     def mux(c):
         for i in range(48000 * 4 // 1024 + 1):
@@ -34,15 +41,22 @@ def _audio(container):
             f.sample_rate, f.pts = 48000, i * 1024
             c.mux(a.encode(f))
         c.mux(a.encode(None))
+        for i in range(7):   # a line every 0.55 s: some in every segment, one across a cut
+            p = av.Packet(f"line {i}".encode())
+            p.pts = p.dts = 150 + 550 * i
+            p.duration = 500 if i != 2 else 900
+            p.time_base = Fraction(1, 1000)
+            p.stream = sub
+            c.mux(p)
     return mux
 
 
 def make_clip(path: Path, frames: int = 48) -> Path:
     """Moving picture, 12 fps (1/1000 time base), x264 with 3 B-frames, a keyframe every
-    10 frames, AAC audio."""
+    10 frames, AAC audio, SubRip subtitles and two chapters."""
     return write_clip(path, width=48, height=32, pts=[i * 83 for i in range(frames)],
                       options={"crf": "12", "bf": "3", "g": "10", "keyint_min": "10", "sc_threshold": "0"},
-                      extra=_audio)
+                      extra=_audio_subtitles_chapters)
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +91,13 @@ def assert_same(out: Path, ref: Path) -> None:
     for i, (fa, fb) in enumerate(zip(decoded_planes(out), decoded_planes(ref))):
         assert all(np.array_equal(x, y) for x, y in zip(fa, fb)), f"frame {i} differs"
     assert stream_packets(out, "audio") == stream_packets(ref, "audio")
+    assert stream_packets(out, "subtitle") == stream_packets(ref, "subtitle")
+    assert len(stream_packets(out, "subtitle")) == 7
+    with av.open(str(out)) as a, av.open(str(ref)) as b:
+        chapters = [(c["start"] * c["time_base"], c["end"] * c["time_base"], c["metadata"]) for c in a.chapters()]
+        assert chapters == [(c["start"] * c["time_base"], c["end"] * c["time_base"], c["metadata"])
+                            for c in b.chapters()]
+        assert [c[2]["title"] for c in chapters] == ["One", "Two"]
 
 
 def ray_cli(*args) -> int:

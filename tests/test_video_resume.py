@@ -1,6 +1,7 @@
 """Resumable dlgsa-upscale (dlgsa_vs.video.resume): a real run killed with SIGKILL part-way
-through a multi-GOP clip with audio continues where it stopped and gives the same file as an
-uninterrupted run (FFV1: every pixel, every timestamp; audio packets bit-exact); a state left
+through a multi-GOP clip with audio, subtitles and chapters continues where it stopped and
+gives the same file as an uninterrupted run (FFV1: every pixel, every timestamp; audio and
+subtitle packets bit-exact, the chapters); a state left
 by other settings is dropped with a note; copies of the same model under another name keep it;
 --no-resume starts over. Real PyAV, real processes, the micro network."""
 from __future__ import annotations
