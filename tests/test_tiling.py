@@ -195,3 +195,15 @@ def test_a_real_allocation_failure_under_a_memory_limit_is_recovered():
     first = done.stdout.splitlines()[0].split()
     assert first[0] == "OK" and done.stdout.splitlines()[0].startswith("OK (1, 3, 1024, 1024)")
     assert "out of memory on the cpu" in done.stdout and "can't allocate memory" in done.stdout
+
+
+def test_video_pipeline_words_memory_errors_once():
+    """What the Upscaler could not recover (already at the smallest tile) reaches the video
+    command line as its own line, not with advice to use tiles it has already tried."""
+    from dlgsa_vs.video.pipeline import _memory_error
+
+    x = torch.zeros(2, 3, 48, 64)
+    smallest = OutOfMemory("out of memory on the cpu even with 16x16 tiles of a 64x48 frame (batch 2), ...")
+    assert str(_memory_error(x, smallest)) == str(smallest)
+    other = str(_memory_error(x, MemoryError("can't allocate memory")))
+    assert other.startswith("out of memory upscaling 2 frame(s) of 64x48: use --batch 1") and "--tile" not in other

@@ -24,6 +24,7 @@ import av
 import numpy as np
 import torch
 
+from ..inference import OutOfMemory
 from .colour import Colour, frame_to_rgb, resolve_colour, rgb_to_planes, tag_frame, write_planes
 from .errors import Interrupted, VideoError
 from .output import DecodeTimestamps, Output, open_output, storage_error
@@ -313,9 +314,13 @@ class Pipeline:
 
 
 def _memory_error(x: torch.Tensor, exc: BaseException) -> VideoError:
+    """The Upscaler already halved its tiles down to the smallest (``OutOfMemory`` says so);
+    anything else ran out around the network (the input or output of a batch)."""
+    if isinstance(exc, OutOfMemory):
+        return VideoError(str(exc))
     n, _, h, w = x.shape
-    return VideoError(f"out of memory upscaling {n} frame(s) of {w}x{h}: use tiles "
-                      f"(--tile 256 256) and/or --batch 1 ({str(exc).splitlines()[0][:120]})")
+    return VideoError(f"out of memory upscaling {n} frame(s) of {w}x{h}: use --batch 1 and free "
+                      f"memory ({str(exc).splitlines()[0][:120]})")
 
 
 def _join(thread: threading.Thread) -> None:
