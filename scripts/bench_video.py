@@ -31,6 +31,9 @@ def main() -> int:
     ap.add_argument("--threads", type=int, help="torch CPU threads (default: torch's, all cores)")
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--convert", choices=["auto", "device", "cpu"], default="auto",
+                    help="where the colour conversions run: on the network's device or in the CPU "
+                         "threads (default auto: on the device when it is a CUDA GPU)")
     ap.add_argument("--json", default="bench/video.json", help="where to write the results")
     args = ap.parse_args()
 
@@ -86,7 +89,9 @@ def main() -> int:
     # the end-to-end one, so a change in the machine's load counts less
     before = model_only()
     t = time.perf_counter()
-    result = upscale_video(clip, upscaler, work / "out.mp4", frames=args.frames, batch=args.batch)
+    on_device = None if args.convert == "auto" else args.convert == "device"
+    result = upscale_video(clip, upscaler, work / "out.mp4", frames=args.frames, batch=args.batch,
+                           on_device=on_device)
     e2e_seconds = time.perf_counter() - t
     after = model_only()
     model_seconds = (before + after) / 2
@@ -95,6 +100,7 @@ def main() -> int:
     row = dict(clip=str(clip) if args.clip else "sample.mp4 (made by --make-sample)", frames=n,
                lr_size=f"{w}x{h}", out_size=f"{w * upscaler.scale}x{h * upscaler.scale}", model=model_name,
                device=args.device, threads=torch.get_num_threads(), batch=args.batch,
+               colour_conversions=args.convert,
                model_only_seconds=round(model_seconds, 2), model_only_fps=round(n / model_seconds, 4),
                model_only_runs_seconds=[round(before, 2), round(after, 2)],
                end_to_end_seconds=round(e2e_seconds, 2), end_to_end_fps=round(n / e2e_seconds, 4),

@@ -2,8 +2,9 @@
 # The one prepared GPU check: CUDA tests, the Triton kernels' tests run natively, the kernel
 # benchmark (ms, bytes, GB/s per fused kernel), then the network benchmark (cuda eager with
 # kernels torch vs triton, compile / CUDA-graph rows, streams, trt where TensorRT is installed)
-# and the torch.profiler table of one light x2 1080p fp16 frame. Hard limits keep it under
-# 7 minutes (+ the machine's start). Needs only torch, triton and pytest: on a bare GPU machine
+# and the torch.profiler table of one light x2 1080p fp16 frame; where PyAV is installed, the
+# video pipeline end to end with its colour conversions on the GPU and on the CPU. Hard limits
+# keep it under 9 minutes (+ the machine's start). Needs only torch, triton and pytest: on a bare GPU machine
 # run it from the repository root without installing (PYTHONPATH is set here).
 #
 #   bash scripts/gpu_check.sh [RESULTS_DIR]      # default out/gpu_check; writes *.json there
@@ -28,4 +29,13 @@ timeout 130 $py scripts/bench_gpu.py --precisions fp16 --sizes 720p 1080p --prof
 echo "== compile / CUDA graphs (light x2 fp16)"
 timeout 90 $py scripts/bench_gpu.py --scales 2 --precisions fp16 --sizes 1080p --compile-rows \
     --json "$results/gpu_bench_compile.json"
+if $py -c "import av" 2>/dev/null; then   # PyAV: only where it is installed
+    for where in device cpu; do
+        echo "== video end to end (sample clip, cuda, colour conversions on the $where)"
+        timeout 45 $py scripts/bench_video.py --device cuda --convert $where --frames 24 \
+            --json "$results/video_cuda_$where.json" | tail -4
+    done
+else
+    echo "== video end to end: skipped (PyAV is not installed here)"
+fi
 ls -l "$results"

@@ -45,23 +45,25 @@ def upscale_video(src: str | os.PathLike | InputInfo, upscaler, output: str | os
                   start: Fraction | None = None, frames: int | None = None, encoder: str | None = None,
                   crf: float | None = None, pix_fmt: str | None = None,
                   encoder_options: dict[str, str] | None = None, batch: int | None = None,
-                  progress: bool | None = False) -> Result:
+                  progress: bool | None = False, on_device: bool | None = None) -> Result:
     """Decode ``src``, run ``upscaler`` (an ``inference.Upscaler``) on every frame, encode.
 
     progress: a tqdm bar on stderr (True), none (False), or one only on a terminal (None).
+    on_device: colour conversions where the network runs (default: on a CUDA GPU; see
+    ``pipeline``), else in the CPU threads.
     """
     own = not isinstance(src, InputInfo)
     info = probe(src) if own else src
     try:
         return _run(info, upscaler, output, start, frames, encoder, crf, pix_fmt,
-                    encoder_options or {}, batch or getattr(upscaler, "batch", 1), progress)
+                    encoder_options or {}, batch or getattr(upscaler, "batch", 1), progress, on_device)
     finally:
         if own:
             info.container.close()
 
 
 def _run(info: InputInfo, upscaler, output, start, frames, encoder, crf, pix_fmt, encoder_options,
-         batch, progress) -> Result:
+         batch, progress, on_device) -> Result:
     from tqdm import tqdm
 
     src = info.path
@@ -93,7 +95,7 @@ def _run(info: InputInfo, upscaler, output, start, frames, encoder, crf, pix_fmt
     done = False
     try:
         stats = Pipeline(source, events, pending, upscaler, out, info.colour, batch=batch,
-                         progress=bar).run()
+                         progress=bar, on_device=on_device).run()
         bar.close()
         try:
             out.commit()

@@ -4,6 +4,11 @@
     main thread:    the network, in batches                                --q_out-->
     writer thread:  RGB -> YUV (numpy) + encode + mux, and the copied packets
 
+With the network on a CUDA GPU the colour conversions run there instead (``on_device``,
+:mod:`.colour_torch`): the reader hands over the decoded sample planes, the main thread
+uploads them as integers, converts, upscales and converts back on the GPU, and the writer
+gets sample planes to encode; the CPU threads only decode and encode.
+
 The network runs in the main thread, so Ctrl-C reaches it between two operations; the
 queues are bounded, so memory stays flat whatever the length of the video; every blocking
 call wakes up on a shared stop event, so an error in any thread stops the others at once.
@@ -25,7 +30,8 @@ import numpy as np
 import torch
 
 from ..inference import OutOfMemory
-from .colour import Colour, frame_to_rgb, resolve_colour, rgb_to_planes, tag_frame, write_planes
+from . import colour_torch
+from .colour import Colour, frame_to_rgb, read_planes, resolve_colour, rgb_to_planes, tag_frame, write_planes
 from .errors import Interrupted, VideoError
 from .output import DecodeTimestamps, Output, open_output, storage_error
 from .probe import InputInfo, Source, fmt_time
@@ -88,8 +94,13 @@ def read_until_first_frame(source: Source):
 
 
 class Pipeline:
+    """``on_device``: convert colours where the network runs (default: when that is a CUDA GPU)."""
+
     def __init__(self, source: Source, events, pending: list, upscaler, output: Output,
-                 colour: Colour, batch: int = 1, progress=None, queue_frames: int | None = None):
+                 colour: Colour, batch: int = 1, progress=None, queue_frames: int | None = None,
+                 on_device: bool | None = None):
+        self.device = torch.device(getattr(upscaler, "device", "cpu"))
+        self.on_device = self.device.type == "cuda" if on_device is None else on_device
         self.source = source
         self.events = events
         self.pending = pending
@@ -148,8 +159,8 @@ class Pipeline:
                     raise _Stopped
                 if ev[0] == "frame":
                     _, frame, pts = ev
-                    rgb = frame_to_rgb(frame, self.colour)
-                    self._put(self.q_in, ("frame", rgb, pts, frame.duration or 0), self._frames_in)
+                    pixels = read_planes(frame) if self.on_device else frame_to_rgb(frame, self.colour)
+                    self._put(self.q_in, ("frame", pixels, pts, frame.duration or 0), self._frames_in)
                 elif ev[1].stream.index in copy:
                     self._put(self.q_in, ev)
             self._put(self.q_in, END)
@@ -172,9 +183,10 @@ class Pipeline:
                 kind = item[0]
                 if kind == "frame":
                     self._frames_out.release()
-                    _, rgb, pts, duration = item
-                    frame = write_planes(rgb_to_planes(rgb, out.layout, out.colour), out.layout,
-                                         rgb.shape[2], rgb.shape[1])
+                    _, pixels, pts, duration = item
+                    # sample planes (converted on the device), or R'G'B' to convert here
+                    planes = pixels if isinstance(pixels, list) else rgb_to_planes(pixels, out.layout, out.colour)
+                    frame = write_planes(planes, out.layout, planes[0].shape[1], planes[0].shape[0])
                     if out.pix_fmt != out.layout.name:
                         frame = frame.reformat(format=out.pix_fmt, src_color_range=out.colour.range,
                                                dst_color_range=out.colour.range)
@@ -290,8 +302,22 @@ class Pipeline:
                 self._put(self.q_out, END)
                 return
 
+    def _device_rgb(self, batch: list[tuple]) -> torch.Tensor:
+        """The batch's sample planes, uploaded and converted to R'G'B' on the device (frames
+        of one layout converted together)."""
+        parts, start = [], 0
+        while start < len(batch):
+            layout = batch[start][1][1]
+            end = start + 1
+            while end < len(batch) and batch[end][1][1] == layout:
+                end += 1
+            planes = [np.stack([b[1][0][i] for b in batch[start:end]]) for i in range(len(batch[start][1][0]))]
+            parts.append(colour_torch.planes_to_rgb(colour_torch.upload(planes, self.device), layout, self.colour))
+            start = end
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
+
     def _run_batch(self, batch: list[tuple]) -> None:
-        x = torch.from_numpy(np.stack([b[1] for b in batch]))
+        x = self._device_rgb(batch) if self.on_device else torch.from_numpy(np.stack([b[1] for b in batch]))
         t = time.perf_counter()
         try:
             y = self.upscaler(x)
@@ -308,9 +334,14 @@ class Pipeline:
             when = fmt_time(batch[0][2] * self.in_tb)
             # (half precision never gets here: the Upscaler redoes such a batch in a wider type)
             raise VideoError(f"the network produced NaN/inf values at {when}")
-        y = y.numpy()
-        for item, out in zip(batch, y):
-            self._put(self.q_out, ("frame", out, item[2], item[3]), self._frames_out)
+        if self.on_device:
+            out = self.output
+            planes = colour_torch.download(colour_torch.rgb_to_planes(y, out.layout, out.colour), out.layout)
+            results = [[p[i] for p in planes] for i in range(len(batch))]
+        else:
+            results = list(y.numpy())
+        for item, pixels in zip(batch, results):
+            self._put(self.q_out, ("frame", pixels, item[2], item[3]), self._frames_out)
 
 
 def _memory_error(x: torch.Tensor, exc: BaseException) -> VideoError:
