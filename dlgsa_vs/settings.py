@@ -18,7 +18,8 @@ import os
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Callable, Mapping
 
-from .arch.variants import SCALES, VARIANTS
+from .arch.variants import SCALES
+from .packaged import MODELS
 
 BACKENDS = ("auto", "trt", "cuda", "cpu")
 KERNELS = ("auto", "triton", "torch")
@@ -123,7 +124,9 @@ class RunSettings:
     """Every option of a run, from the model to the kernels, with its default.
 
     model_path: an authors' .pth or a .safetensors (variant and scale read from it); without
-        it the packaged weights of ``variant`` (default light) at ``scale`` (default 2).
+        it the packaged weights of ``variant`` at ``scale`` (default 2): a model name of
+        ``packaged.MODELS`` (None = the library's default, light; light-video = the weights for
+        compressed video, the video command lines' default).
     tlc: the authors' test-time local converter windows (off = global attention).
     backend: auto, trt, cuda or cpu; device_index: the CUDA device.
     precision: fp16, bf16 or fp32; None = the backend's own (fp16 on a GPU). The CPU computes
@@ -162,8 +165,8 @@ class RunSettings:
                                     ".safetensors file, or leave {model_path} out to use the packaged weights",
                                     path)
             set_("model_path", os.path.realpath(path))
-        if self.variant is not None and self.variant not in VARIANTS:
-            raise SettingsError("variant", f"is unknown: use one of {', '.join(map(repr, VARIANTS))}", self.variant)
+        if self.variant is not None and self.variant not in MODELS:
+            raise SettingsError("variant", f"is unknown: use one of {', '.join(map(repr, MODELS))}", self.variant)
         if self.scale is not None and self.scale not in SCALES:
             raise SettingsError("scale", "is not available: DLGSANet models upscale by 2, 3 or 4", self.scale)
         backend = str(self.backend).lower()

@@ -19,17 +19,17 @@ from typing import Any
 import torch
 
 from .arch import DLGSANet, VARIANTS, default_tlc_kernel
+from .packaged import DEFAULT_MODEL, MODELS, MODELS_DIR, packaged_file
 
-MODELS_DIR = Path(__file__).resolve().parent / "models"
 
 
 class WeightsError(ValueError):
     """A checkpoint file that cannot be used, with the reason and what to do."""
 
 
-def default_model_path(variant: str, scale: int) -> Path:
-    """Where the packaged weights for a variant and scale live."""
-    return MODELS_DIR / f"dlgsanet_{variant}_x{scale}.safetensors"
+def default_model_path(name: str, scale: int) -> Path:
+    """Where the packaged weights of a model name (``packaged.MODELS``) and scale live."""
+    return packaged_file(name, scale, MODELS_DIR)
 
 
 def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -163,15 +163,16 @@ def load_model(path: str | os.PathLike | None = None, variant: str | None = None
                scale: int | None = None, tlc: bool = True) -> DLGSANet:
     """The network in eval mode.
 
-    Without ``path``: the packaged weights of ``variant`` (default "light") at ``scale``
-    (default 2). With ``path``: variant and scale are read from the file; if the caller also
-    names a variant or scale, a file that disagrees is an error rather than a surprise.
+    Without ``path``: the packaged weights of ``variant``, a model name of ``packaged.MODELS``
+    (default "light"; "light-video" for compressed video), at ``scale`` (default 2). With
+    ``path``: the architecture and scale are read from the file; if the caller also names a
+    variant or scale, a file that disagrees is an error rather than a surprise.
     """
+    if variant is not None and variant not in MODELS:
+        raise WeightsError(f"unknown variant {variant!r}: choose one of {', '.join(MODELS)}")
     if path is None:
-        variant = variant or "light"
+        variant = variant or DEFAULT_MODEL
         scale = scale or 2
-        if variant not in VARIANTS:
-            raise WeightsError(f"unknown variant {variant!r}: choose one of {', '.join(VARIANTS)}")
         path = default_model_path(variant, scale)
         if not path.is_file():
             shipped = sorted(p.name for p in MODELS_DIR.glob("*.safetensors")) or ["none"]
@@ -184,9 +185,9 @@ def load_model(path: str | os.PathLike | None = None, variant: str | None = None
     if scale is not None and model.upscale != scale:
         raise WeightsError(f"{path} is a x{model.upscale} model but scale={scale} was asked: "
                            f"pass scale={model.upscale} or a x{scale} model file")
-    if variant is not None and found != variant:
+    if variant is not None and found != MODELS[variant].variant:
         raise WeightsError(f"{path} holds a DLGSANet-{found} but variant={variant!r} was asked: "
-                           f"drop the variant argument or pass a {variant} model file")
+                           f"drop the variant argument or pass a {MODELS[variant].variant} model file")
     return model
 
 

@@ -8,7 +8,8 @@
   mod-cropped HR with MATLAB-compatible bicubic ``imresize``.
 * ``--crop``: border removed before measuring (default: the scale).
 * ``--model``: a weights file, ``bicubic`` for the bicubic baseline only, or left out
-  for the packaged weights of ``--variant`` (default light) at ``--scale``.
+  for the packaged weights of ``--variant`` (default light; light-video for the weights
+  trained on compressed video) at ``--scale``.
 * ``--degrade ENCODER:CRF`` (repeatable; ``clean`` for the untouched LR): compressed input.
   Each LR image (from ``--lr`` or made from HR) goes through that encoder
   (:mod:`dlgsa_vs.degrade`: 8-bit 4:2:0 at the LR size, BT.709 limited range) and back before
@@ -42,6 +43,7 @@ import numpy as np
 
 from dlgsa_vs.cli.common import weights_message
 from dlgsa_vs.evaluate import evaluate
+from dlgsa_vs.packaged import MODELS
 
 
 def make_model_upscaler(model_path: str | None, variant: str | None, scale: int, device: str):
@@ -149,9 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default=None,
                     help="weights file, or 'bicubic' for the bicubic baseline only "
                          "(default: packaged weights of --variant)")
-    ap.add_argument("--variant", default=None,
-                    help="tiny / light / full (default: light for packaged weights; "
-                         "with a file, read from it and checked if given)")
+    ap.add_argument("--variant", default=None, choices=list(MODELS),
+                    help="a packaged model: light (clean bicubic training) or light-video (compressed "
+                         "video) (default: light); with a file, its architecture is checked if given")
     ap.add_argument("--gray-as-y", action="store_true",
                     help="measure grayscale images on their grey values (classic MATLAB tables) "
                          "instead of BT.601 Y of the expanded RGB image")

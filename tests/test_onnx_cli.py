@@ -161,9 +161,10 @@ def test_default_output_name(weights, tmp_path):
     model = load_model(weights)
     from dlgsa_vs.export import ShapeRange
 
-    assert cli.default_name(model, 24, 30, None, False) == "dlgsanet_custom_x2_24x30.onnx"
-    assert cli.default_name(load_model(weights, tlc=False), None, None, ShapeRange((16, 16), (24, 30), (64, 64)),
+    assert cli.default_name(model, None, 24, 30, None, False) == "dlgsanet_custom_x2_24x30.onnx"
+    assert cli.default_name(load_model(weights, tlc=False), None, None, None, ShapeRange((16, 16), (24, 30), (64, 64)),
                             True) == "dlgsanet_custom_x2_16x16-64x64_notlc_fp16.onnx"
+    assert cli.default_name(model, "light-video", 24, 30, None, False) == "dlgsanet_light_video_x2_24x30.onnx"
 
 
 @pytest.mark.parametrize("verbose", [False, True])

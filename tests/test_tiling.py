@@ -80,7 +80,7 @@ def test_cli_tile_option():
     from dlgsa_vs.cli.common import add_model_options, settings_from_args, usage_message
 
     ap = argparse.ArgumentParser()
-    add_model_options(ap)
+    add_model_options(ap, "light")
     parse = lambda *a: settings_from_args(ap.parse_args(list(a)))  # noqa: E731
     assert parse().tile == "auto" and parse("--tile", "auto").tile == "auto"
     assert parse("--tile", "0", "0").tile == (0, 0) and parse("--tile", "320", "180").tile == (180, 320)

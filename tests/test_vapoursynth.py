@@ -228,7 +228,7 @@ def test_cuda_streams_give_the_cpu_result(core, small_model):
 
 ERRORS = [
     (dict(scale=5), r"scale=5 is not available: DLGSANet models upscale by 2, 3 or 4"),
-    (dict(variant="huge"), r"variant='huge' is unknown: use one of 'tiny', 'light', 'full'"),
+    (dict(variant="huge"), r"variant='huge' is unknown: use one of 'tiny', 'light', 'light-video', 'full'"),
     (dict(model_path="/nonexistent/m.pth"), r"model_path='/nonexistent/m.pth' is not a file"),
     (dict(backend="tpu"), r"backend='tpu' is unknown: use one of auto, trt, cuda, cpu"),
     (dict(tile_w=-8), r"tile_w=-8 is invalid: it must be >= 0 \(0 = no tiling\)"),
@@ -323,3 +323,15 @@ def test_import_dlgsa_vs_is_lazy():
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "dlgsa_vs.vapoursynth.filter"
+
+
+def test_default_weights_are_the_video_ones(core):
+    """variant: light-video by default (the weights for compressed sources), light on request."""
+    rgb = clip_from_arrays(random_rgb(1, 32, 24, seed=5), vs.RGBS)
+    got = {name: planes(dlgsa_vs.upscale(rgb, **kw).get_frame(0))
+           for name, kw in (("default", {}), ("light-video", {"variant": "light-video"}),
+                            ("light", {"variant": "light"}))}
+    assert all(np.array_equal(a, b) for a, b in zip(got["default"], got["light-video"]))
+    assert not all(np.array_equal(a, b) for a, b in zip(got["default"], got["light"]))
+    x3 = planes(dlgsa_vs.upscale(rgb, scale=3).get_frame(0))     # light-video has no x3: light
+    assert all(np.array_equal(a, b) for a, b in zip(x3, planes(dlgsa_vs.upscale(rgb, scale=3, variant="light").get_frame(0))))

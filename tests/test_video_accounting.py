@@ -131,11 +131,13 @@ def test_alt_ref_vp9_counts_exactly(tmp_path, capsys, micro_model, clips, kind, 
     assert got == [round((t - shift) * 1000) / Fraction(1000) for t in times[first:first + count]]
 
 
-@pytest.mark.parametrize("kind", ["superframes", "split"])
-def test_damaged_vp9_lists_only_the_frames_really_missing(tmp_path, capsys, micro_model, clips, kind):
+@pytest.mark.parametrize("kind, segments", [("superframes", False), ("split", False), ("superframes", True)])
+def test_damaged_vp9_lists_only_the_frames_really_missing(tmp_path, capsys, micro_model, clips, kind, segments):
     """One shown frame is wiped (zeros: no valid frame header), so the decoder refuses it and
     the frames predicted from it may be lost too: exit 3, and the frames listed missing plus
-    the frames written are exactly the input's frames (hidden frames never listed)."""
+    the frames written are exactly the input's frames (hidden frames never listed). A run
+    longer than a segment (resumable) meets the damage in its segment and goes on in one
+    pass, with the same accounting."""
     from dlgsa_vs.video.probe import shown_frames
 
     src = clips[kind]
@@ -152,8 +154,11 @@ def test_damaged_vp9_lists_only_the_frames_really_missing(tmp_path, capsys, micr
     bad = tmp_path / f"bad{src.suffix}"
     bad.write_bytes(bytes(data))
     out = tmp_path / "out.mkv"
-    rc, err = run_cli(capsys, bad, "-o", out, "-m", micro_model, "-c", "ffv1", *ONE)
+    rc, err = run_cli(capsys, bad, "-o", out, "-m", micro_model, "-c", "ffv1", *ONE,
+                      *(("--chunk-seconds", "0.2") if segments else ()))
     assert rc == 3, err
+    assert ("the input is damaged there; upscaling it in one pass instead" in err) == segments, err
+    assert not (tmp_path / "out.mkv.chunks").exists()
     lost = [ln for ln in err.splitlines() if "missing from the output" in ln]
     assert len(lost) == 1, err
     listed = [float(t) for t in lost[0].split("t = ")[1].rstrip(" s").split(", ")]

@@ -336,3 +336,32 @@ def test_opening_svt_av1_leaves_the_scheduling_alone():
     if os.geteuid() == 0:  # the premise, where it holds: a plain open changes the policy
         assert policy("plain") == os.SCHED_FIFO
     assert policy("open_codec") == os.SCHED_OTHER
+
+
+def test_packaged_model_choice(tmp_path, capsys):
+    """Without -m the video weights run (inputs are compressed video); --variant light picks
+    the paper-protocol ones; the summary says which ran; -m names its file."""
+    from video_support import decoded_planes
+
+    src = write_clip(tmp_path / "clip.mkv", frames=2, codec="ffv1")
+    outputs = {}
+    for name, args in (("light-video", ()), ("light", ("--variant", "light"))):
+        out = tmp_path / f"{name}.mkv"
+        rc, err = run_cli(capsys, src, "-o", out, "-c", "ffv1", *args, *ONE)
+        assert rc == 0, err
+        assert f"(x2, {name}, ffv1 " in err, err
+        outputs[name] = decoded_planes(out)
+    assert any(not np.array_equal(a, b) for fa, fb in zip(outputs["light"], outputs["light-video"])
+               for a, b in zip(fa, fb))
+    from dlgsa_vs.weights import default_model_path
+
+    rc, err = run_cli(capsys, src, "-o", tmp_path / "file.mkv", "-c", "ffv1", "-m",
+                      default_model_path("light", 2), *ONE)
+    assert rc == 0 and "(x2, dlgsanet_light_x2.safetensors, ffv1 " in err, err
+    assert all(np.array_equal(a, b) for a, b in zip(decoded_planes(tmp_path / "file.mkv")[0], outputs["light"][0]))
+
+
+def test_x3_default_is_light_where_light_video_has_no_x3(tmp_path, capsys):
+    src = write_clip(tmp_path / "clip.mkv", frames=1, codec="ffv1", width=32, height=24)
+    rc, err = run_cli(capsys, src, "-o", tmp_path / "x3.mkv", "-c", "ffv1", "-s", "3", *ONE)
+    assert rc == 0 and "(x3, light, ffv1 " in err, err

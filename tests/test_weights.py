@@ -123,3 +123,19 @@ def test_missing_packaged_weights_name_the_file(monkeypatch, tmp_path):
     monkeypatch.setattr(weights, "MODELS_DIR", tmp_path)  # an empty install folder
     with pytest.raises(WeightsError, match=r"no packaged weights for light x3: .*dlgsanet_light_x3.safetensors is missing"):
         load_model(variant="light", scale=3)
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_packaged_video_weights_are_their_own_light_network(scale):
+    """light-video: the light architecture with weights of its own, trained on compressed LR."""
+    from dlgsa_vs.weights import default_model_path
+
+    video, paper = load_model(variant="light-video", scale=scale), load_model(variant="light", scale=scale)
+    assert video.upscale == scale and variant_name(detect_config(video.state_dict())) == "light"
+    assert any(not torch.equal(a, b) for a, b in zip(video.state_dict().values(), paper.state_dict().values()))
+    _, meta = read_state_dict(default_model_path("light-video", scale))
+    assert "degrade" in meta["training_data"], meta
+    # a model file is checked against the name's architecture
+    assert load_model(default_model_path("light", scale), variant="light-video").upscale == scale
+    with pytest.raises(WeightsError, match="unknown variant 'video': choose one of tiny, light, light-video, full"):
+        load_model(variant="video", scale=scale)

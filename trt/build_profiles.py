@@ -29,6 +29,7 @@ PASSED_ON = ("model", "variant", "scale", "no_tlc", "tile", "tile_pad", "threads
 
 def build_parser() -> argparse.ArgumentParser:
     from dlgsa_vs.cli.common import Parser, add_model_options
+    from dlgsa_vs.packaged import VIDEO_DEFAULT_MODEL
     from dlgsa_vs.settings import PRECISIONS
 
     ap = Parser(prog="build_profiles.py", description=__doc__.splitlines()[0],
@@ -37,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("profiles", nargs="*", metavar="PROFILE", help="profile names (--all: every one)")
     ap.add_argument("--all", action="store_true", help="every profile of the presets file")
     ap.add_argument("--dynamic", action="store_true", help="also build each profile's dynamic (min/opt/max) engine")
-    add_model_options(ap, tiles=True)
+    add_model_options(ap, VIDEO_DEFAULT_MODEL)   # dlgsa-build-engine's default
     g = ap.add_argument_group("engine")
     g.add_argument("--batch", type=int, metavar="N", help="frames per call (default 1)")
     g.add_argument("--precision", choices=list(PRECISIONS), help="default fp16")

@@ -25,8 +25,9 @@ import math
 import os
 import sys
 
-from ..trt.cache import CacheEntry, EngineCache, EngineCacheError, runtime_versions
+from ..packaged import VIDEO_DEFAULT_MODEL
 from ..settings import GPU_DEFAULT_PRECISION, PRECISIONS, RunSettings, SettingsError
+from ..trt.cache import CacheEntry, EngineCache, EngineCacheError, runtime_versions
 from .common import (Parser, UsageError, add_model_options, fail, fail_unexpected, one_line, settings_from_args,
                      usage_message, weights_message)
 from .shapes import add_shape_options, hw_text, ranged, shape_from_args
@@ -39,7 +40,7 @@ def build_parser() -> Parser:
                 epilog="--size or --profile (with --tile/--tile-pad when the run tiles) builds the static engine "
                        "the trt backend asks for; --min/--opt/--max (or --profile NAME --dynamic) a dynamic one "
                        "for Python's engine_for, which the backend does not use.")
-    add_model_options(ap, tiles=True)
+    add_model_options(ap, VIDEO_DEFAULT_MODEL)
     s = add_shape_options(ap)
     s.add_argument("--profile", metavar="NAME", help="the sizes of a preset (480p, 720p, 1080p, 1440p, 2160p, "
                    "portrait, 4:3-480p, ...; --list-profiles): its static size, or with --dynamic its range")

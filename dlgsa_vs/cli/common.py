@@ -9,10 +9,12 @@ No torch here: ``--help`` and argument errors come back at once.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import NoReturn
 
-from ..arch.variants import SCALES, VARIANTS
+from ..arch.variants import SCALES
+from ..packaged import MODELS, default_for
 from ..settings import BACKENDS, KERNELS, PRECISIONS, Names, RunSettings, SettingsError
 
 DEFAULTS = RunSettings()
@@ -27,11 +29,17 @@ OPTION_NAMES = Names({
 }, style="option")
 
 
-def add_model_options(ap: argparse.ArgumentParser, tiles: bool = True) -> None:
-    """The network's options: which weights, TLC, tiles and CPU threads."""
+def add_model_options(ap: argparse.ArgumentParser, default_model: str, tiles: bool = True) -> None:
+    """The network's options: which weights (``default_model``: this tool's packaged model when
+    neither --variant nor -m is given), TLC, tiles and CPU threads."""
     g = ap.add_argument_group("network")
     g.add_argument("-s", "--scale", type=int, choices=SCALES, help="upscaling factor (default 2, or the model file's)")
-    g.add_argument("--variant", choices=list(VARIANTS), help="packaged model variant (default light)")
+    trained = "; ".join(f"{m.name}: {m.trained_on}" for m in MODELS.values() if not m.trained_on.startswith("("))
+    gaps = [f"{default_for(default_model, sc)} at x{sc}" for sc in SCALES if default_for(default_model, sc) != default_model]
+    g.add_argument("--variant", choices=list(MODELS),
+                   help=f"packaged model (default {', '.join([default_model] + gaps)}); {trained}; "
+                        f"tiny and full check a -m file")
+    ap.set_defaults(default_model=default_model)
     g.add_argument("-m", "--model", metavar="PATH",
                    help="model file: the authors' .pth or a .safetensors (variant and scale are read from it)")
     if tiles:
@@ -96,11 +104,19 @@ def settings_from_args(args: argparse.Namespace, **fixed) -> RunSettings:
     """
     given = {field: value for dest, field in _ARG_FIELDS.items()
              if (value := getattr(args, dest, None)) is not None and value is not False}
+    if "variant" not in given and "model_path" not in given and "variant" not in fixed:
+        # add_model_options: this tool's packaged model, where it has this scale
+        given["variant"] = default_for(args.default_model, given.get("scale"))
     if getattr(args, "tile", None) is not None:
         given["tile"] = _tile_arg(args.tile)
     if getattr(args, "no_tlc", False):
         given["tlc"] = False
     return RunSettings(**{**given, **fixed})
+
+
+def model_label(settings: RunSettings) -> str:
+    """Which weights run, for a summary line: the packaged model's name or the file's."""
+    return os.path.basename(settings.model_path) if settings.model_path else str(settings.variant)
 
 
 def _tile_arg(words: list[str]) -> tuple[int, int] | str:

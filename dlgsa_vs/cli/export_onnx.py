@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from ..packaged import VIDEO_DEFAULT_MODEL
 from ..settings import RunSettings, SettingsError
 from ..trt.program import tlc_on
 from ..weights import WeightsError, detect_config, load_model, variant_name
@@ -44,7 +45,7 @@ def max_opset() -> int:
 
 def build_parser() -> Parser:
     ap = Parser(prog=PROG, description=__doc__.splitlines()[0])
-    add_model_options(ap, tiles=False)
+    add_model_options(ap, VIDEO_DEFAULT_MODEL, tiles=False)
     add_shape_options(ap)
     g = ap.add_argument_group("output")
     g.add_argument("-o", "--output", metavar="FILE.onnx",
@@ -60,8 +61,9 @@ def build_parser() -> Parser:
     return ap
 
 
-def default_name(model, height, width, shapes, fp16: bool) -> str:
-    variant = variant_name(detect_config(model.state_dict()))
+def default_name(model, name: str | None, height, width, shapes, fp16: bool) -> str:
+    """``name``: the packaged model's (light-video, ...); a model file is named by its architecture."""
+    variant = (name or variant_name(detect_config(model.state_dict()))).replace("-", "_")
     size = f"{height}x{width}" if shapes is None else f"{hw_text(shapes.min_hw)}-{hw_text(shapes.max_hw)}"
     tlc = "" if tlc_on(model) else "_notlc"
     return f"dlgsanet_{variant}_x{model.upscale}_{size}{tlc}{'_fp16' if fp16 else ''}.onnx"
@@ -156,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         if settings.threads:
             torch.set_num_threads(settings.threads)
         model = load_model(settings.model_path, settings.variant, settings.scale, tlc=settings.tlc)
-        out = Path(args.output or default_name(model, height, width, shapes, fp16))
+        out = Path(args.output or default_name(model, None if settings.model_path else settings.variant, height, width, shapes, fp16))
         if out.suffix != ".onnx":
             raise UsageError(f"the output name should end in .onnx: {out}")
         out.parent.mkdir(parents=True, exist_ok=True)

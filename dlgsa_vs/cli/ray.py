@@ -46,6 +46,7 @@ def add_cluster_options(ap: argparse.ArgumentParser, ray_flag: bool = True) -> N
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ..packaged import VIDEO_DEFAULT_MODEL
     from .common import add_device_options, add_encoding_options, add_model_options
 
     ap = argparse.ArgumentParser(prog="dlgsa-upscale-ray", description=__doc__.splitlines()[0])
@@ -53,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("-o", "--output", metavar="PATH",
                     help="one input: the output file; several: an existing folder for the outputs "
                          "(default: <input>_x<scale> next to each input)")
-    add_model_options(ap)
+    add_model_options(ap, VIDEO_DEFAULT_MODEL)
     add_device_options(ap, backends=RAY_BACKENDS, compile_options=False)
     add_encoding_options(ap)
     ap.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")

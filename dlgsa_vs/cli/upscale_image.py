@@ -17,6 +17,7 @@ import torch
 from ..backends import create_backend_upscaler, select_backend
 from ..imageio import read_image, write_png
 from ..inference import image_to_tensor, tensor_to_image
+from ..packaged import DEFAULT_MODEL
 from ..settings import SettingsError
 from ..weights import WeightsError
 from .common import (OPTION_NAMES, add_device_options, add_model_options, fail, settings_from_args, usage_message,
@@ -40,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("input", nargs="?", help="image file (PNG, BMP, JPEG, ...)")
     ap.add_argument("-o", "--output", help="output PNG (default: <input>_x<scale>.png)")
     ap.add_argument("--demo", action="store_true", help="make a test picture (demo.png) and upscale it")
-    add_model_options(ap)
+    add_model_options(ap, DEFAULT_MODEL)
     add_device_options(ap)
     args = ap.parse_args(argv)
     if args.demo == bool(args.input):

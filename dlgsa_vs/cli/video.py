@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import sys
 import time
@@ -30,10 +31,11 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import av  # noqa: E402
 
+from ..packaged import VIDEO_DEFAULT_MODEL  # noqa: E402
 from ..settings import SettingsError  # noqa: E402
-from ..video.errors import Interrupted, VideoError  # noqa: E402
+from ..video.errors import DamagedInput, Interrupted, VideoError  # noqa: E402
 from .common import (OPTION_NAMES, add_device_options, add_encoding_options, add_model_options,  # noqa: E402
-                     encoder_options, fail, settings_from_args, usage_message, weights_message)
+                     encoder_options, fail, model_label, settings_from_args, usage_message, weights_message)
 
 PROG = "dlgsa-upscale"
 
@@ -46,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("-o", "--output", metavar="PATH",
                     help="output file; the extension picks the container "
                          "(default: <input>_x<scale> with the input's extension, .mkv for others)")
-    add_model_options(ap)
+    add_model_options(ap, VIDEO_DEFAULT_MODEL)
     add_device_options(ap)
     add_encoding_options(ap)
     g = ap.add_argument_group("range and output")
@@ -153,11 +155,12 @@ def _main(args) -> int:
             raise VideoError(weights_message(exc), code=2) from None
         device = f"{backend.name} {str(upscaler.dtype).removeprefix('torch.')}" + (
             f"; auto: {backend.reason}" if settings.backend == "auto" else "")
+        model = model_label(settings)
         if args.preview is not None:
-            return _preview(args, info, upscaler, src)
+            return _preview(args, info, upscaler, src, model)
         if start is None and args.frames is None and _segmented(args, info):
-            return _upscale_segments(args, info, upscaler, src, settings, enc_opts, device)
-        return _upscale(args, info, upscaler, src, start, enc_opts, device)
+            return _upscale_segments(args, info, upscaler, src, settings, enc_opts, device, model)
+        return _upscale(args, info, upscaler, src, start, enc_opts, device, model)
     finally:
         info.container.close()
 
@@ -187,7 +190,7 @@ def _make_sample(args) -> int:
     return 0
 
 
-def _preview(args, info, upscaler, src: Path) -> int:
+def _preview(args, info, upscaler, src: Path, model: str) -> int:
     from ..video.preview import preview
 
     out = Path(args.output) if args.output else src.with_name(
@@ -199,8 +202,13 @@ def _preview(args, info, upscaler, src: Path) -> int:
     path, t, seconds = preview(info, upscaler, args.preview, out)
     if not args.quiet:
         print(f"{src.name} frame {args.preview} (t={t:.3f} s, {info.width}x{info.height}) -> {path}: "
-              f"bicubic | network, x{upscaler.scale}, network {seconds:.1f} s", file=sys.stderr)
+              f"bicubic | {model}, x{upscaler.scale}, network {seconds:.1f} s", file=sys.stderr)
     return 0
+
+
+def _tile_note(upscaler, height: int, width: int) -> None:
+    if upscaler.tile_for(height, width) != (0, 0):
+        print(f"note: {upscaler.tile_summary(height, width)}", file=sys.stderr)
 
 
 def _segmented(args, info) -> bool:
@@ -208,7 +216,7 @@ def _segmented(args, info) -> bool:
     return bool(info.duration) and float(info.duration) > args.chunk_seconds
 
 
-def _upscale_segments(args, info, upscaler, src: Path, settings, enc_opts: dict, device: str) -> int:
+def _upscale_segments(args, info, upscaler, src: Path, settings, enc_opts: dict, device: str, model: str) -> int:
     from ..video.output import check_paths, default_output
     from ..video.resume import run_segments
 
@@ -218,13 +226,24 @@ def _upscale_segments(args, info, upscaler, src: Path, settings, enc_opts: dict,
                  pix_fmt=args.pix_fmt, encoder_options=enc_opts)
     args.segmented = True
     log = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
-    r = run_segments(src, out, upscaler, plain, segment_seconds=args.chunk_seconds,
-                     resume=not args.no_resume, keep=args.keep_chunks,
-                     progress=False if args.quiet else None, log=log)
+    try:
+        r = run_segments(src, out, upscaler, plain, segment_seconds=args.chunk_seconds,
+                         resume=not args.no_resume, keep=args.keep_chunks,
+                         progress=False if args.quiet else None, log=log)
+    except DamagedInput as exc:
+        # Only the one-pass run counts a damaged file's frames (which are missing, exit 3).
+        from ..cluster.run import work_folder
+
+        log(f"note: {exc}: the input is damaged there; upscaling it in one pass instead, which "
+            f"lists every missing frame (an interrupted run of this file starts over)")
+        shutil.rmtree(work_folder(out), ignore_errors=True)
+        args.segmented = False
+        return _upscale(args, info, upscaler, src, None, enc_opts, device, model)
     if not args.quiet:
         w, h, s = info.width, info.height, upscaler.scale
+        _tile_note(upscaler, h, w)
         copied = f"; copied {len(r.join.copied)} other stream(s)" if r.join.copied else ""
-        print(f"{src.name} -> {r.output}: {r.frames} frames {w}x{h} -> {w * s}x{h * s} (x{s}) in "
+        print(f"{src.name} -> {r.output}: {r.frames} frames {w}x{h} -> {w * s}x{h * s} (x{s}, {model}) in "
               f"{r.segments} segments ({r.computed} computed now, {r.kept} kept), in {r.seconds:.1f} s "
               f"(network {r.model_seconds:.1f} s on {device}; join {r.join.seconds:.2f} s), "
               f"{human_size(r.join.bytes)}{copied}", file=sys.stderr)
@@ -233,7 +252,8 @@ def _upscale_segments(args, info, upscaler, src: Path, settings, enc_opts: dict,
     return 0
 
 
-def _upscale(args, info, upscaler, src: Path, start: Fraction | None, enc_opts: dict, device: str) -> int:
+def _upscale(args, info, upscaler, src: Path, start: Fraction | None, enc_opts: dict, device: str,
+             model: str) -> int:
     from ..video.job import upscale_video
 
     r = upscale_video(info, upscaler, args.output, start=start, frames=args.frames, encoder=args.encoder,
@@ -243,8 +263,7 @@ def _upscale(args, info, upscaler, src: Path, start: Fraction | None, enc_opts: 
     if not args.quiet:
         for note in r.out.notes:
             print(f"note: {note}", file=sys.stderr)
-        if upscaler.tile_for(h, w) != (0, 0):
-            print(f"note: {upscaler.tile_summary(h, w)}", file=sys.stderr)
+        _tile_note(upscaler, h, w)
         if r.info.colour.guessed:
             print(f"note: colour read as {r.info.colour.describe()}; the output is tagged with it",
                   file=sys.stderr)
@@ -259,7 +278,7 @@ def _upscale(args, info, upscaler, src: Path, start: Fraction | None, enc_opts: 
             kinds["chapters"] = r.out.chapters
         copied = ("; copied " + ", ".join(f"{n} {k}" for k, n in kinds.items())) if kinds else ""
         print(f"{src.name} -> {r.output}: {stats.frames} frames {w}x{h} -> {w * s}x{h * s} "
-              f"(x{s}, {r.encoder} {r.out.pix_fmt}), {r.seconds_of_video:.2f} s of video, in "
+              f"(x{s}, {model}, {r.encoder} {r.out.pix_fmt}), {r.seconds_of_video:.2f} s of video, in "
               f"{stats.seconds:.1f} s ({stats.fps:.2f} fps; network alone {stats.model_fps:.2f} fps on "
               f"{device}), {human_size(stats.out_bytes)}{copied}", file=sys.stderr)
     for label in r.out.not_copied:

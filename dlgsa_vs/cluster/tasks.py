@@ -20,7 +20,7 @@ from typing import Iterator
 import av
 
 from ..video.colour import planar_equivalent, read_hdr10
-from ..video.errors import VideoError
+from ..video.errors import DamagedInput, VideoError
 from ..video.output import open_output
 from ..video.pipeline import Pipeline, first_frame_colour
 from ..video.probe import InputInfo, fmt_time, probe, set_log_mode
@@ -82,7 +82,7 @@ def chunk_frames(info: InputInfo, start: int | None, end: int | None) -> Iterato
             frames = packet.decode()
         except av.FFmpegError as exc:
             where = fmt_time(None if packet.pts is None else packet.pts * info.time_base)
-            raise VideoError(f"decoding {info.path} failed at {where}: {exc}") from None
+            raise DamagedInput(f"decoding {info.path} failed at {where}: {exc}") from None
         for frame in frames:
             if frame.pts is None:
                 raise VideoError(f"{info.path}: a decoded frame has no timestamp", code=2)
@@ -130,7 +130,7 @@ def count_check(path: Path, tb: Fraction, expected: list[int]) -> int:
     want = [p * tb for p in expected]
     shift = (got[0] - want[0]) / tb if got and want else Fraction(0)
     if len(got) != len(want) or shift.denominator != 1 or any(g - w != shift * tb for g, w in zip(got, want)):
-        raise VideoError(f"chunk {path.name}: {len(got)} frames written, {len(want)} expected "
+        raise DamagedInput(f"chunk {path.name}: {len(got)} frames written, {len(want)} expected "
                          f"(or their timestamps differ); not kept")
     return int(shift)
 

@@ -38,6 +38,7 @@ import torch
 import vapoursynth as vs
 
 from ..backends import Backend, StreamRunner, create_backend_upscaler, select_backend
+from ..packaged import VIDEO_DEFAULT_MODEL, default_for
 from ..settings import Names, RunSettings, SettingsError, check_at_least
 from ..weights import WeightsError
 from . import colour
@@ -252,7 +253,10 @@ def upscale(clip: vs.VideoNode, scale: int | None = None, variant: str | None = 
     clip: RGBS/RGBH (used directly), or YUV / GRAY / RGB of 8-16 bit integer or float samples
         (converted to RGB and back; the result has the clip's format).
     scale: 2, 3 or 4 (default 2; read from the file when ``model_path`` is given).
-    variant: "tiny", "light" (default) or "full": which packaged weights to use.
+    variant: the packaged weights: "light-video" (default; trained on frames through H.264,
+        HEVC, AV1 and VP9: compressed sources; x2 and x4, light at x3) or "light" (the paper's
+        clean bicubic protocol: clean sources); "tiny" and "full" only check a model_path
+        file's architecture.
     model_path: an authors' .pth or a .safetensors file (variant and scale read from it).
     backend: "trt" (TensorRT engine, built once and cached), "cuda" (PyTorch on the GPU) or "cpu";
         default "auto": the first of these that works here, said on stderr with the reason.
@@ -276,8 +280,11 @@ def upscale(clip: vs.VideoNode, scale: int | None = None, variant: str | None = 
     _check_clip(clip)
     fp16 = _flag("fp16", fp16)
     tile_w, tile_h = _int("tile_w", tile_w), _int("tile_h", tile_h)
-    given = dict(model_path=_text("model_path", model_path), variant=_text("variant", variant),
-                 scale=_int("scale", scale), backend=_text("backend", backend),
+    model_path, variant, scale = _text("model_path", model_path), _text("variant", variant), _int("scale", scale)
+    if variant is None and model_path is None:
+        variant = default_for(VIDEO_DEFAULT_MODEL, scale)
+    given = dict(model_path=model_path, variant=variant,
+                 scale=scale, backend=_text("backend", backend),
                  device_index=_int("device_index", device_index), tile_pad=_int("tile_pad", tile_pad),
                  batch=_int("batch", batch), num_streams=_int("num_streams", num_streams), tlc=_flag("tlc", tlc),
                  kernels=_text("kernels", kernels),

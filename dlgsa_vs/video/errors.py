@@ -1,4 +1,4 @@
-"""The one exception type of the video front end: a reason that fits on one line."""
+"""The exceptions of the video front end: a reason that fits on one line."""
 from __future__ import annotations
 
 
@@ -12,6 +12,11 @@ class VideoError(Exception):
     def __init__(self, message: str, code: int = 1):
         super().__init__(" ".join(str(message).split()))
         self.code = code
+
+
+class DamagedInput(VideoError):
+    """A segment of the input could not be decoded whole (damaged data). A segmented run
+    cannot account for such a file frame by frame; the one-pass run can (exit 3)."""
 
 
 class Interrupted(Exception):
