@@ -363,6 +363,20 @@ def _quantize(x: np.ndarray, offset: float, scale: float, depth: int, dtype) -> 
     return x.astype(dtype)
 
 
+def rgb_to_ycbcr(r, g, b, matrix: int, coefficient):
+    """(Y, Cb, Cr) of R'G'B' planes for an H.273 matrix (GBR: the planes as they are), in
+    float32 steps: numpy arrays with ``coefficient=np.float32``, torch tensors with a
+    function that gives each coefficient as its float32 value (``colour_torch``)."""
+    if matrix == MATRIX_GBR:
+        return g, b, r
+    if matrix == MATRIX_YCGCO:
+        return 0.25 * r + 0.5 * g + 0.25 * b, -0.25 * r + 0.5 * g - 0.25 * b, 0.5 * r - 0.5 * b
+    kr, kb = _KR_KB.get(matrix, _KR_KB[1])
+    kg = 1.0 - kr - kb
+    y = coefficient(kr) * r + coefficient(kg) * g + coefficient(kb) * b
+    return y, (b - y) * coefficient(0.5 / (1 - kb)), (r - y) * coefficient(0.5 / (1 - kr))
+
+
 def rgb_to_planes(rgb: np.ndarray, layout: PixelLayout, colour: Colour) -> list[np.ndarray]:
     """(3, H, W) float R'G'B' in [0, 1] -> sample planes of ``layout`` (rounded, clipped)."""
     rgb = np.asarray(rgb, dtype=np.float32)
@@ -372,18 +386,8 @@ def rgb_to_planes(rgb: np.ndarray, layout: PixelLayout, colour: Colour) -> list[
         return [_quantize(p, 0.0, top, layout.depth, layout.dtype) for p in (g, b, r)]
     y_off, y_scale, c_off, c_scale = _scales(layout, colour)
     if colour.matrix == MATRIX_GBR:
-        y, cb, cr = g, b, r
         c_off, c_scale = y_off, y_scale
-    elif colour.matrix == MATRIX_YCGCO:
-        y = 0.25 * r + 0.5 * g + 0.25 * b
-        cb = -0.25 * r + 0.5 * g - 0.25 * b
-        cr = 0.5 * r - 0.5 * b
-    else:
-        kr, kb = _KR_KB.get(colour.matrix, _KR_KB[1])
-        kg = 1.0 - kr - kb
-        y = np.float32(kr) * r + np.float32(kg) * g + np.float32(kb) * b
-        cb = (b - y) * np.float32(0.5 / (1 - kb))
-        cr = (r - y) * np.float32(0.5 / (1 - kr))
+    y, cb, cr = rgb_to_ycbcr(r, g, b, colour.matrix, np.float32)
     out = [_quantize(y, y_off, y_scale, layout.depth, layout.dtype)]
     if layout.family == "gray":
         return out

@@ -14,7 +14,12 @@ import numpy as np
 import torch
 
 from .colour import (_KR_KB, MATRIX_GBR, MATRIX_YCGCO, Colour, PixelLayout, _chroma_offsets, _downsample_taps,
-                     _scales, _upsample_taps)
+                     _scales, _upsample_taps, rgb_to_ycbcr)
+
+
+def _f32(value: float) -> float:
+    """A coefficient as the float32 the numpy form multiplies by."""
+    return float(np.float32(value))
 
 
 def upload(planes: list[np.ndarray], device: torch.device) -> list[torch.Tensor]:
@@ -85,16 +90,15 @@ def planes_to_rgb(planes: list[torch.Tensor], layout: PixelLayout, colour: Colou
     else:
         kr, kb = _KR_KB[colour.matrix]
         kg = 1.0 - kr - kb
-        r = y + float(np.float32(2 * (1 - kr))) * cr
-        b = y + float(np.float32(2 * (1 - kb))) * cb
-        g = (y - float(np.float32(2 * kr * (1 - kr) / kg)) * cr
-             - float(np.float32(2 * kb * (1 - kb) / kg)) * cb)
+        r = y + _f32(2 * (1 - kr)) * cr
+        b = y + _f32(2 * (1 - kb)) * cb
+        g = y - _f32(2 * kr * (1 - kr) / kg) * cr - _f32(2 * kb * (1 - kb) / kg) * cb
         rgb = [r, g, b]
     return torch.stack(rgb, 1).clamp_(0.0, 1.0)
 
 
 def _quantize(x: torch.Tensor, offset: float, scale: float, depth: int) -> torch.Tensor:
-    return (x * float(np.float32(scale)) + float(np.float32(offset))).round_().clamp_(0, (1 << depth) - 1).to(torch.int32)
+    return (x * _f32(scale) + _f32(offset)).round_().clamp_(0, (1 << depth) - 1).to(torch.int32)
 
 
 def rgb_to_planes(rgb: torch.Tensor, layout: PixelLayout, colour: Colour) -> list[torch.Tensor]:
@@ -107,18 +111,8 @@ def rgb_to_planes(rgb: torch.Tensor, layout: PixelLayout, colour: Colour) -> lis
         return [_quantize(p, 0.0, top, layout.depth) for p in (g, b, r)]
     y_off, y_scale, c_off, c_scale = _scales(layout, colour)
     if colour.matrix == MATRIX_GBR:
-        y, cb, cr = g, b, r
         c_off, c_scale = y_off, y_scale
-    elif colour.matrix == MATRIX_YCGCO:
-        y = 0.25 * r + 0.5 * g + 0.25 * b
-        cb = -0.25 * r + 0.5 * g - 0.25 * b
-        cr = 0.5 * r - 0.5 * b
-    else:
-        kr, kb = _KR_KB.get(colour.matrix, _KR_KB[1])
-        kg = 1.0 - kr - kb
-        y = float(np.float32(kr)) * r + float(np.float32(kg)) * g + float(np.float32(kb)) * b
-        cb = (b - y) * float(np.float32(0.5 / (1 - kb)))
-        cr = (r - y) * float(np.float32(0.5 / (1 - kr)))
+    y, cb, cr = rgb_to_ycbcr(r, g, b, colour.matrix, _f32)
     out = [_quantize(y, y_off, y_scale, layout.depth)]
     if layout.family == "gray":
         return out
