@@ -261,9 +261,12 @@ def test_the_default_build_is_the_engine_the_trt_backend_asks_for():
     settings, h, w, shapes = _request(["--size", "540x960"])
     built = engine_key(build_cli.load_network(settings), precision=build_cli.engine_precision(settings),
                        batch=settings.batch, height=h, width=w, shapes=shapes, gpu=GPU)
-    # the backend: the packaged light x2 as it keeps it (fp16 on the GPU), a static engine for
-    # the frame size, fp16, batch 1 (create_backend_upscaler's engine_for call)
-    backend_model = load_model(None, variant=None, scale=None, tlc=True).eval().to(torch.float16)
+    # the backend as the video front ends run it: their packaged model (light-video x2) as it
+    # keeps it (fp16 on the GPU), a static engine for the frame size, fp16, batch 1
+    # (create_backend_upscaler's engine_for call)
+    from dlgsa_vs.packaged import VIDEO_DEFAULT_MODEL
+
+    backend_model = load_model(None, variant=VIDEO_DEFAULT_MODEL, scale=None, tlc=True).eval().to(torch.float16)
     asked = engine_key(backend_model, precision="fp16", batch=1, height=540, width=960, gpu=GPU)
     assert built == asked and not built.dynamic
 
