@@ -36,6 +36,20 @@ class Job:
     def save(self) -> None:
         mf.save(self.work / MANIFEST, self.data)
 
+    def spec(self, c: Chunk, rec: dict, key: str, crash_marker: str | None = None) -> ChunkSpec:
+        """What ``encode_chunk`` needs for chunk ``c`` (``rec``: its manifest record)."""
+        return ChunkSpec(input=str(self.input.resolve()), index=c.index, start=c.start, end=c.end,
+                         pts=chunk_pts(self.scan, c), path=str((self.work / rec["file"]).resolve()),
+                         settings=self.data["settings"], key=key, crash_marker=crash_marker)
+
+    def chunk_done(self, c: Chunk, rec: dict, r: dict) -> None:
+        """Record ``encode_chunk``'s result ``r`` for chunk ``c`` in the manifest, on disk at once."""
+        rec.update(status="done", frames=r["frames"], checksum=r["checksum"], bytes=r["bytes"],
+                   run=self.data["runs"], worker=r["worker"], seconds=round(r["seconds"], 3),
+                   colour=r["colour"], shift=r["shift"])
+        self.computed.append(c.index)
+        self.save()
+
 
 def work_folder(output: Path) -> Path:
     return output.with_name(output.name + ".chunks")
@@ -133,10 +147,7 @@ def run_jobs(jobs: list[Job], *, cpus_per_task: float = 1, gpus_per_task: float 
             if rec["status"] == "done":
                 already += c.frames
                 continue
-            spec = ChunkSpec(input=str(job.input.resolve()), index=c.index, start=c.start, end=c.end,
-                             pts=chunk_pts(job.scan, c), path=str((job.work / rec["file"]).resolve()),
-                             settings=job.data["settings"], key=f"{j}:{c.index}",
-                             crash_marker=crash_marker if c.index == 1 else None)
+            spec = job.spec(c, rec, key=f"{j}:{c.index}", crash_marker=crash_marker if c.index == 1 else None)
             pending[remote.remote(spec, board)] = (job, c, rec)
     bar = tqdm(total=total, initial=already, unit="frame", desc="cluster", dynamic_ncols=True,
                disable=not progress, file=sys.stderr, smoothing=0.1)
@@ -164,11 +175,7 @@ def run_jobs(jobs: list[Job], *, cpus_per_task: float = 1, gpus_per_task: float 
                 if r["frames"] != c.frames:
                     job.failed = f"chunk {c.index}: {r['frames']} frames, {c.frames} expected"
                     continue
-                rec.update(status="done", frames=r["frames"], checksum=r["checksum"], bytes=r["bytes"],
-                           run=job.data["runs"], worker=r["worker"], seconds=round(r["seconds"], 3),
-                           colour=r["colour"], shift=r["shift"])
-                job.computed.append(c.index)
-                job.save()
+                job.chunk_done(c, rec, r)
                 finished_frames += c.frames
                 if job.failed is None and all(x["status"] == "done" for x in job.data["chunks"]):
                     _finish(job, keep_chunks, log)

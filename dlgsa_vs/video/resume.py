@@ -23,8 +23,7 @@ from typing import Callable
 from ..cluster import manifest as mf
 from ..cluster.join import JoinResult
 from ..cluster.run import MANIFEST, Job, _finish, plan_job, work_folder
-from ..cluster.plan import chunk_pts
-from ..cluster.tasks import ChunkSpec, encode_chunk
+from ..cluster.tasks import encode_chunk
 from ..weights import weights_digest
 from .output import remove_dead_parts
 
@@ -90,15 +89,8 @@ def run_segments(input_path: Path, output: Path, upscaler, settings: dict, *,
         for c, rec in zip(job.chunks, job.data["chunks"]):
             if rec["status"] == "done":
                 continue
-            spec = ChunkSpec(input=str(input_path.resolve()), index=c.index, start=c.start, end=c.end,
-                             pts=chunk_pts(job.scan, c), path=str((job.work / rec["file"]).resolve()),
-                             settings=job.data["settings"], key=str(c.index))
-            r = encode_chunk(spec, _Progress(bar, done), upscaler=upscaler)
-            rec.update(status="done", frames=r["frames"], checksum=r["checksum"], bytes=r["bytes"],
-                       run=job.data["runs"], worker=r["worker"], seconds=round(r["seconds"], 3),
-                       colour=r["colour"], shift=r["shift"])
-            job.computed.append(c.index)
-            job.save()
+            r = encode_chunk(job.spec(c, rec, key=str(c.index)), _Progress(bar, done), upscaler=upscaler)
+            job.chunk_done(c, rec, r)
             done += c.frames
             model_seconds += r["model_seconds"]
             bar.update(max(0, done - bar.n))
