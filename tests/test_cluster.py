@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from video_support import REPO, decoded_planes, stream_packets, video_facts, write_clip
+from video_support import REPO, decoded_planes, signal_after_first_chunk, stream_packets, video_facts, write_clip
 
 CHUNK_SECONDS = "0.8"      # keyframes every 10 frames at 12 fps: 5 chunks of 48 frames
 
@@ -142,25 +142,8 @@ def test_driver_killed_then_resumed(work, ray_address, capsys):
     cmd = [sys.executable, "-m", "dlgsa_vs.cli.ray", str(clip), "-m", str(model), "-c", "ffv1", "-o",
            str(out), "--chunk-seconds", CHUNK_SECONDS, "--address", ray_address, "--cpus-per-task", "2",
            "--threads", "1", "-q"]
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    done_before: list[int] = []
-    deadline = time.monotonic() + 120
-    try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                m = json.loads(manifest_path.read_text())
-            except (OSError, ValueError):
-                m = None
-            if m and any(c["status"] == "done" for c in m["chunks"]):
-                proc.send_signal(signal.SIGKILL)
-                proc.wait()
-                break
-            time.sleep(0.05)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()
+    rc, err = signal_after_first_chunk(cmd, manifest_path, signal.SIGKILL, timeout=120, poll=0.05)
+    assert rc == -signal.SIGKILL, err
     assert not out.exists()
     m = json.loads(manifest_path.read_text())
     done_before = [c["index"] for c in m["chunks"] if c["status"] == "done"]

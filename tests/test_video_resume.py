@@ -9,26 +9,13 @@ from __future__ import annotations
 import json
 import shutil
 import signal
-import subprocess
 import sys
-import time
 
 import pytest
 import torch
 
 from test_cluster import CHUNK_SECONDS, assert_same, make_clip
-from video_support import REPO, leftovers
-
-
-def cli(capsys, *args) -> tuple[int, str]:
-    from dlgsa_vs.cli.video import main
-
-    threads = torch.get_num_threads()
-    try:
-        rc = main([str(a) for a in args])
-    finally:
-        torch.set_num_threads(threads)
-    return rc, capsys.readouterr().err
+from video_support import leftovers, run_cli, signal_after_first_chunk
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +39,7 @@ def clip(tmp_path_factory, micro_model):
 def test_segmented_run_equals_one_pass(clip, capsys):
     d, src, ref, model = clip
     out = d / "seg.mkv"
-    rc, err = cli(capsys, src, "-m", model, "-c", "ffv1", "--threads", "1", "-o", out,
+    rc, err = run_cli(capsys, src, "-m", model, "-c", "ffv1", "--threads", "1", "-o", out,
                   "--chunk-seconds", CHUNK_SECONDS)
     assert rc == 0, err
     assert "48 frames" in err and "5 segments (5 computed now, 0 kept)" in err, err
@@ -67,31 +54,15 @@ def test_sigkill_mid_run_then_same_command_continues(clip, capsys):
     manifest = d / "killed.mkv.chunks" / "manifest.json"
     args = [str(src), "-m", str(model), "-c", "ffv1", "--threads", "1", "-o", str(out),
             "--chunk-seconds", CHUNK_SECONDS]
-    proc = subprocess.Popen([sys.executable, "-m", "dlgsa_vs.cli.video", *args, "-q"], cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 180
-    try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                m = json.loads(manifest.read_text())
-            except (OSError, ValueError):
-                m = None
-            if m and any(c["status"] == "done" for c in m["chunks"]):
-                proc.send_signal(signal.SIGKILL)
-                proc.wait()
-                break
-            time.sleep(0.005)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()
+    rc, err = signal_after_first_chunk([sys.executable, "-m", "dlgsa_vs.cli.video", *args, "-q"], manifest,
+                                       signal.SIGKILL)
+    assert rc == -signal.SIGKILL, err
     assert not out.exists()
     m = json.loads(manifest.read_text())
     kept = {c["index"]: c["checksum"] for c in m["chunks"] if c["status"] == "done"}
     assert 1 <= len(kept) < 5
 
-    rc, err = cli(capsys, *args, "--keep-chunks")
+    rc, err = run_cli(capsys, *args, "--keep-chunks")
     assert rc == 0, err
     assert f"resuming: {len(kept)} of 5 segments already done" in err, err
     assert f"({5 - len(kept)} computed now, {len(kept)} kept)" in err, err
@@ -108,20 +79,20 @@ def test_sigkill_mid_run_then_same_command_continues(clip, capsys):
     other = d / "renamed_model.safetensors"
     shutil.copy(model, other)
     out.unlink()
-    rc, err = cli(capsys, args[0], "-m", other, *args[3:], "--keep-chunks")
+    rc, err = run_cli(capsys, args[0], "-m", other, *args[3:], "--keep-chunks")
     assert rc == 0 and "(0 computed now, 5 kept)" in err, err
     assert_same(out, ref)
 
     # other settings: the state is dropped with one note and everything is recomputed
     out.unlink()
-    rc, err = cli(capsys, *args, "--tile-pad", "4", "--keep-chunks")
+    rc, err = run_cli(capsys, *args, "--tile-pad", "4", "--keep-chunks")
     assert rc == 0, err
     assert "holds an earlier run's segments for other settings: starting over" in err, err
     assert "(5 computed now, 0 kept)" in err, err
 
     # --no-resume: starts over although the state matches; success removes the state
     out.unlink()
-    rc, err = cli(capsys, *args, "--tile-pad", "4", "--no-resume")
+    rc, err = run_cli(capsys, *args, "--tile-pad", "4", "--no-resume")
     assert rc == 0 and "(5 computed now, 0 kept)" in err and "resuming" not in err, err
     assert not manifest.parent.exists()
 
@@ -133,11 +104,11 @@ def test_other_input_starts_over(clip, capsys, tmp_path):
     out = tmp_path / "o.mkv"
     args = ["-m", model, "-c", "ffv1", "--threads", "1", "-o", out, "--chunk-seconds", CHUNK_SECONDS,
             "--keep-chunks"]
-    rc, err = cli(capsys, moved, *args)
+    rc, err = run_cli(capsys, moved, *args)
     assert rc == 0, err
     make_clip(moved, frames=60)                     # same name, other content
     out.unlink()
-    rc, err = cli(capsys, moved, *args)
+    rc, err = run_cli(capsys, moved, *args)
     assert rc == 0, err
     assert "for another input: starting over" in err, err
 
@@ -148,30 +119,13 @@ def test_sigterm_keeps_finished_segments(clip, capsys, tmp_path):
     manifest = tmp_path / "term.mkv.chunks" / "manifest.json"
     args = [str(src), "-m", str(model), "-c", "ffv1", "--threads", "1", "-o", str(out),
             "--chunk-seconds", CHUNK_SECONDS]
-    proc = subprocess.Popen([sys.executable, "-m", "dlgsa_vs.cli.video", *args, "-q"], cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 180
-    try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                m = json.loads(manifest.read_text())
-            except (OSError, ValueError):
-                m = None
-            if m and any(c["status"] == "done" for c in m["chunks"]):
-                proc.send_signal(signal.SIGTERM)
-                break
-            time.sleep(0.005)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    err = err.decode()
-    assert proc.returncode == 130, err
+    rc, err = signal_after_first_chunk([sys.executable, "-m", "dlgsa_vs.cli.video", *args, "-q"], manifest,
+                                       signal.SIGTERM)
+    assert rc == 130, err
     assert "interrupted (SIGTERM)" in err and "run the same command again to continue" in err, err
     assert not out.exists() and leftovers(tmp_path) == []
     assert [p.name for p in manifest.parent.iterdir() if p.name.startswith(".")] == []   # no half chunk
-    rc, err = cli(capsys, *args)
+    rc, err = run_cli(capsys, *args)
     assert rc == 0 and "resuming:" in err, err
     assert_same(out, ref)
 
@@ -184,9 +138,9 @@ def test_segmented_x264_with_b_frames_keeps_every_timestamp(clip, capsys):
 
     d, src, ref, model = clip
     common = [src, "-m", model, "-c", "libx264", "--crf", "20", "--threads", "1", "-q"]
-    rc, err = cli(capsys, *common, "-o", d / "x264_one.mkv", "--chunk-seconds", "100")
+    rc, err = run_cli(capsys, *common, "-o", d / "x264_one.mkv", "--chunk-seconds", "100")
     assert rc == 0, err
-    rc, err = cli(capsys, *common, "-o", d / "x264_seg.mkv", "--chunk-seconds", CHUNK_SECONDS)
+    rc, err = run_cli(capsys, *common, "-o", d / "x264_seg.mkv", "--chunk-seconds", CHUNK_SECONDS)
     assert rc == 0, err
     a, b = video_facts(d / "x264_one.mkv"), video_facts(d / "x264_seg.mkv")
     assert a["frames"] == b["frames"] == 48 and a["times"] == b["times"]

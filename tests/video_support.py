@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import subprocess
 import sys
+import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -45,6 +47,30 @@ def run_cli(capsys, *args) -> tuple[int, str]:
     finally:
         torch.set_num_threads(threads)
     return rc, capsys.readouterr().err
+
+
+def signal_after_first_chunk(cmd: list[str], manifest: Path, sig: int, timeout: float = 180,
+                             poll: float = 0.005) -> tuple[int, str]:
+    """Run ``cmd`` (a segmented or Ray run) and send it ``sig`` as soon as its ``manifest``
+    records a finished chunk; returns (its exit status, its stderr)."""
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                m = json.loads(manifest.read_text())
+            except (OSError, ValueError):
+                m = None
+            if m and any(c["status"] == "done" for c in m["chunks"]):
+                proc.send_signal(sig)
+                break
+            time.sleep(poll)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc.returncode, err.decode()
 
 
 def run_script(*args, timeout: float = 300, **kw) -> subprocess.CompletedProcess:
