@@ -12,7 +12,10 @@ fp32), which is then kept, with a warning, so no black or NaN frame is ever retu
 Tiles. ``tile="auto"`` (the settings' default) is resolved here, per frame size, from an
 ``AutoTiles`` budget (``dlgsa_vs/tiling.py``: memory on the device, and speed on the CPU);
 backends that need a fixed size (TensorRT's static engines) resolve it themselves for their
-input size and pass a fixed tile.
+input size and pass a fixed tile. When the network is the model itself, every tile is given
+the whole frame's TLC attention windows (``arch.tlc.crop_windows``), and auto tiles are cut
+on that window grid (``tiling.tile_spans``), so tiles attend as the whole frame does
+(measured in bench/README.md, "Tile size"); a compiled form or an engine places its own.
 
 Out of memory is recovered, never a lost frame: a CUDA out-of-memory error or a CPU
 allocation failure during a forward pass frees the cache, halves the tile (its longer side;
@@ -30,6 +33,7 @@ import numpy as np
 import torch
 
 from . import tiling
+from .arch.tlc import TLCWindows, crop_window_layout, crop_windows
 from .tiling import TileSpan, network_input_hw, tile_spans  # noqa: F401 (tile geometry, used here and re-exported)
 from .settings import RunSettings, check_tiling
 
@@ -63,7 +67,7 @@ class Upscaler:
     network to run from then on when a half-precision output overflows (default: the model
     moved to that dtype). network_for: given a crop (height, width), a network for that input
     size, for networks of one size (static engines) when out-of-memory recovery changes the tile.
-    Nothing here knows what the network is.
+    Nothing here knows what the network is, beyond the TLC windows it may take for a tile.
     """
 
     def __init__(self, model: torch.nn.Module, device: str | torch.device = "cpu",
@@ -119,10 +123,11 @@ class Upscaler:
             return torch.bfloat16
         return torch.float32
 
-    def _forward(self, chunk: torch.Tensor) -> torch.Tensor:
+    def _forward(self, chunk: torch.Tensor, windows: TLCWindows | None = None) -> torch.Tensor:
         while True:
             dtype, network = self.dtype, self.network
-            y = network(chunk.to(self.device, dtype).contiguous(memory_format=self.memory_format))
+            x = chunk.to(self.device, dtype).contiguous(memory_format=self.memory_format)
+            y = network(x) if windows is None else network(x, windows)
             if dtype == torch.float32 or bool(torch.isfinite(y).all()):
                 return y.float()
             with self._switch_lock:  # several threads may see the overflow: switch once
@@ -137,9 +142,10 @@ class Upscaler:
                     self._network_for = None  # the fallback is the model itself: any size
 
     @torch.inference_mode()
-    def run_network(self, x: torch.Tensor) -> torch.Tensor:
-        """One forward pass on the device, in chunks of ``batch``; returns float32 on the device."""
-        return torch.cat([self._forward(chunk) for chunk in x.split(self.batch)])
+    def run_network(self, x: torch.Tensor, windows: TLCWindows | None = None) -> torch.Tensor:
+        """One forward pass on the device, in chunks of ``batch``; returns float32 on the device.
+        ``windows``: the TLC windows of these crops of a larger frame (the model's own network only)."""
+        return torch.cat([self._forward(chunk, windows) for chunk in x.split(self.batch)])
 
     @torch.inference_mode()
     def __call__(self, frames: torch.Tensor) -> torch.Tensor:
@@ -181,24 +187,51 @@ class Upscaler:
             if self._network_for is not None:
                 self.network = self._network_for(self.network_input_hw(h, w))
 
+    def _frame_windows(self) -> int | None:
+        """The TLC window when tiles are given the whole frame's TLC windows (the network is
+        the model itself, with TLC on); None when the network places its own (a compiled form
+        or an engine takes the image alone)."""
+        return tiling.tlc_window(self.model) if self.network is self.model else None
+
+    def _groups(self, pairs: list, h: int, w: int, k: int | None):
+        """``pairs`` of (row, column) spans in batches of up to ``batch`` that share their TLC
+        windows, with those windows (None: the network's own)."""
+        def layout(r: TileSpan, c: TileSpan):
+            return k and (crop_window_layout(h, r.crop, r.size, k), crop_window_layout(w, c.crop, c.size, k))
+
+        group: list = []
+        for pair in pairs:
+            if group and (len(group) == self.batch or layout(*pair) != layout(*group[0])):
+                yield group, self._windows(group[0], h, w, k)
+                group = []
+            group.append(pair)
+        if group:
+            yield group, self._windows(group[0], h, w, k)
+
+    def _windows(self, pair: tuple[TileSpan, TileSpan], h: int, w: int, k: int | None):
+        r, c = pair
+        return k and crop_windows((h, w), (r.crop, c.crop), (r.size, c.size), k, self.device)
+
     def _upscale(self, frames: torch.Tensor, tile: tuple[int, int]) -> torch.Tensor:
         n, _, h, w = frames.shape
         s = self.scale
-        rows = tile_spans(h, tile[0], self.tile_pad)
-        cols = tile_spans(w, tile[1], self.tile_pad)
+        # auto tiles are cut on the TLC window grid (tiling.tile_spans)
+        grid = self.auto.window if self.auto is not None else None
+        rows = tile_spans(h, tile[0], self.tile_pad, grid)
+        cols = tile_spans(w, tile[1], self.tile_pad, grid)
         if len(rows) == 1 and len(cols) == 1:
             out = self.run_network(frames)
         else:
             out = torch.empty(n, 3, h * s, w * s, device=self.device)
             pairs = [(r, c) for r in rows for c in cols]
+            k = self._frame_windows()
             for i in range(n):
                 # batch by batch, each result pasted at once: memory holds one batch of crops and
                 # results, never all the tiles of a frame (4K: 120 tiles, ~0.5 GB of results)
-                for j in range(0, len(pairs), self.batch):
-                    group = pairs[j:j + self.batch]
+                for group, windows in self._groups(pairs, h, w, k):
                     crops = torch.stack([frames[i, :, r.crop:r.crop + r.size, c.crop:c.crop + c.size]
                                          for r, c in group])
-                    results = self.run_network(crops)
+                    results = self.run_network(crops, windows)
                     for (r, c), res in zip(group, results):
                         out[i, :, r.own_start * s:r.own_end * s, c.own_start * s:c.own_end * s] = res[
                             :, (r.own_start - r.crop) * s:(r.own_end - r.crop) * s,

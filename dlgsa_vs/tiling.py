@@ -13,9 +13,9 @@ tiles of a frame batch together) whose crop fits
   faster per pixel (the working set leaves the caches; bench/README.md, "Tile size").
 
 "Cheapest" counts the pixels the network computes: the crops, with the TLC attention's
-windows (a crop side that is not a multiple of the TLC window costs extra overlapping
-windows, one smaller than two windows is padded up to them), so among the grids that fit,
-auto prefers few tiles with little context and crop sides near multiples of the window.
+windows (each crop gets the frame's windows that lie in it and, at each edge that cuts
+through a frame window, one more: ``arch.tlc.crop_window_layout``), so among the grids that
+fit, auto prefers few tiles with little context, cut on the frame's window grid.
 A frame that fits whole is run whole, ``(0, 0)``.
 
 ``MIN_TILE`` is the smallest tile the run goes down to when out-of-memory recovery halves it
@@ -66,21 +66,47 @@ class TileSpan:
     own_end: int
 
 
-def tile_spans(length: int, tile: int, pad: int) -> list[TileSpan]:
-    """Tiles of ``tile`` pixels along an axis, each read with ``pad`` pixels of real context.
+def tile_spans(length: int, tile: int, pad: int, window: int | None = None) -> list[TileSpan]:
+    """Tiles of at most ``tile`` pixels along an axis, each read with ``pad`` pixels of real
+    context.
 
     Every crop has the same size (so the tiles of a frame batch together): at the borders
-    the crop slides inward instead of shrinking.
+    the crop slides inward instead of shrinking. With ``window`` (the TLC window, for auto
+    tiles) each cut moves back, by less than a window, to where the fewest owned pixels have
+    a TLC window of the whole frame reaching past their crop (``_cut_cost``): there a tile
+    given the frame's windows (``arch.tlc.crop_windows``) attends exactly as the whole frame.
     """
     if tile <= 0 or tile >= length:
         return [TileSpan(0, length, 0, length)]
     size = min(tile + 2 * pad, length)
-    spans = []
-    for start in range(0, length, tile):
-        end = min(start + tile, length)
-        crop = min(max(start - pad, 0), length - size)
-        spans.append(TileSpan(crop, size, start, end))
-    return spans
+    cuts = _cuts(length, tile, pad, window if window and size >= window else None)
+    return [TileSpan(min(max(start - pad, 0), length - size), size, start, end)
+            for start, end in zip(cuts[:-1], cuts[1:])]
+
+
+def _cut_cost(x: int, frame_windows: list[int], k: int, pad: int) -> int:
+    """Owned pixels next to a cut at ``x`` (crops ending at x + pad and starting at x - pad)
+    that a frame TLC window reaching past their crop covers."""
+    left = [s for s in frame_windows if s < x and s + k > x + pad]
+    right = [s + k for s in frame_windows if s < x - pad and s + k > x]
+    return (x - min(left) if left else 0) + (max(right) - x if right else 0)
+
+
+@functools.lru_cache(maxsize=256)
+def _cuts(length: int, tile: int, pad: int, window: int | None) -> tuple[int, ...]:
+    """0, the cuts between tiles, and ``length``: every ``tile`` pixels, or (``window``) each
+    moved back to the cheapest place within a window (ties: the latest)."""
+    if not window or length <= window:
+        return tuple(range(0, length, tile)) + (length,)
+    from .arch.tlc import window_starts
+
+    frame_windows = window_starts(length, window, torch.device("cpu")).tolist()
+    cuts = [0]
+    while cuts[-1] + tile < length:
+        latest = cuts[-1] + tile
+        earliest = max(cuts[-1] + max(tile // 2, 1), latest - window + 1)
+        cuts.append(min(range(latest, earliest - 1, -1), key=lambda x: _cut_cost(x, frame_windows, window, pad)))
+    return tuple(cuts) + (length,)
 
 
 def network_input_hw(height: int, width: int, tile: tuple[int, int], tile_pad: int) -> tuple[int, int]:
@@ -104,18 +130,14 @@ def network_width(model: torch.nn.Module) -> int:
     return 48
 
 
-def _windowed(length: int, k: int | None) -> int:
-    """Pixels along one axis that the TLC attention computes for a map of ``length``."""
+def _windows(length: int, crop: int, size: int, k: int | None) -> int:
+    """TLC windows along one axis of a crop given the frame's windows (``crop_window_layout``):
+    what its attention computes, in windows of k pixels."""
     if not k:
-        return length
-    from .arch.tlc import window_starts
+        return 0
+    from .arch.tlc import crop_window_layout
 
-    return max(len(window_starts(max(length, k), k, torch.device("cpu"))), 2) * k
-
-
-def crop_cost(h: int, w: int, k: int | None) -> float:
-    """Relative cost of one crop: its pixels (convolutions) plus its TLC windows' pixels (attention)."""
-    return h * w + _windowed(h, k) * _windowed(w, k)
+    return max(len(crop_window_layout(length, crop, size, k)[0]), 2)
 
 
 def _candidates(length: int, pad: int, k: int | None, max_crop: int, floor: int) -> list[int]:
@@ -133,14 +155,28 @@ def _candidates(length: int, pad: int, k: int | None, max_crop: int, floor: int)
             n += 1
         if k:
             sides.update(m * k - 2 * pad for m in range(1, max_crop // k + 1) if MIN_TILE <= m * k - 2 * pad < length)
+            sides.update(side for side in _grid_sides(length, k) if MIN_TILE <= side <= limit)
     return sorted(sides)
 
 
-def _axis(length: int, tile: int, pad: int) -> tuple[int, int]:
-    """(number of tiles, crop side) along an axis, as ``inference.tile_spans`` lays them out."""
-    if tile >= length:
-        return 1, length
-    return -(-length // tile), min(tile + 2 * pad, length)
+def _grid_sides(length: int, k: int) -> list[int]:
+    """Tile sides that end just past an overlap of the frame's TLC windows (m steps plus the
+    overlap): the places where ``tile_spans`` cuts cost least."""
+    if length <= k:
+        return []
+    from .arch.tlc import window_starts
+
+    starts = window_starts(length, k, torch.device("cpu")).tolist()
+    step = starts[1] - starts[0]
+    return [m * step + k - step for m in range(1, length // step + 1) if m * step + k - step < length]
+
+
+@functools.lru_cache(maxsize=4096)
+def _axis(length: int, tile: int, pad: int, k: int | None) -> tuple[int, int, int]:
+    """(number of tiles, crop side, TLC windows of all its crops) along an axis, as
+    ``tile_spans`` lays them out."""
+    spans = tile_spans(length, tile, pad, k) if tile < length else [TileSpan(0, length, 0, length)]
+    return len(spans), spans[0].size, sum(_windows(length, s.crop, s.size, k) for s in spans)
 
 
 @functools.lru_cache(maxsize=64)  # asked once per frame: 30-60 ms for 1080p-4K frames uncached
@@ -153,12 +189,13 @@ def choose_tile(height: int, width: int, max_pixels: int, pad: int, k: int | Non
     floor = math.isqrt(max_pixels) // 2  # tiles much smaller than the budget's square never win
     best: tuple[float, int, tuple[int, int]] | None = None
     for th in _candidates(height, pad, k, max_pixels // smallest, floor):
-        nh, ch = _axis(height, th, pad)
+        nh, ch, wh = _axis(height, th, pad, k)
         for tw in _candidates(width, pad, k, max_pixels // ch, floor):
-            nw, cw = _axis(width, tw, pad)
+            nw, cw, ww = _axis(width, tw, pad, k)
             if ch * cw > max_pixels:
                 continue
-            key = (nh * nw * crop_cost(ch, cw, k), -th * tw, (th, tw))
+            # the pixels computed: convolutions over the crops, attention over their windows
+            key = (nh * nw * ch * cw + wh * ww * (k or 0) ** 2, -th * tw, (th, tw))
             if best is None or key < best:
                 best = key
     if best is None:

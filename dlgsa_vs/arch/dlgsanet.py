@@ -147,6 +147,8 @@ class SparseGlobalAttention(nn.Module):
         if self.training or not self.tlc:
             return kernels.sparse_attention(qkv, self.temperature, self.num_heads, self.act, None)
         k = self.tlc_kernel
+        if windows is not None and len(windows) > 2:  # a crop's weighted windows: torch form
+            return None
         if windows is not None:
             h, w = qkv.shape[-2:]
             expected = ((len(kernels.tlc_window_starts(max(h, k), k)), k),
@@ -166,9 +168,10 @@ class SparseGlobalAttention(nn.Module):
         h, w = qkv.shape[-2:]
         if windows is None:
             windows = tlc_windows(h, w, self.tlc_kernel, qkv.device)
+        idx_h, idx_w, *weights = windows
         qkv = pad_to_window(qkv, self.tlc_kernel)
-        out = self._attend(to_windows(qkv, *windows))
-        out = from_windows(out, *windows, qkv.shape[-2], qkv.shape[-1])[..., :h, :w]
+        out = self._attend(to_windows(qkv, idx_h, idx_w))
+        out = from_windows(out, idx_h, idx_w, qkv.shape[-2], qkv.shape[-1], weights=weights or None)[..., :h, :w]
         return self.project_out(out)
 
 
@@ -348,8 +351,9 @@ class DLGSANet(nn.Module):
         return tlc_windows(height, width, self.tlc_kernel, device or self.mean.device)
 
     def forward(self, x: torch.Tensor, windows: TLCWindows | None = None) -> torch.Tensor:
-        """x: (N, 3, H, W) in [0, 1] -> (N, 3, sH, sW). ``windows``: see :meth:`tlc_windows`;
-        computed here from the frame size when not given (all attention layers share them)."""
+        """x: (N, 3, H, W) in [0, 1] -> (N, 3, sH, sW). ``windows``: see :meth:`tlc_windows`
+        (for a tile of a larger frame, the frame's windows: ``tlc.crop_windows``); computed here
+        from the frame size when not given (all attention layers share them)."""
         if windows is None and self.uses_tlc():
             windows = self.tlc_windows(x.shape[-2], x.shape[-1], x.device)
         mean = self.mean.to(x.dtype)

@@ -17,8 +17,16 @@ Placement along an axis of length L (the authors' loop, in closed form):
 
 A map smaller than ``k`` is one window of the map's own size; that is done by zero-padding
 the map up to ``k`` (zeros add nothing to the dot products, norms or outputs that matter).
+
+A crop of a larger frame (a tile) would place windows of its own, at other positions than the
+frame's, and so differ from the whole-frame result everywhere (bench/README.md, "Crop
+placement"). ``crop_windows`` gives a crop the frame's windows instead: those that lie inside
+it, plus an edge window for the pixels whose frame windows reach past the crop, weighted only
+there. ``from_windows`` takes those weights.
 """
 from __future__ import annotations
+
+import functools
 
 import torch
 import torch.nn.functional as F
@@ -48,14 +56,64 @@ def window_indices(length: int, k: int, device: torch.device) -> torch.Tensor:
     return starts[:, None] + torch.arange(k, device=device)[None, :]
 
 
-TLCWindows = tuple[torch.Tensor, torch.Tensor]
-"""Window pixel indices along H and along W, each shaped (number of windows, k)."""
+TLCWindows = tuple[torch.Tensor, ...]
+"""Window pixel indices along H and along W, each shaped (number of windows, k); for a crop
+(``crop_windows``) followed by the windows' weights along H and along W, of the same shapes."""
 
 
 def tlc_windows(height: int, width: int, k: int, device: torch.device) -> TLCWindows:
     """The windows of an LR map of ``height`` x ``width`` (padded up to ``k`` when smaller)."""
     return (window_indices(torch.sym_max(height, k), k, device),
             window_indices(torch.sym_max(width, k), k, device))
+
+
+@functools.lru_cache(maxsize=1024)
+def crop_window_layout(length: int, crop: int, size: int, k: int) -> tuple[tuple[int, ...], tuple[tuple[float, ...], ...]]:
+    """The windows of the crop [crop, crop + size) of an axis of ``length``: starts (in the
+    crop) and per-pixel weights (k each), reproducing the whole axis's windows.
+
+    Every frame window that lies inside the crop is kept, weight 1. A pixel that a frame
+    window reaching past the crop also covers cannot have that window; it gets the window at
+    that edge of the crop instead, weighted 1 on exactly those pixels and 0 elsewhere (the
+    pixels the crop's own frame windows cover alone are untouched). ``tiling.tile_spans``
+    cuts auto tiles where no owned pixel needs an edge window, or as few as the grid allows.
+    A crop that is the whole axis, or shorter than a window, keeps its own windows.
+    """
+    if size >= length or size < k:
+        return tuple(window_starts(max(size, k), k, torch.device("cpu")).tolist()), ()
+    frame = window_starts(length, k, torch.device("cpu")).tolist()
+    end = crop + size
+    starts, weights = [], []
+    left, right = [0.0] * k, [0.0] * k
+    for s in frame:
+        if s >= crop and s + k <= end:
+            starts.append(s - crop)
+            weights.append([1.0] * k)
+        elif s < end and s + k > crop:  # reaches past the crop: mark the pixels it covers
+            edge, origin = (left, crop) if s < crop else (right, end - k)
+            for p in range(max(s, crop), min(s + k, end)):
+                edge[p - origin] = 1.0
+    for edge, start in ((left, 0), (right, size - k)):
+        if any(edge):
+            starts.append(start)
+            weights.append(edge)
+    return tuple(starts), tuple(map(tuple, weights))
+
+
+def crop_windows(frame_hw: tuple[int, int], crop_hw: tuple[int, int], size_hw: tuple[int, int], k: int,
+                 device: torch.device) -> TLCWindows | None:
+    """The frame's TLC windows for a crop at ``crop_hw`` (top, left) of ``size_hw`` (see
+    ``crop_window_layout``), with their weights; None when the crop's own windows are the
+    frame's on both axes (nothing to pass)."""
+    layouts = [crop_window_layout(n, c, s, k) for n, c, s in zip(frame_hw, crop_hw, size_hw)]
+    if not any(weights for _starts, weights in layouts):
+        return None
+    out_idx, out_wt = [], []
+    for starts, weights in layouts:
+        starts_t = torch.tensor(starts, device=device)
+        out_idx.append(starts_t[:, None] + torch.arange(k, device=device)[None, :])
+        out_wt.append(torch.tensor(weights, device=device) if weights else torch.ones(len(starts), k, device=device))
+    return out_idx[0], out_idx[1], out_wt[0], out_wt[1]
 
 
 def to_windows(x: torch.Tensor, idx_h: torch.Tensor, idx_w: torch.Tensor) -> torch.Tensor:
@@ -90,8 +148,11 @@ def _overlap_add(t: torch.Tensor, idx: torch.Tensor, length: int, dim: int) -> t
 
 
 def from_windows(windows: torch.Tensor, idx_h: torch.Tensor, idx_w: torch.Tensor,
-                 height: int, width: int, unique_writes: bool | None = None) -> torch.Tensor:
-    """Inverse of ``to_windows``: sum overlapping windows into (B, C, H, W) and average.
+                 height: int, width: int, unique_writes: bool | None = None,
+                 weights: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    """Inverse of ``to_windows``: sum overlapping windows into (B, C, H, W) and average
+    (a weighted average with ``weights`` along H and W, each shaped like its indices: a
+    crop's windows from ``crop_windows``; eager only).
 
     Eagerly the sums are scatter-adds (``index_add``). Under ``torch.export`` (or with
     ``unique_writes``) they are made by ``_overlap_add``, which writes each position once: a
@@ -104,7 +165,15 @@ def from_windows(windows: torch.Tensor, idx_h: torch.Tensor, idx_w: torch.Tensor
     (nh, k), nw = idx_h.shape, idx_w.shape[0]
     x = windows.reshape(-1, nh, nw, c, k, k).permute(0, 3, 1, 4, 2, 5)
     x = x.reshape(-1, c, nh * k, nw * k)
-    if unique_writes if unique_writes is not None else torch.compiler.is_exporting():
+    if weights is not None:
+        wt_h, wt_w = (w.to(x.dtype).reshape(-1) for w in weights)
+        x = x * wt_h[:, None] * wt_w
+        idx_h, idx_w = idx_h.reshape(-1), idx_w.reshape(-1)
+        cols = x.new_zeros(x.shape[0], c, nh * k, width).index_add(3, idx_w, x)
+        out = x.new_zeros(x.shape[0], c, height, width).index_add(2, idx_h, cols)
+        count_h = x.new_zeros(height).index_add(0, idx_h, wt_h)
+        count_w = x.new_zeros(width).index_add(0, idx_w, wt_w)
+    elif unique_writes if unique_writes is not None else torch.compiler.is_exporting():
         out = _overlap_add(_overlap_add(x, idx_w, width, 3), idx_h, height, 2)
         count_h = _overlap_add(x.new_ones(nh * k), idx_h, height, 0)
         count_w = _overlap_add(x.new_ones(nw * k), idx_w, width, 0)
