@@ -15,13 +15,15 @@ from __future__ import annotations
 import queue
 import threading
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, TypeVar
 
 import torch
 
 from .inference import Upscaler, network_input_hw
 from .settings import GPU_DEFAULT_PRECISION, Names, RunSettings, SettingsError, check_at_least, torch_dtype
 from .weights import load_model
+
+T = TypeVar("T")
 
 
 class BackendError(SettingsError):
@@ -187,14 +189,19 @@ class StreamRunner:
 
     def __call__(self, frames: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) float on the CPU -> (N, 3, sH, sW) float32 on the CPU, in [0, 1]."""
+        return self.apply(lambda upscaler: upscaler(frames))
+
+    def apply(self, work: Callable[[Upscaler], T]) -> T:
+        """``work(upscaler)`` on a free stream (on the CPU, under the process's one lock): the
+        caller's uploads, conversions and downloads run on the stream with the network."""
         if self._streams is None:
             with _CPU_LOCK:
-                return self.upscaler(frames)
+                return work(self.upscaler)
         stream = self._streams.get()
         try:
             with torch.cuda.stream(stream):
                 # upload, network and download all run on this stream; the download waits for
                 # this stream only, so the other streams' frames keep the GPU busy meanwhile
-                return self.upscaler(frames)
+                return work(self.upscaler)
         finally:
             self._streams.put(stream)

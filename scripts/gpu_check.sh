@@ -19,7 +19,9 @@ date -u +"date: %Y-%m-%dT%H:%MZ"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
 $py -c "import torch, triton; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'triton', triton.__version__, 'gpu', torch.cuda.is_available())"
 echo "== CUDA tests"
-timeout 90 $py -m pytest -q -p no:cacheprovider $(ls tests/test_cuda.py tests/test_tensorrt.py 2>/dev/null) 2>&1 | tail -15
+# the VapourSynth filter's GPU colour path too, where vapoursynth is installed
+vs_tests=$($py -c "import vapoursynth" 2>/dev/null && echo tests/test_vapoursynth_device.py)
+timeout 90 $py -m pytest -q -p no:cacheprovider $(ls tests/test_cuda.py tests/test_tensorrt.py 2>/dev/null) $vs_tests 2>&1 | tail -15
 echo "== Triton kernels: tests (natively on the GPU)"
 timeout 100 $py -m pytest -q -p no:cacheprovider tests/test_triton_kernels.py 2>&1 | tail -15
 echo "== Triton kernels: benchmark"

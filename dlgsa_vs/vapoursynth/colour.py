@@ -214,3 +214,37 @@ def from_rgb(rgb: vs.VideoNode, original: vs.VideoNode, over: Overrides) -> vs.V
             return rgb.resize.Bicubic(format=fmt.id, **c.resize_out())
     template = rgb.std.BlankClip(format=fmt.id, keep=True)
     return _per_frame(template, original, make, over)
+
+
+# ---------------------------------------------------------------------------------------------
+# converting where the network runs (a CUDA GPU): video.colour_torch, with video.colour's
+# formulas (linear chroma resampling, not zimg's bicubic)
+
+
+def device_layout(fmt: vs.VideoFormat):
+    """The planar layout (``video.colour.PixelLayout``) in which this clip's frames can be
+    converted where the network runs: 8-16 bit integer YUV or GRAY; None for the rest (RGB
+    and float clips are converted by zimg, cheaply: no chroma to resample)."""
+    from ..video.colour import PixelLayout, _planar_name
+
+    if fmt.sample_type != vs.INTEGER or fmt.color_family not in (vs.YUV, vs.GRAY):
+        return None
+    family = "yuv" if fmt.color_family == vs.YUV else "gray"
+    sub = (fmt.subsampling_w, fmt.subsampling_h)
+    return PixelLayout(_planar_name(family, fmt.bits_per_sample, sub), family, fmt.bits_per_sample,
+                       sub[0], sub[1], full_range=False)
+
+
+def device_colour(c: Colour):
+    """``c`` as ``video.colour.Colour`` for ``colour_torch``; None when that cannot convert it
+    (the matrices zimg alone does: BT.2020 CL, chromaticity-derived, ICtCp)."""
+    from ..video.colour import RANGE_PC, RANGE_TV, SUPPORTED_MATRICES, UNSPECIFIED
+    from ..video.colour import Colour as StreamColour
+
+    matrix = 1 if c.matrix is None else c.matrix  # GRAY: BT.709 weights back, as from_rgb
+    if matrix not in SUPPORTED_MATRICES:
+        return None
+    # no range said: limited, as zimg takes YUV and GRAY; VapourSynth's _ChromaLocation
+    # counts from 0 = left, H.273 / FFmpeg from 1 = left
+    return StreamColour(matrix, RANGE_PC if c.range == "full" else RANGE_TV, UNSPECIFIED, UNSPECIFIED,
+                        (c.chromaloc or 0) + 1)
