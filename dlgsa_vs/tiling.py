@@ -142,7 +142,8 @@ def _windows(length: int, crop: int, size: int, k: int | None) -> int:
 
 def _candidates(length: int, pad: int, k: int | None, max_crop: int, floor: int) -> list[int]:
     """Tile sides worth trying along one axis: the whole axis, even splits whose crops fit
-    ``max_crop`` down to crops of ``floor``, and tiles whose crops are whole TLC windows."""
+    ``max_crop`` down to crops of ``floor``, tiles whose crops are whole TLC windows, and
+    tiles that end on the frame's TLC window grid (``_grid_sides``)."""
     sides = {length}
     limit = max_crop - 2 * pad  # the largest tile side whose crop fits
     if limit >= MIN_TILE:
