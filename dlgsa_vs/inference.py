@@ -208,7 +208,8 @@ class Upscaler:
         if group:
             yield group, self._windows(group[0], h, w, k)
 
-    def _windows(self, pair: tuple[TileSpan, TileSpan], h: int, w: int, k: int | None):
+    def _windows(self, pair: tuple[TileSpan, TileSpan], h: int, w: int, k: int | None) -> TLCWindows | None:
+        """The frame's TLC windows for this tile's crop (None: the network's own)."""
         r, c = pair
         return k and crop_windows((h, w), (r.crop, c.crop), (r.size, c.size), k, self.device)
 
