@@ -33,6 +33,8 @@ from typing import Callable
 
 import torch
 
+from .kernels import tlc_window_starts
+
 MIN_TILE = 16
 """The smallest tile side (LR pixels) that out-of-memory recovery goes down to."""
 
@@ -98,9 +100,7 @@ def _cuts(length: int, tile: int, pad: int, window: int | None) -> tuple[int, ..
     moved back to the cheapest place within a window (ties: the latest)."""
     if not window or length <= window:
         return tuple(range(0, length, tile)) + (length,)
-    from .arch.tlc import window_starts
-
-    frame_windows = window_starts(length, window, torch.device("cpu")).tolist()
+    frame_windows = tlc_window_starts(length, window)
     cuts = [0]
     while cuts[-1] + tile < length:
         latest = cuts[-1] + tile
@@ -165,9 +165,7 @@ def _grid_sides(length: int, k: int) -> list[int]:
     overlap): the places where ``tile_spans`` cuts cost least."""
     if length <= k:
         return []
-    from .arch.tlc import window_starts
-
-    starts = window_starts(length, k, torch.device("cpu")).tolist()
+    starts = tlc_window_starts(length, k)
     step = starts[1] - starts[0]
     return [m * step + k - step for m in range(1, length // step + 1) if m * step + k - step < length]
 

@@ -31,6 +31,8 @@ import functools
 import torch
 import torch.nn.functional as F
 
+from ..kernels import tlc_window_starts  # window_starts in Python integers, for the tile layouts
+
 
 def window_starts(length: int, k: int, device: torch.device) -> torch.Tensor:
     """Start offsets of the TLC windows along one axis of size ``length >= k``.
@@ -80,8 +82,8 @@ def crop_window_layout(length: int, crop: int, size: int, k: int) -> tuple[tuple
     A crop that is the whole axis, or shorter than a window, keeps its own windows.
     """
     if size >= length or size < k:
-        return tuple(window_starts(max(size, k), k, torch.device("cpu")).tolist()), ()
-    frame = window_starts(length, k, torch.device("cpu")).tolist()
+        return tuple(tlc_window_starts(max(size, k), k)), ()
+    frame = tlc_window_starts(length, k)
     end = crop + size
     starts, weights = [], []
     left, right = [0.0] * k, [0.0] * k
