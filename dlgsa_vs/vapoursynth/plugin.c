@@ -22,19 +22,31 @@
  * and be freed in any order. The only process-wide state is the table of CPython entry points
  * below, resolved on first use.
  *
- * Python is not linked: its entry points are looked up at run time (dlsym) among the objects
- * already loaded in the process (python, libpython loaded by vspipe/VSScript). The plugin therefore
+ * Python is not linked: its entry points are looked up at run time among the objects already
+ * loaded in the process (python, libpython loaded by vspipe/VSScript): dlsym on Linux and macOS,
+ * and on Windows GetProcAddress on the python3XY.dll (or python3.dll) that the process has loaded,
+ * found by enumerating its modules. The plugin therefore
  * loads in any host; in a host without Python, Upscale fails with a clear error instead of the
  * whole plugin failing to load. Only stable-ABI functions are used, so one build serves every
  * Python 3 version. Built against VapourSynth API 4.0 so any API-4 core (R55 and later) loads it.
  */
+#ifdef _WIN32
+/* Windows (MSVC or mingw-w64): LoadLibrary-family calls, SRW locks, Interlocked atomics. */
+#ifndef WIN32_LEAN_AND_MEAN
+#define WIN32_LEAN_AND_MEAN
+#endif
+#include <windows.h>
+#include <psapi.h>
+#else
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <pthread.h>
 #ifdef __linux__
 #include <link.h>
 #endif
+#endif
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -92,13 +104,117 @@ static struct {
     void (*Err_Clear)(void);
     void (*DecRef)(PyObject *);
     PyObject *none; /* &_Py_NoneStruct */
-    int ok;
+    volatile int ok;
     char missing[64];
 } py;
 
-/* Resolved under this lock until it succeeds (a host might load Python after a first failed call). */
-static pthread_mutex_t py_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Portability: a statically initialised lock, acquire/release loads and stores of an int, and
+ * thread-local storage, for POSIX/GCC/Clang and for Windows (MSVC has no __atomic builtins and,
+ * before C11 mode, no _Thread_local). */
+#ifdef _WIN32
+typedef SRWLOCK plugin_lock_t;
+#define PLUGIN_LOCK_INIT SRWLOCK_INIT
+static void plugin_lock(plugin_lock_t *l) { AcquireSRWLockExclusive(l); }
+static void plugin_unlock(plugin_lock_t *l) { ReleaseSRWLockExclusive(l); }
+#else
+typedef pthread_mutex_t plugin_lock_t;
+#define PLUGIN_LOCK_INIT PTHREAD_MUTEX_INITIALIZER
+static void plugin_lock(plugin_lock_t *l) { pthread_mutex_lock(l); }
+static void plugin_unlock(plugin_lock_t *l) { pthread_mutex_unlock(l); }
+#endif
 
+#ifdef _MSC_VER
+/* Interlocked operations are full barriers on every Windows target. */
+static int load_acquire(volatile int *p) { return (int)InterlockedCompareExchange((volatile LONG *)p, 0, 0); }
+static void store_release(volatile int *p, int v) { InterlockedExchange((volatile LONG *)p, (LONG)v); }
+#define PLUGIN_THREAD_LOCAL __declspec(thread)
+#else
+static int load_acquire(volatile int *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+static void store_release(volatile int *p, int v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+#define PLUGIN_THREAD_LOCAL _Thread_local
+#endif
+
+/* Resolved under this lock until it succeeds (a host might load Python after a first failed call). */
+static plugin_lock_t py_lock = PLUGIN_LOCK_INIT;
+
+#ifdef _WIN32
+/* Non-zero for python3.dll (2) or python3XY.dll / python3XY_d.dll (1), case-insensitively. */
+static int python_dll_kind(const wchar_t *path) {
+    const wchar_t *base = path;
+    for (const wchar_t *c = path; *c; c++)
+        if (*c == L'\\' || *c == L'/')
+            base = c + 1;
+    static const char prefix[] = "python3";
+    size_t i = 0;
+    for (; prefix[i]; i++) {
+        wchar_t c = base[i];
+        if (c >= L'A' && c <= L'Z')
+            c = (wchar_t)(c - L'A' + L'a');
+        if (c != (wchar_t)prefix[i])
+            return 0;
+    }
+    size_t digits = 0;
+    while (base[i] >= L'0' && base[i] <= L'9') {
+        i++;
+        digits++;
+    }
+    if (digits && (base[i] == L'_') && (base[i + 1] == L'd' || base[i + 1] == L'D'))
+        i += 2;
+    static const char ext[] = ".dll";
+    for (size_t j = 0; ext[j]; j++, i++) {
+        wchar_t c = base[i];
+        if (c >= L'A' && c <= L'Z')
+            c = (wchar_t)(c - L'A' + L'a');
+        if (c != (wchar_t)ext[j])
+            return 0;
+    }
+    if (base[i])
+        return 0;
+    return digits ? 1 : 2;
+}
+
+/* The Python DLL the process has loaded (python.exe, vspipe via VSScript, an embedding host), or
+ * NULL. The versioned python3XY.dll is preferred; python3.dll (the stable-ABI forwarder) serves
+ * when it is the only one. Modules are only looked at, never loaded: no reference is taken, and
+ * the Python DLL stays loaded for as long as an interpreter can call into this plugin. */
+static HMODULE find_python_dll(void) {
+    HMODULE mods[1024];
+    DWORD needed = 0;
+    if (!EnumProcessModules(GetCurrentProcess(), mods, sizeof mods, &needed))
+        return NULL;
+    size_t n = needed / sizeof mods[0];
+    if (n > sizeof mods / sizeof mods[0])
+        n = sizeof mods / sizeof mods[0];
+    HMODULE forwarder = NULL;
+    for (size_t i = 0; i < n; i++) {
+        wchar_t path[MAX_PATH];
+        DWORD len = GetModuleFileNameW(mods[i], path, MAX_PATH);
+        if (!len || len >= MAX_PATH)
+            continue;
+        int kind = python_dll_kind(path);
+        if (!kind || !GetProcAddress(mods[i], "Py_IsInitialized"))
+            continue;
+        if (kind == 1)
+            return mods[i];
+        if (!forwarder)
+            forwarder = mods[i];
+    }
+    return forwarder;
+}
+
+static void *lookup_symbol(void *handle, const char *name) {
+    FARPROC p = GetProcAddress((HMODULE)handle, name);
+    void *v;
+    memcpy(&v, &p, sizeof v); /* data symbols (_Py_NoneStruct) come back as FARPROC too */
+    return v;
+}
+
+/* Non-zero when Python was found; *handle is then what lookup_symbol takes. */
+static int python_handle(void **handle) {
+    *handle = (void *)find_python_dll();
+    return *handle != NULL;
+}
+#else
 #ifdef __linux__
 static int find_libpython(struct dl_phdr_info *info, size_t size, void *data) {
     (void)size;
@@ -117,24 +233,36 @@ static int find_libpython(struct dl_phdr_info *info, size_t size, void *data) {
 }
 #endif
 
-static void resolve_python_locked(void) {
+static void *lookup_symbol(void *handle, const char *name) {
+    return dlsym(handle, name);
+}
+
+/* Non-zero when Python was found; *handle is then what lookup_symbol takes (RTLD_DEFAULT, which
+ * is NULL on glibc, or libpython's handle). */
+static int python_handle(void **handle) {
     /* Symbols of the executable and of libraries loaded globally (python, vspipe's libpython). */
-    void *handle = RTLD_DEFAULT;
-    if (!dlsym(handle, "Py_IsInitialized")) {
-        /* A host may have loaded libpython privately (RTLD_LOCAL): find it among loaded objects. */
-        void *lib = NULL;
+    *handle = RTLD_DEFAULT;
+    if (dlsym(RTLD_DEFAULT, "Py_IsInitialized"))
+        return 1;
+    /* A host may have loaded libpython privately (RTLD_LOCAL): find it among loaded objects. */
+    void *lib = NULL;
 #ifdef __linux__
-        dl_iterate_phdr(find_libpython, &lib);
+    dl_iterate_phdr(find_libpython, &lib);
 #endif
-        if (!lib) {
-            snprintf(py.missing, sizeof py.missing, "Py_IsInitialized");
-            return;
-        }
-        handle = lib;
+    *handle = lib;
+    return lib != NULL;
+}
+#endif
+
+static void resolve_python_locked(void) {
+    void *handle = NULL;
+    if (!python_handle(&handle)) {
+        snprintf(py.missing, sizeof py.missing, "Py_IsInitialized");
+        return;
     }
 #define SYM(field, name)                                                   \
     do {                                                                   \
-        *(void **)(&py.field) = dlsym(handle, name);                       \
+        *(void **)(&py.field) = lookup_symbol(handle, name);               \
         if (!py.field) {                                                   \
             snprintf(py.missing, sizeof py.missing, "%s", name);           \
             return;                                                        \
@@ -155,20 +283,20 @@ static void resolve_python_locked(void) {
     SYM(DecRef, "Py_DecRef");
     SYM(none, "_Py_NoneStruct");
 #undef SYM
-    __atomic_store_n(&py.ok, 1, __ATOMIC_RELEASE);
+    store_release(&py.ok, 1);
 }
 
 /* Non-zero when the CPython entry points are known. */
 static int resolve_python(void) {
-    if (__atomic_load_n(&py.ok, __ATOMIC_ACQUIRE))
+    if (load_acquire(&py.ok))
         return 1;
-    pthread_mutex_lock(&py_lock);
+    plugin_lock(&py_lock);
     if (!py.ok) {
         py.missing[0] = 0;
         resolve_python_locked();
     }
-    pthread_mutex_unlock(&py_lock);
-    return __atomic_load_n(&py.ok, __ATOMIC_ACQUIRE);
+    plugin_unlock(&py_lock);
+    return load_acquire(&py.ok);
 }
 
 static void py_decref(PyObject *o) {
@@ -230,7 +358,7 @@ typedef struct Pending {
     struct Pending *prev;
 } Pending;
 
-static _Thread_local Pending *pending_top = NULL;
+static PLUGIN_THREAD_LOCAL Pending *pending_top = NULL;
 
 static void set_error(VSMap *out, const VSAPI *vsapi, const char *fmt, ...) {
     char msg[4096];
