@@ -1,7 +1,7 @@
 """The installed `dlgsa` plugin end to end: vspipe, a real video, other processes and hosts.
 
-Every test here uses the real plugin as pip installed it (autoloaded from
-<site-packages>/vapoursynth/plugins), the real vspipe and the real bestsource.
+Every test here uses the real plugin as pip installed it (autoloaded from its own folder,
+<site-packages>/vapoursynth/plugins/dlgsa, with a manifest.vs), the real vspipe and the real bestsource.
 """
 from __future__ import annotations
 
@@ -289,11 +289,66 @@ def test_a_host_without_python_loads_the_plugin_and_gets_a_clear_error(tmp_path)
 
 # --- installation ----------------------------------------------------------------------------------
 
+DLGSA_FOLDER = PLUGIN_DIR / "dlgsa"  # setup.py's PLUGIN_FOLDER: the plugin's own folder, with a manifest.vs
+
+
 def test_plugin_is_installed_where_vapoursynth_autoloads_it(core):
-    assert (PLUGIN_DIR / "libdlgsa.so").is_file()
+    # VapourSynth R74+ plugin-folder layout: <plugins>/dlgsa/{libdlgsa.so, manifest.vs}, nothing in the root
+    assert (DLGSA_FOLDER / "libdlgsa.so").is_file()
+    assert (DLGSA_FOLDER / "manifest.vs").read_bytes() == b"[VapourSynth Manifest V1]\nlibdlgsa\n"
+    assert not (PLUGIN_DIR / "libdlgsa.so").exists()
     plugin = next(p for p in core.plugins() if p.namespace == "dlgsa")
-    assert Path(plugin.plugin_path).resolve() == (PLUGIN_DIR / "libdlgsa.so").resolve()
+    assert Path(plugin.plugin_path).resolve() == (DLGSA_FOLDER / "libdlgsa.so").resolve()
     assert sorted(f.name for f in plugin.functions()) == ["InternalBridge", "Upscale", "Version"]
+
+
+def test_the_installed_plugin_folder_loads_through_its_manifest(tmp_path):
+    # The manifest is what the core reads in that folder: a copy of the folder whose manifest names
+    # another library loads nothing from it, and one whose manifest names ours loads it (checked on
+    # a core that autoloads only this folder, through VAPOURSYNTH_EXTRA_PLUGIN_PATH and a plugins
+    # root of its own: the vapoursynth package is copied without its plugins).
+    vs_copy = tmp_path / "site" / "vapoursynth"
+    shutil.copytree(VS_PACKAGE, vs_copy, ignore=shutil.ignore_patterns("plugins", "__pycache__"))
+    (vs_copy / "plugins").mkdir()
+    for manifest, expect in [(b"[VapourSynth Manifest V1]\nsomething_else\n", "None"),
+                             ((DLGSA_FOLDER / "manifest.vs").read_bytes(), dlgsa_vs.__version__)]:
+        extra = tmp_path / f"extra_{len(manifest)}"
+        shutil.copytree(DLGSA_FOLDER, extra / "dlgsa")
+        (extra / "dlgsa" / "manifest.vs").write_bytes(manifest)
+        code = ("import vapoursynth as vs\n"
+                "p = next((p for p in vs.core.plugins() if p.namespace == 'dlgsa'), None)\n"
+                "print(p and vs.core.dlgsa.Version()['version'])\n"
+                "print(p and p.plugin_path)\n")
+        res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                             env={**os.environ, "VAPOURSYNTH_EXTRA_PLUGIN_PATH": str(extra),
+                                  "PYTHONPATH": str(vs_copy.parent)}, cwd=tmp_path)
+        assert res.returncode == 0, res.stderr
+        version, path = res.stdout.splitlines()
+        assert version == expect, res.stderr
+        if expect != "None":
+            assert Path(path).resolve() == (extra / "dlgsa" / "libdlgsa.so").resolve()
+
+
+@pytest.mark.parametrize("layout", ["plugin folder", "plugins root"])
+def test_a_second_copy_of_the_plugin_is_skipped_not_an_error(tmp_path, layout):
+    # A core that meets the plugin twice (a leftover root copy from an older install, or another
+    # folder on VAPOURSYNTH_EXTRA_PLUGIN_PATH) keeps the first one and logs the second: no error.
+    extra = tmp_path / "extra"
+    if layout == "plugin folder":
+        shutil.copytree(DLGSA_FOLDER, extra / "dlgsa")
+    else:
+        extra.mkdir()
+        shutil.copy(DLGSA_FOLDER / "libdlgsa.so", extra / "libdlgsa.so")
+    code = ("import vapoursynth as vs\n"
+            "print(vs.core.dlgsa.Version()['version'])\n"
+            "print(next(p for p in vs.core.plugins() if p.namespace == 'dlgsa').plugin_path)\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "VAPOURSYNTH_EXTRA_PLUGIN_PATH": str(extra)})
+    assert res.returncode == 0, res.stderr
+    version, path = res.stdout.splitlines()
+    assert version == dlgsa_vs.__version__
+    assert Path(path).resolve() == (DLGSA_FOLDER / "libdlgsa.so").resolve()
+    assert "already loaded" in res.stderr
 
 
 @pytest.mark.skipif(os.environ.get("DLGSA_TEST_INSTALL") != "1",
@@ -318,6 +373,7 @@ def test_pip_install_into_a_fresh_venv_places_and_removes_the_plugin(tmp_path):
     version, error = res.stdout.splitlines()
     assert version == dlgsa_vs.__version__
     assert "cannot import the Python side of the plugin" in error and "No module named" in error
-    plugin = next((venv / "lib").glob("python3*/site-packages/vapoursynth/plugins/libdlgsa.so"))
+    folder = next((venv / "lib").glob("python3*/site-packages/vapoursynth/plugins/dlgsa"))
+    assert sorted(f.name for f in folder.iterdir()) == ["libdlgsa.so", "manifest.vs"]
     subprocess.run([str(py), "-m", "pip", "uninstall", "-y", "-q", "dlgsa-vs"], check=True)
-    assert not plugin.exists()
+    assert not (folder / "libdlgsa.so").exists() and not (folder / "manifest.vs").exists()
