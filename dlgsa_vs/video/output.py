@@ -275,6 +275,18 @@ def storage_error(exc: BaseException, path: Path) -> VideoError | None:
     return None
 
 
+def _quiet_encoder_logs() -> None:
+    """SVT-AV1 prints its banner (Svt[info]) and "Failed to set thread priority" (Svt[warn])
+    itself, on stderr, past FFmpeg's log level. It reads SVT_LOG (-1 all, 0 fatal, 1 error,
+    2 warn, 3 info, 4 debug) when the library starts logging: errors only unless -v, and a
+    user's own SVT_LOG is left alone."""
+    from .probe import _VERBOSE  # noqa: PLC0415 - set by set_log_mode at start-up
+
+    if "SVT_LOG" not in os.environ or os.environ.get("_DLGSA_SET_SVT_LOG") == "1":
+        os.environ["SVT_LOG"] = "3" if _VERBOSE else "1"
+        os.environ["_DLGSA_SET_SVT_LOG"] = "1"
+
+
 def open_codec(cc: av.CodecContext) -> None:
     """``cc.open()``, leaving this thread's CPU scheduling as it was.
 
@@ -284,6 +296,7 @@ def open_codec(cc: av.CodecContext) -> None:
     cores that starves everything else, the program included (seen here: a vspipe that never
     finished). The policy is put back right after the open.
     """
+    _quiet_encoder_logs()
     keep = hasattr(os, "sched_getscheduler")
     if keep:
         policy, param = os.sched_getscheduler(0), os.sched_getparam(0)
