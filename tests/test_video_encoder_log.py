@@ -45,3 +45,15 @@ def test_svt_quiet_by_default_and_shown_with_verbose(sample, tmp_path):
     # a user's own SVT_LOG wins
     own = _run(sample, tmp_path / "c.mkv", env={**env, "SVT_LOG": "3"})
     assert "Svt[" in own
+
+
+@pytest.mark.skipif(not _has("libx265"), reason="PyAV's FFmpeg has no libx265")
+def test_x265_banner_quiet_by_default_and_shown_with_verbose(sample, tmp_path):
+    def run(out, *extra):
+        r = subprocess.run(CLI + [str(sample), "-o", str(out), "-c", "libx265", "--frames", "2", *extra],
+                           capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        return r.stderr
+
+    assert "x265 [" not in run(tmp_path / "a.mkv")
+    assert "x265 [" in run(tmp_path / "b.mkv", "-v")

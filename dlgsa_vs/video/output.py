@@ -458,6 +458,7 @@ def _setup(info: InputInfo, container, final: Path, tmp: Path, scale: int, encod
             options["crf"] = _num(crf)
     options.update(encoder_options)
     hdr_carried = _add_hdr10(info, codec.name, options, notes)
+    _quiet_x265(codec.name, options)
     cc.options = dict(options)
     if info.display_matrix:
         stream.set_display_matrix(info.display_matrix)
@@ -497,6 +498,18 @@ def _setup(info: InputInfo, container, final: Path, tmp: Path, scale: int, encod
     _copy_streams(info, container, out)
     container.metadata.update(_clean_tags(dict(info.container.metadata), False))
     return out
+
+
+def _quiet_x265(encoder: str, options: dict[str, str]) -> None:
+    """libx265 prints its banner (x265 [info]) itself, past FFmpeg's log level: log-level=error
+    in x265-params unless -v or the user set a log-level there."""
+    from .probe import _VERBOSE  # noqa: PLC0415
+
+    if encoder != "libx265" or _VERBOSE:
+        return
+    given = [p for p in options.get("x265-params", "").split(":") if p]
+    if not any(p.split("=", 1)[0] in ("log-level", "log_level") for p in given):
+        options["x265-params"] = ":".join(given + ["log-level=error"])
 
 
 def _add_hdr10(info: InputInfo, encoder: str, options: dict[str, str], notes: list[str]) -> bool:
