@@ -5,13 +5,15 @@ PYTHON ?= $(shell for p in python3.12 python3.13 $$HOME/.pyenv/versions/3.12*/bi
 	"$$p" -c 'import sys; assert sys.version_info >= (3, 12)' >/dev/null 2>&1 && { echo "$$p"; break; }; done)
 VENV := .venv
 STAMP := $(VENV)/.installed
+TORCH_CI := 2.14.1
 
 .PHONY: demo test bench clean-venv
 
 $(STAMP): setup.cfg pyproject.toml setup.py dlgsa_vs/vapoursynth/plugin.c
 	@test -n "$(PYTHON)" || { echo "error: Python >= 3.12 not found (VapourSynth's wheels need it); set PYTHON=/path/to/python3.12" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install -e '.[dev]'
+	@# setup.cfg accepts any torch >= 2.11; CI and the numbers in bench/ use this newest one
+	$(VENV)/bin/python -m pip install -e '.[dev]' 'torch==$(TORCH_CI)'
 	@# torch-tensorrt's Python source alone, without TensorRT, for tests/test_trt_contract.py (no wheel: they skip)
 	$(VENV)/bin/python -m pip install --no-deps 'torch-tensorrt==2.14.*' || echo "note: no torch-tensorrt wheel here; the TensorRT API-contract tests will skip"
 	touch $(STAMP)
