@@ -174,11 +174,17 @@ class StreamRunner:
     ``num_streams`` streams are handed out to callers (a caller waits while all are busy), so
     that many forward passes are in flight and one frame's copies overlap another's kernels.
     On the CPU, one pass at a time: torch's intra-op threads already use every core.
+
+    Any other attribute is the upscaler's (``scale``, ``batch``, ``tile_for``, ...), so a
+    front end hands a ``StreamRunner`` wherever it would hand the ``Upscaler``; a consumer
+    with work to overlap (the video pipeline) sees ``num_streams`` and keeps that many
+    ``apply`` calls in flight.
     """
 
     def __init__(self, upscaler: Upscaler, num_streams: int = 1):
         check_at_least("num_streams", num_streams, 1)
         self.upscaler = upscaler
+        self.num_streams = num_streams
         self.scale = upscaler.scale
         self.device = upscaler.device
         self._streams: queue.SimpleQueue | None = None
@@ -186,6 +192,12 @@ class StreamRunner:
             self._streams = queue.SimpleQueue()
             for _ in range(num_streams):
                 self._streams.put(torch.cuda.Stream(self.device))
+
+    def __getattr__(self, name: str):
+        # only reached for names not set in __init__ (and not while unpickling: no upscaler yet)
+        if name == "upscaler":
+            raise AttributeError(name)
+        return getattr(self.upscaler, name)
 
     def __call__(self, frames: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) float on the CPU -> (N, 3, sH, sW) float32 on the CPU, in [0, 1]."""

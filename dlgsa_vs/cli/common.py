@@ -53,8 +53,10 @@ def add_model_options(ap: argparse.ArgumentParser, default_model: str, tiles: bo
     g.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch (default: all cores)")
 
 
-def add_device_options(ap: argparse.ArgumentParser, backends=BACKENDS, compile_options: bool = True) -> None:
-    """Where and how the network runs: backend, GPU, precision, batch, compile, kernels."""
+def add_device_options(ap: argparse.ArgumentParser, backends=BACKENDS, compile_options: bool = True,
+                       streams_option: bool = False) -> None:
+    """Where and how the network runs: backend, GPU, precision, batch, compile, kernels (and
+    ``--num-streams`` where the tool has a stream of frames to keep in flight)."""
     g = ap.add_argument_group("device")
     g.add_argument("--backend", choices=list(backends),
                    help="where the network runs: trt (TensorRT engine, built once and cached), cuda "
@@ -65,6 +67,11 @@ def add_device_options(ap: argparse.ArgumentParser, backends=BACKENDS, compile_o
                         "bf16/fp32, with a warning); the CPU computes in fp32 (a request is noted, not refused)")
     g.add_argument("--fp16", action="store_const", const="fp16", dest="precision", help="same as --precision fp16")
     g.add_argument("--batch", type=int, metavar="N", help=f"frames per network call (default {DEFAULTS.batch})")
+    if streams_option:
+        g.add_argument("--num-streams", type=int, metavar="N",
+                       help=f"cuda/trt: batches in flight at once, each on its own CUDA stream, so one "
+                            f"batch's uploads and colour conversions overlap another's network "
+                            f"(default {DEFAULTS.num_streams}; the CPU runs one pass at a time)")
     g.add_argument("--kernels", choices=list(KERNELS),
                    help="the network's fused Triton GPU kernels or its plain PyTorch forms; auto (default): "
                         "triton on a CUDA GPU where triton imports, else torch")

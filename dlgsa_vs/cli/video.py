@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="output file; the extension picks the container "
                          "(default: <input>_x<scale> with the input's extension, .mkv for others)")
     add_model_options(ap, VIDEO_DEFAULT_MODEL)
-    add_device_options(ap)
+    add_device_options(ap, streams_option=True)
     add_encoding_options(ap)
     g = ap.add_argument_group("range and output")
     g.add_argument("--start", metavar="TIME", help="start at this time: seconds (12.5) or [HH:]MM:SS(.ms); "
@@ -135,7 +135,7 @@ def _main(args) -> int:
         from ..video.probe import parse_time
 
         start = parse_time(args.start)
-    from ..backends import create_backend_upscaler, select_backend
+    from ..backends import StreamRunner, create_backend_upscaler, select_backend
 
     backend = select_backend(settings)
     from ..video.probe import probe
@@ -153,6 +153,12 @@ def _main(args) -> int:
                                                names=OPTION_NAMES)
         except WeightsError as exc:
             raise VideoError(weights_message(exc), code=2) from None
+        if settings.num_streams > 1 and backend.name == "cpu":
+            if not args.quiet:
+                print(f"note: --num-streams {settings.num_streams} is not used on the CPU (one pass at a "
+                      f"time, on all its cores)", file=sys.stderr)
+        elif settings.num_streams > 1:  # the pipeline keeps that many batches in flight
+            upscaler = StreamRunner(upscaler, settings.num_streams)
         device = f"{backend.name} {str(upscaler.dtype).removeprefix('torch.')}" + (
             f"; auto: {backend.reason}" if settings.backend == "auto" else "")
         model = model_label(settings)

@@ -1,7 +1,7 @@
 """Decode, upscale and encode at the same time: three threads joined by bounded queues.
 
     reader thread:  demux + decode (FFmpeg threads) + YUV -> RGB (numpy)  --q_in-->
-    main thread:    the network, in batches                                --q_out-->
+    main thread:    the network, in batches (or num_streams batches at once) --q_out-->
     writer thread:  RGB -> YUV (numpy) + encode + mux, and the copied packets
 
 With the network on a CUDA GPU the colour conversions run there instead (``on_device``,
@@ -21,6 +21,9 @@ import queue
 import signal
 import threading
 import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -118,6 +121,7 @@ class Pipeline:
         self.stop = threading.Event()
         self.errors: list[BaseException] = []
         self.stats = Stats()
+        self._stats_lock = threading.Lock()  # stream workers add their timings
         self.in_tb = source.info.time_base
         self.dts = DecodeTimestamps(output.video.codec_context.name, self.in_tb, source.info.rate)
 
@@ -283,24 +287,76 @@ class Pipeline:
         return self.stats
 
     def _infer(self) -> None:
+        """Batches of frames through the network, results to the writer in input order.
+
+        With an upscaler that has ``num_streams`` > 1 (a ``backends.StreamRunner``), that many
+        batches are computed at once by worker threads, each on its own CUDA stream; frames
+        and the packets that arrived between them still leave in arrival order.
+        """
+        streams = getattr(self.upscaler, "num_streams", 1)
+        pool = ThreadPoolExecutor(streams, thread_name_prefix="dlgsa-stream") if streams > 1 else None
+        in_flight: deque = deque()  # ("batch", frames, future) and ("packet", ...) in arrival order
         batch: list[tuple] = []
-        while True:
-            t = time.perf_counter()
-            item = self._get(self.q_in)
-            self.stats.model_waits += time.perf_counter() - t
-            if item[0] == "frame":
-                self._frames_in.release()
-                batch.append(item)
-                if len(batch) >= self.batch:
-                    self._run_batch(batch)
-                    batch = []
-            elif item[0] == "packet":
-                self._put(self.q_out, item)
+        try:
+            while True:
+                t = time.perf_counter()
+                item = self._get(self.q_in)
+                self.stats.model_waits += time.perf_counter() - t
+                if item[0] == "frame":
+                    self._frames_in.release()
+                    batch.append(item)
+                    if len(batch) >= self.batch:
+                        self._submit(batch, pool, in_flight)
+                        batch = []
+                elif item[0] == "packet":
+                    if in_flight:
+                        in_flight.append(item)  # behind the frames before it
+                    else:
+                        self._put(self.q_out, item)
+                else:
+                    if batch:
+                        self._submit(batch, pool, in_flight)
+                    self._hand_over(in_flight, keep=0)
+                    self._put(self.q_out, END)
+                    return
+                self._hand_over(in_flight, keep=streams - 1)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+
+    def _submit(self, batch: list[tuple], pool: ThreadPoolExecutor | None, in_flight: deque) -> None:
+        if pool is None:
+            self._put_frames(batch, self._compute(batch, self.upscaler))
+        else:
+            in_flight.append(("batch", batch, pool.submit(self.upscaler.apply,
+                                                          lambda upscaler: self._compute(batch, upscaler))))
+
+    def _hand_over(self, in_flight: deque, keep: int) -> None:
+        """Pass the head of ``in_flight`` to the writer while it is ready (a packet, a computed
+        batch); wait for the oldest batch while more than ``keep`` are being computed."""
+        while in_flight:
+            head = in_flight[0]
+            if head[0] == "batch":
+                future = head[2]
+                if not future.done() and sum(h[0] == "batch" for h in in_flight) <= keep:
+                    return
+                while True:
+                    if self.stop.is_set():
+                        raise _Stopped
+                    try:
+                        results = future.result(timeout=0.1)
+                        break
+                    except FutureTimeout:
+                        continue
+                in_flight.popleft()
+                self._put_frames(head[1], results)
             else:
-                if batch:
-                    self._run_batch(batch)
-                self._put(self.q_out, END)
-                return
+                in_flight.popleft()
+                self._put(self.q_out, head)
+
+    def _put_frames(self, batch: list[tuple], results: list) -> None:
+        for item, pixels in zip(batch, results):
+            self._put(self.q_out, ("frame", pixels, item[2], item[3]), self._frames_out)
 
     def _device_rgb(self, batch: list[tuple]) -> torch.Tensor:
         """The batch's sample planes, uploaded and converted to R'G'B' on the device (frames
@@ -316,11 +372,13 @@ class Pipeline:
             start = end
         return parts[0] if len(parts) == 1 else torch.cat(parts)
 
-    def _run_batch(self, batch: list[tuple]) -> None:
+    def _compute(self, batch: list[tuple], upscaler) -> list:
+        """The batch's output frames (sample planes, or R'G'B' arrays for the writer to convert);
+        in a worker thread when streams overlap, the whole of it on that worker's stream."""
         x = self._device_rgb(batch) if self.on_device else torch.from_numpy(np.stack([b[1] for b in batch]))
         t = time.perf_counter()
         try:
-            y = self.upscaler(x)
+            y = upscaler(x)
         except (torch.OutOfMemoryError, MemoryError) as exc:
             raise _memory_error(x, exc) from None
         except RuntimeError as exc:
@@ -328,8 +386,9 @@ class Pipeline:
                 raise _memory_error(x, exc) from None
             raise
         dt = time.perf_counter() - t
-        self.stats.model_seconds += dt
-        self.stats.batches.append(dt)
+        with self._stats_lock:
+            self.stats.model_seconds += dt
+            self.stats.batches.append(dt)
         if not bool(torch.isfinite(y).all()):
             when = fmt_time(batch[0][2] * self.in_tb)
             # (half precision never gets here: the Upscaler redoes such a batch in a wider type)
@@ -337,11 +396,8 @@ class Pipeline:
         if self.on_device:
             out = self.output
             planes = colour_torch.download(colour_torch.rgb_to_planes(y, out.layout, out.colour), out.layout)
-            results = [[p[i] for p in planes] for i in range(len(batch))]
-        else:
-            results = list(y.numpy())
-        for item, pixels in zip(batch, results):
-            self._put(self.q_out, ("frame", pixels, item[2], item[3]), self._frames_out)
+            return [[p[i] for p in planes] for i in range(len(batch))]
+        return list(y.numpy())
 
 
 def _memory_error(x: torch.Tensor, exc: BaseException) -> VideoError:
