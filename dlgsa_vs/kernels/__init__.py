@@ -24,7 +24,7 @@ import torch
 
 from ._common import interpreting, tlc_window_starts  # noqa: F401 (the package's API)
 
-KERNEL_CHOICES = ("auto", "triton", "torch")
+from ..settings import KERNELS as KERNEL_CHOICES  # the one list (RunSettings validates it)
 
 _failed: set[str] = set()  # kernels that failed once: the torch form from then on
 _strict = os.environ.get("DLGSA_KERNELS_STRICT") == "1"
