@@ -22,9 +22,8 @@ from typing import Callable
 
 import torch
 
-from ._common import interpreting, tlc_window_starts  # noqa: F401 (the package's API)
-
 from ..settings import KERNELS as KERNEL_CHOICES  # the one list (RunSettings validates it)
+from ._common import interpreting, tlc_window_starts  # noqa: F401 (the package's API)
 
 _failed: set[str] = set()  # kernels that failed once: the torch form from then on
 _strict = os.environ.get("DLGSA_KERNELS_STRICT") == "1"
