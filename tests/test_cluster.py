@@ -183,7 +183,7 @@ def test_batch_of_files_and_a_folder(work, ray_address, capsys, tmp_path):
 
 
 def test_changed_settings_start_afresh(work, ray_address, capsys):
-    from dlgsa_vs.cluster import manifest as mf
+    from dlgsa_vs.segments import manifest as mf
 
     d, clip, single, model = work
     fresh = mf.new(clip, d / "x.mkv", {"encoder": "ffv1"}, [dict(start=None, end=830, frames=10)])

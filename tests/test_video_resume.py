@@ -1,4 +1,4 @@
-"""Resumable dlgsa-upscale (dlgsa_vs.video.resume): a real run killed with SIGKILL part-way
+"""Resumable dlgsa-upscale (dlgsa_vs.segments.resume): a real run killed with SIGKILL part-way
 through a multi-GOP clip with audio, subtitles and chapters continues where it stopped and
 gives the same file as an uninterrupted run (FFV1: every pixel, every timestamp; audio and
 subtitle packets bit-exact, the chapters); a state left

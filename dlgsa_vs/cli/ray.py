@@ -102,6 +102,7 @@ def run_from_args(args, settings: RunSettings, inputs: list[str], address: str |
 
         raise VideoError(INSTALL_HINT, code=2) from None
     from ..cluster import run
+    from ..segments.work import describe, plan_job
 
     files = _inputs(inputs)
     try:
@@ -127,7 +128,7 @@ def run_from_args(args, settings: RunSettings, inputs: list[str], address: str |
             out = Path(args.output)
         else:
             out = default_output(f, scale)
-        jobs.append(run.plan_job(f, out, job_settings, args.chunk_seconds))
+        jobs.append(plan_job(f, out, job_settings, args.chunk_seconds))
     run.connect(address or None, args.workers)
     run.run_jobs(jobs, cpus_per_task=args.cpus_per_task, max_retries=args.retries,
                  keep_chunks=args.keep_chunks, verbose=args.verbose, progress=not args.quiet,
@@ -139,7 +140,7 @@ def run_from_args(args, settings: RunSettings, inputs: list[str], address: str |
                   f"(run again to resume)", file=sys.stderr)
             status = 1
         elif not args.quiet:
-            print(run.describe(job), file=sys.stderr)
+            print(describe(job), file=sys.stderr)
     return status
 
 

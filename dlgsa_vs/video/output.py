@@ -19,7 +19,7 @@ import av
 from .colour import (CONTENT_LIGHT, MASTERING_DISPLAY, Colour, Hdr10, PixelLayout, hdr10_encoder_params,
                      output_colour, planar_equivalent)
 from .errors import VideoError
-from .probe import DISCARD_ALL, InputInfo, ffmpeg_reason
+from .probe import DISCARD_ALL, InputInfo, ffmpeg_reason, log_verbose
 
 # Default quality per encoder: (option values for a quality q, default q). Lower q = better.
 QUALITY = {
@@ -44,7 +44,9 @@ STALE_TAGS = {"major_brand", "minor_version", "compatible_brands", "encoder", "d
               "_statistics_writing_date_utc", "_statistics_tags"}
 
 
-def _clean_tags(tags: dict, from_mov: bool) -> dict:
+def clean_tags(tags: dict, from_mov: bool) -> dict:
+    """``tags`` without the ones a muxer writes itself (STALE_TAGS); MP4's ``name`` read back
+    as ``title``. Also used by the segment join (``dlgsa_vs.segments.join``)."""
     out = {k: v for k, v in tags.items() if k.lower() not in STALE_TAGS
            and not k.upper().startswith("_STATISTICS")}
     if from_mov and "name" in out and "title" not in out:  # MP4 reads a track's title back as "name"
@@ -280,10 +282,8 @@ def _quiet_encoder_logs() -> None:
     itself, on stderr, past FFmpeg's log level. It reads SVT_LOG (-1 all, 0 fatal, 1 error,
     2 warn, 3 info, 4 debug) when the library starts logging: errors only unless -v, and a
     user's own SVT_LOG is left alone."""
-    from .probe import _VERBOSE  # noqa: PLC0415 - set by set_log_mode at start-up
-
     if "SVT_LOG" not in os.environ or os.environ.get("_DLGSA_SET_SVT_LOG") == "1":
-        os.environ["SVT_LOG"] = "3" if _VERBOSE else "1"
+        os.environ["SVT_LOG"] = "3" if log_verbose() else "1"
         os.environ["_DLGSA_SET_SVT_LOG"] = "1"
 
 
@@ -383,7 +383,7 @@ def open_output(info: InputInfo, final: Path, scale: int, *, encoder: str | None
         if removed:
             out.notes.append(f"removed what an interrupted run left: {', '.join(removed)} (its process "
                              f"is gone)")
-        out.chapters = _copy_chapters(info, container, offset, range_end)
+        out.chapters = copy_chapters(info, container, offset, range_end)
     except BaseException:
         try:
             container.close()
@@ -462,7 +462,7 @@ def _setup(info: InputInfo, container, final: Path, tmp: Path, scale: int, encod
     cc.options = dict(options)
     if info.display_matrix:
         stream.set_display_matrix(info.display_matrix)
-    stream.metadata.update(_clean_tags(dict(info.video.metadata), fmt_is_mov(info)))
+    stream.metadata.update(clean_tags(dict(info.video.metadata), fmt_is_mov(info)))
     stream.disposition = info.video.disposition
     try:
         open_codec(cc)
@@ -495,17 +495,15 @@ def _setup(info: InputInfo, container, final: Path, tmp: Path, scale: int, encod
             continue   # the rotation is set on the stream; HDR10 metadata handled above
         out.not_copied.append(f"#{info.video.index} video side data {key}: PyAV cannot attach it "
                               f"to a newly encoded stream")
-    _copy_streams(info, container, out)
-    container.metadata.update(_clean_tags(dict(info.container.metadata), False))
+    copy_streams(info, container, out)
+    container.metadata.update(clean_tags(dict(info.container.metadata), False))
     return out
 
 
 def _quiet_x265(encoder: str, options: dict[str, str]) -> None:
     """libx265 prints its banner (x265 [info]) itself, past FFmpeg's log level: log-level=error
     in x265-params unless -v or the user set a log-level there."""
-    from .probe import _VERBOSE  # noqa: PLC0415
-
-    if encoder != "libx265" or _VERBOSE:
+    if encoder != "libx265" or log_verbose():
         return
     given = [p for p in options.get("x265-params", "").split(":") if p]
     if not any(p.split("=", 1)[0] in ("log-level", "log_level") for p in given):
@@ -531,7 +529,7 @@ def _add_hdr10(info: InputInfo, encoder: str, options: dict[str, str], notes: li
     return True
 
 
-def _copy_chapters(info: InputInfo, container, offset: Fraction, range_end: Fraction | None) -> int:
+def copy_chapters(info: InputInfo, container, offset: Fraction, range_end: Fraction | None) -> int:
     """The input's chapters, shifted like the timestamps and cut to the range."""
     try:
         chapters = info.container.chapters()
@@ -577,7 +575,10 @@ def describe_stream(s) -> str:
     return " ".join(bits)
 
 
-def _copy_streams(info: InputInfo, container, out: Output) -> None:
+def copy_streams(info: InputInfo, container, out: Output) -> None:
+    """Add a stream-copy output stream to ``container`` for each of the input's other streams;
+    fills ``out.copy_map`` (input index -> output stream), ``out.copied`` and ``out.not_copied``
+    (``out``: an ``Output`` or anything with those three fields, as the segment join passes)."""
     fmt = container.format.name
     for s in info.others:
         if s.discard == DISCARD_ALL:
@@ -603,7 +604,7 @@ def _copy_streams(info: InputInfo, container, out: Output) -> None:
         except av.FFmpegError as exc:
             out.not_copied.append(f"{label}: {ffmpeg_reason(exc)}")
             continue
-        ost.metadata.update(_clean_tags(dict(s.metadata), fmt_is_mov(info)))
+        ost.metadata.update(clean_tags(dict(s.metadata), fmt_is_mov(info)))
         if s.type == "attachment":
             ost.metadata.update({k: v for k, v in s.metadata.items() if k in ("filename", "mimetype")})
         try:

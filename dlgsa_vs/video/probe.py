@@ -64,6 +64,11 @@ def set_log_mode(verbose: bool = False) -> None:
         av.logging.set_libav_level(av.logging.WARNING)
 
 
+def log_verbose() -> bool:
+    """Whether ``set_log_mode`` last asked for FFmpeg's (and the encoders') own messages."""
+    return _VERBOSE
+
+
 def _open_with_reason(path: Path) -> av.container.InputContainer:
     """av.open with FFmpeg's error lines kept for the exception text (no threads run yet)."""
     av.logging.set_level(av.logging.ERROR)

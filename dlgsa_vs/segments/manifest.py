@@ -20,6 +20,15 @@ BLOCK = 64 << 10
 BLOCKS = 64
 
 
+def sha256_file(path: str | os.PathLike) -> str:
+    """SHA-256 of a whole file (a chunk file's checksum)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def fingerprint(path: str | os.PathLike) -> dict:
     """Size and SHA-256 of BLOCKS blocks of BLOCK bytes at evenly spaced offsets (the whole
     file when it is smaller than that): a few MiB read whatever the file's size."""
@@ -77,6 +86,4 @@ def chunk_ok(folder: Path, chunk: dict) -> bool:
             return False
     except OSError:
         return False
-    from .tasks import sha256_file
-
     return sha256_file(f) == chunk.get("checksum")

@@ -1,6 +1,8 @@
-"""Resumable single-machine runs: the same keyframe segments, chunk function, manifest and
-stream-copy join as the Ray mode (dlgsa_vs.cluster), run in order in this process with the
-one network already loaded.
+"""Resumable single-machine runs (``dlgsa-upscale`` on a whole file): the keyframe segments,
+chunk encode, manifest and stream-copy join of this package (which the Ray mode,
+dlgsa_vs.cluster, runs too), run in order in this process with the one network already
+loaded. It lives here rather than in ``dlgsa_vs.video`` so that ``video`` never imports
+``segments`` (which imports ``video``).
 
 State lives in ``<output>.chunks/`` beside the output: ``manifest.json`` (input content
 hash, model hash, settings, segment boundaries, per segment its checksum) and one NUT file
@@ -17,15 +19,14 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Callable
 
-from ..cluster import manifest as mf
-from ..cluster.join import JoinResult
-from ..cluster.run import MANIFEST, Job, _finish, plan_job, work_folder
-from ..cluster.tasks import encode_chunk
+from ..video.output import remove_dead_parts
 from ..weights import weights_digest
-from .output import remove_dead_parts
+from . import manifest as mf
+from .encode import encode_chunk
+from .join import JoinResult
+from .work import MANIFEST, Job, finish_job, plan_job, work_folder
 
 
 @dataclass
@@ -40,15 +41,13 @@ class SegmentedResult:
     join: JoinResult
 
 
-class _Progress:
-    """encode_chunk's progress sink (the Ray mode passes an actor) -> a tqdm bar."""
+def _bar_sink(bar, base: int) -> Callable[[str, int, str], None]:
+    """encode_chunk's progress sink -> a tqdm bar (``base``: frames of the chunks before)."""
 
-    def __init__(self, bar, base: int):
-        self.bar, self.base = bar, base
-        self.report = SimpleNamespace(remote=self._report)
+    def report(key: str, frames: int, worker: str) -> None:
+        bar.update(max(0, base + frames - bar.n))
 
-    def _report(self, key: str, frames: int, worker: str) -> None:
-        self.bar.update(max(0, self.base + frames - self.bar.n))
+    return report
 
 
 def run_segments(input_path: Path, output: Path, upscaler, settings: dict, *,
@@ -89,14 +88,14 @@ def run_segments(input_path: Path, output: Path, upscaler, settings: dict, *,
         for c, rec in zip(job.chunks, job.data["chunks"]):
             if rec["status"] == "done":
                 continue
-            r = encode_chunk(job.spec(c, rec, key=str(c.index)), _Progress(bar, done), upscaler=upscaler)
+            r = encode_chunk(job.spec(c, rec, key=str(c.index)), _bar_sink(bar, done), upscaler=upscaler)
             job.chunk_done(c, rec, r)
             done += c.frames
             model_seconds += r["model_seconds"]
             bar.update(max(0, done - bar.n))
     finally:
         bar.close()
-    _finish(job, keep, log)
+    finish_job(job, keep)
     assert job.result is not None
     return SegmentedResult(output=output, frames=job.result.frames, segments=len(job.chunks), kept=job.resumed,
                            computed=len(job.computed), seconds=time.perf_counter() - t0,

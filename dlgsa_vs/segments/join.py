@@ -19,12 +19,12 @@ from typing import Iterator
 import av
 
 from ..video.errors import VideoError
-from ..video.output import _clean_tags, _copy_chapters, _copy_streams, fmt_is_mov, storage_error
+from ..video.output import clean_tags, copy_chapters, copy_streams, fmt_is_mov, storage_error
 from ..video.probe import InputInfo, probe
 
 
 @dataclass
-class _Copies:              # what output._copy_streams fills in
+class _Copies:              # what output.copy_streams fills in
     copy_map: dict = field(default_factory=dict)
     copied: list = field(default_factory=list)
     not_copied: list = field(default_factory=list)
@@ -100,7 +100,7 @@ def join_chunks(input_path: str | os.PathLike, chunks: list[Path], output: Path,
 
     colour: (matrix, range, primaries, transfer, chroma location) codes the chunks were
     encoded with (NUT chunk files do not carry them); shifts: per chunk, the ticks its file's
-    timestamps were moved by (tasks.count_check), taken off again."""
+    timestamps were moved by (encode.count_check), taken off again."""
     t0 = time.perf_counter()
     output = Path(output)
     folder = output.parent if str(output.parent) else Path(".")
@@ -118,12 +118,12 @@ def join_chunks(input_path: str | os.PathLike, chunks: list[Path], output: Path,
                 cc.colorspace, cc.color_range, cc.color_primaries, cc.color_trc = colour[:4]
                 if colour[4]:
                     cc.chroma_sample_location = colour[4]
-            ost.metadata.update(_clean_tags(dict(info.video.metadata), fmt_is_mov(info)))
+            ost.metadata.update(clean_tags(dict(info.video.metadata), fmt_is_mov(info)))
             ost.disposition = info.video.disposition
             copies = _Copies()
-            _copy_streams(info, container, copies)
-            _copy_chapters(info, container, Fraction(0), None)
-            container.metadata.update(_clean_tags(dict(info.container.metadata), False))
+            copy_streams(info, container, copies)
+            copy_chapters(info, container, Fraction(0), None)
+            container.metadata.update(clean_tags(dict(info.container.metadata), False))
             frames = 0
             merged = heapq.merge(_video_packets(chunks, ost, info.time_base, shifts or [0] * len(chunks)),
                                  _other_packets(info, copies.copy_map), key=lambda e: (e[0], e[1]))
