@@ -50,7 +50,9 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
                   and p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
-def _find_lr(lr_dir: Path, stem: str, scale: int) -> Path:
+def find_lr(lr_dir: Path, stem: str, scale: int) -> Path:
+    """The LR image of HR image ``stem`` in ``lr_dir``: ``<stem>x<scale>.<ext>`` (the benchmark
+    sets' naming) or ``<stem>.<ext>``."""
     for name in (f"{stem}x{scale}", stem):
         for ext in IMAGE_EXTENSIONS:
             p = lr_dir / f"{name}{ext}"
@@ -103,7 +105,7 @@ def evaluate(hr_dir: str | os.PathLike, scale: int, upscaler: Upscaler | None,
         hr, gray = read_image_info(hr_path)
         hr = modcrop(hr, scale)
         if lr_path_dir is not None:
-            lr = read_image_info(_find_lr(lr_path_dir, name, scale))[0]
+            lr = read_image_info(find_lr(lr_path_dir, name, scale))[0]
             want = (hr.shape[0] // scale, hr.shape[1] // scale)
             if lr.shape[:2] != want:
                 raise ValueError(f"{name}: LR is {lr.shape[:2]}, expected {want} "

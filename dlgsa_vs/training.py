@@ -70,7 +70,9 @@ def load_training_images(sources: list[str | os.PathLike]) -> list[TrainingImage
 # (G, R-G, B-G), 2-D differenced (each value minus its left and upper neighbours plus the
 # upper-left one, modulo 256) and LZMA-compressed. Decoding is two cumulative sums, exact.
 
-def _encode_pixels(pixels: np.ndarray) -> np.ndarray:
+def encode_pixels(pixels: np.ndarray) -> np.ndarray:
+    """An (H, W, 3) uint8 image as an image pack stores it (the scheme above); decoded by
+    ``_decode_pixels`` when the pack is loaded."""
     p = pixels.transpose(2, 0, 1).astype(np.uint8)
     planes = np.stack([p[1], p[0] - p[1], p[2] - p[1]])  # uint8 arithmetic wraps modulo 256
     d = planes.copy()
@@ -93,7 +95,7 @@ def save_image_pack(path: str | os.PathLike, images: list[TrainingImage]) -> Pat
     arrays = {"labels": np.array([im.label for im in images]),
               "shapes": np.array([im.pixels.shape[:2] for im in images], dtype=np.int64).reshape(-1, 2)}
     for i, im in enumerate(images):
-        arrays[f"image{i}"] = _encode_pixels(im.pixels)
+        arrays[f"image{i}"] = encode_pixels(im.pixels)
     tmp = path.with_name(f".{path.name}.part")
     with open(tmp, "wb") as fh:
         np.savez(fh, **arrays)

@@ -101,7 +101,7 @@ def degraded_lr_dir(hr_dir: str, lr_dir: str | None, scale: int, spec: str, out_
     """Write ``<name>x{scale}.png`` LR images degraded by ``spec`` (ENCODER:CRF) into ``out_dir``;
     returns the degradation's description for the result."""
     from dlgsa_vs.degrade import Degradation, degrade_image, parse_spec
-    from dlgsa_vs.evaluate import _find_lr, list_images
+    from dlgsa_vs.evaluate import find_lr, list_images
     from dlgsa_vs.imageio import read_image_info, write_png
     from dlgsa_vs.imresize import bicubic_downscale, modcrop
 
@@ -111,7 +111,7 @@ def degraded_lr_dir(hr_dir: str, lr_dir: str | None, scale: int, spec: str, out_
     out_dir.mkdir(parents=True, exist_ok=True)
     for i, hr_path in enumerate(list_images(hr_dir)):
         if lr_dir is not None:
-            lr = read_image_info(_find_lr(Path(lr_dir), hr_path.stem, scale))[0]
+            lr = read_image_info(find_lr(Path(lr_dir), hr_path.stem, scale))[0]
         else:
             lr = bicubic_downscale(modcrop(read_image_info(hr_path)[0], scale), scale)
         rng = np.random.default_rng([seed, i])

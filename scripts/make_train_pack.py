@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dlgsa_vs.training import (TrainingImage, _encode_pixels, load_training_images, pixel_digest,
+from dlgsa_vs.training import (TrainingImage, encode_pixels, load_training_images, pixel_digest,
                                save_image_pack)
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "train"
@@ -62,7 +62,7 @@ def degradation_arrays(images: list[TrainingImage], scales: list[int], config) -
         arrays[f"lr_x{s}_shapes"] = np.array([d.shape[:2] for d in degraded], dtype=np.int64).reshape(-1, 2)
         arrays[f"lr_x{s}_degradations"] = np.array([d.describe() for d in done])
         for i, d in enumerate(degraded):
-            arrays[f"lr_x{s}_image{i}"] = _encode_pixels(d)
+            arrays[f"lr_x{s}_image{i}"] = encode_pixels(d)
         counts: dict[str, int] = {}
         for d in done:
             key = d.encoder or "clean"

@@ -1,4 +1,5 @@
-"""TensorRT engines of DLGSANet (through torch-tensorrt), their cache, and ONNX export.
+"""TensorRT engines of DLGSANet (through torch-tensorrt) and their cache (ONNX export is
+``dlgsa_vs.export``).
 
 What the backends call:
 

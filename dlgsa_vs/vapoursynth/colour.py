@@ -225,13 +225,13 @@ def device_layout(fmt: vs.VideoFormat):
     """The planar layout (``video.colour.PixelLayout``) in which this clip's frames can be
     converted where the network runs: 8-16 bit integer YUV or GRAY; None for the rest (RGB
     and float clips are converted by zimg, cheaply: no chroma to resample)."""
-    from ..video.colour import PixelLayout, _planar_name
+    from ..video.colour import PixelLayout, planar_name
 
     if fmt.sample_type != vs.INTEGER or fmt.color_family not in (vs.YUV, vs.GRAY):
         return None
     family = "yuv" if fmt.color_family == vs.YUV else "gray"
     sub = (fmt.subsampling_w, fmt.subsampling_h)
-    return PixelLayout(_planar_name(family, fmt.bits_per_sample, sub), family, fmt.bits_per_sample,
+    return PixelLayout(planar_name(family, fmt.bits_per_sample, sub), family, fmt.bits_per_sample,
                        sub[0], sub[1], full_range=False)
 
 

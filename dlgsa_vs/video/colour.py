@@ -45,10 +45,10 @@ RANGE_TV, RANGE_PC = 1, 2
 CHROMA_LEFT = 1
 
 # (Kr, Kb) of the matrices built on R'G'B' weights (H.273 table 4)
-_KR_KB = {1: (0.2126, 0.0722), 4: (0.30, 0.11), 5: (0.299, 0.114), 6: (0.299, 0.114),
+KR_KB = {1: (0.2126, 0.0722), 4: (0.30, 0.11), 5: (0.299, 0.114), 6: (0.299, 0.114),
           7: (0.212, 0.087), 9: (0.2627, 0.0593)}
 MATRIX_GBR, MATRIX_YCGCO = 0, 8
-SUPPORTED_MATRICES = set(_KR_KB) | {MATRIX_GBR, MATRIX_YCGCO}
+SUPPORTED_MATRICES = set(KR_KB) | {MATRIX_GBR, MATRIX_YCGCO}
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ def resolve_colour(matrix: int, range_: int, primaries: int, transfer: int, chro
             if not layout.full_range:
                 guessed.append("range")
         if layout.family == "gray":
-            matrix = matrix if matrix in _KR_KB else guess_matrix(width, height)
+            matrix = matrix if matrix in KR_KB else guess_matrix(width, height)
     if matrix not in SUPPORTED_MATRICES:
         raise VideoError(f"the video uses the {MATRIX_NAMES.get(matrix, matrix)} colour matrix, "
                          f"which this tool cannot convert yet (supported: "
@@ -150,7 +150,9 @@ class PixelLayout:
         return [(height, width), (ch, cw), (ch, cw)]
 
 
-def _planar_name(family: str, depth: int, sub: tuple[int, int]) -> str:
+def planar_name(family: str, depth: int, sub: tuple[int, int]) -> str:
+    """FFmpeg's name of the planar format of ``family`` (yuv, rgb, gray), bit depth and
+    chroma subsampling ``sub`` (log2 w, log2 h): ``yuv420p10le``, ``gbrp``, ``gray``."""
     suffix = "" if depth <= 8 else f"{depth}le"
     if family == "gray":
         return "gray" + suffix
@@ -192,7 +194,7 @@ def planar_equivalent(fmt_name: str) -> PixelLayout:
     if depth > 16 or any(getattr(c, "is_float", False) for c in comps) or fmt_name.endswith(("f32le", "f32be", "f16le", "f16be")):
         raise VideoError(f"pixel format {fmt_name} ({depth}-bit or float samples) is not supported", code=2)
     for d in (depth, 10 if depth == 9 else depth, 12 if depth in (11, 12) else depth, 16):
-        name = _planar_name(family, d, sub)
+        name = planar_name(family, d, sub)
         if _format_exists(name):
             return PixelLayout(name, family, d, sub[0], sub[1],
                                full_range=fmt_name.startswith("yuvj"))
@@ -236,7 +238,7 @@ def write_planes(planes: list[np.ndarray], layout: PixelLayout, width: int, heig
 
 # --- chroma resampling ----------------------------------------------------------------------
 
-def _chroma_offsets(location: int, log2_w: int, log2_h: int) -> tuple[float, float]:
+def chroma_offsets(location: int, log2_w: int, log2_h: int) -> tuple[float, float]:
     """Position of chroma sample 0 in luma samples (x, y) for a chroma location."""
     fw, fh = 1 << log2_w, 1 << log2_h
     centred_x = (fw - 1) / 2
@@ -251,7 +253,9 @@ def _chroma_offsets(location: int, log2_w: int, log2_h: int) -> tuple[float, flo
 
 
 @functools.lru_cache(maxsize=64)
-def _upsample_taps(n: int, nc: int, factor: int, offset: float):
+def upsample_taps(n: int, nc: int, factor: int, offset: float):
+    """Linear interpolation of ``nc`` chroma samples to ``n`` luma positions: (left index,
+    right index, right weight) per luma sample (shared with ``colour_torch``)."""
     x = np.arange(n, dtype=np.float64)
     u = (x - offset) / factor
     i0 = np.floor(u).astype(np.intp)
@@ -264,7 +268,7 @@ def _upsample_taps(n: int, nc: int, factor: int, offset: float):
 def _upsample(c: np.ndarray, n: int, factor: int, offset: float, axis: int) -> np.ndarray:
     if factor == 1:
         return c
-    i0, i1, w = _upsample_taps(n, c.shape[axis], factor, offset)
+    i0, i1, w = upsample_taps(n, c.shape[axis], factor, offset)
     a0 = np.take(c, i0, axis=axis)
     a1 = np.take(c, i1, axis=axis)
     shape = [1] * c.ndim
@@ -276,7 +280,7 @@ def _upsample(c: np.ndarray, n: int, factor: int, offset: float, axis: int) -> n
 
 
 @functools.lru_cache(maxsize=64)
-def _downsample_taps(n: int, nc: int, factor: int, offset: float):
+def downsample_taps(n: int, nc: int, factor: int, offset: float):
     """Triangle filter of half-width ``factor`` centred on each chroma sample's position."""
     ks = [k for k in range(-2 * factor, 2 * factor + 1) if abs(k - offset) < factor]
     weights = np.array([1 - abs(k - offset) / factor for k in ks])
@@ -289,7 +293,7 @@ def _downsample(a: np.ndarray, nc: int, factor: int, offset: float, axis: int) -
     if factor == 1:
         return a
     out = None
-    for idx, wt in _downsample_taps(a.shape[axis], nc, factor, offset):
+    for idx, wt in downsample_taps(a.shape[axis], nc, factor, offset):
         term = np.take(a, idx, axis=axis)
         term *= wt
         if out is None:
@@ -301,7 +305,7 @@ def _downsample(a: np.ndarray, nc: int, factor: int, offset: float, axis: int) -
 
 # --- YUV <-> RGB ------------------------------------------------------------------------------
 
-def _scales(layout: PixelLayout, colour: Colour) -> tuple[float, float, float, float]:
+def level_scales(layout: PixelLayout, colour: Colour) -> tuple[float, float, float, float]:
     """(luma offset, luma scale, chroma offset, chroma scale) from codes to [0,1] / [-.5,.5]."""
     d = layout.depth
     if colour.range == RANGE_TV:
@@ -319,7 +323,7 @@ def planes_to_rgb(planes: list[np.ndarray], layout: PixelLayout, colour: Colour)
         rgb = np.stack([r, g, b]).astype(np.float32)
         rgb /= top
         return rgb
-    y_off, y_scale, c_off, c_scale = _scales(layout, colour)
+    y_off, y_scale, c_off, c_scale = level_scales(layout, colour)
     if colour.matrix == MATRIX_GBR:   # G, B, R coded in the Y, U, V planes (H.273 matrix 0)
         c_off, c_scale = y_off, y_scale
     y = planes[0].astype(np.float32)
@@ -329,7 +333,7 @@ def planes_to_rgb(planes: list[np.ndarray], layout: PixelLayout, colour: Colour)
         rgb = np.stack([y, y, y])
         return np.clip(rgb, 0.0, 1.0, out=rgb)
     h, w = y.shape
-    ox, oy = _chroma_offsets(colour.chroma_location, layout.log2_chroma_w, layout.log2_chroma_h)
+    ox, oy = chroma_offsets(colour.chroma_location, layout.log2_chroma_w, layout.log2_chroma_h)
     chroma = []
     for c in planes[1:]:
         c = c.astype(np.float32)
@@ -346,7 +350,7 @@ def planes_to_rgb(planes: list[np.ndarray], layout: PixelLayout, colour: Colour)
         t = y - cb
         rgb = np.stack([t + cr, y + cb, t - cr])
         return np.clip(rgb, 0.0, 1.0, out=rgb)
-    kr, kb = _KR_KB[colour.matrix]
+    kr, kb = KR_KB[colour.matrix]
     kg = 1.0 - kr - kb
     r = y + np.float32(2 * (1 - kr)) * cr
     b = y + np.float32(2 * (1 - kb)) * cb
@@ -371,7 +375,7 @@ def rgb_to_ycbcr(r, g, b, matrix: int, coefficient):
         return g, b, r
     if matrix == MATRIX_YCGCO:
         return 0.25 * r + 0.5 * g + 0.25 * b, -0.25 * r + 0.5 * g - 0.25 * b, 0.5 * r - 0.5 * b
-    kr, kb = _KR_KB.get(matrix, _KR_KB[1])
+    kr, kb = KR_KB.get(matrix, KR_KB[1])
     kg = 1.0 - kr - kb
     y = coefficient(kr) * r + coefficient(kg) * g + coefficient(kb) * b
     return y, (b - y) * coefficient(0.5 / (1 - kb)), (r - y) * coefficient(0.5 / (1 - kr))
@@ -384,7 +388,7 @@ def rgb_to_planes(rgb: np.ndarray, layout: PixelLayout, colour: Colour) -> list[
     top = float((1 << layout.depth) - 1)
     if layout.family == "rgb":
         return [_quantize(p, 0.0, top, layout.depth, layout.dtype) for p in (g, b, r)]
-    y_off, y_scale, c_off, c_scale = _scales(layout, colour)
+    y_off, y_scale, c_off, c_scale = level_scales(layout, colour)
     if colour.matrix == MATRIX_GBR:
         c_off, c_scale = y_off, y_scale
     y, cb, cr = rgb_to_ycbcr(r, g, b, colour.matrix, np.float32)
@@ -393,7 +397,7 @@ def rgb_to_planes(rgb: np.ndarray, layout: PixelLayout, colour: Colour) -> list[
         return out
     h, w = y.shape
     (ch, cw) = layout.plane_sizes(w, h)[1]
-    ox, oy = _chroma_offsets(colour.chroma_location, layout.log2_chroma_w, layout.log2_chroma_h)
+    ox, oy = chroma_offsets(colour.chroma_location, layout.log2_chroma_w, layout.log2_chroma_h)
     for c in (cb, cr):
         c = _downsample(c, ch, 1 << layout.log2_chroma_h, oy, axis=0)
         c = _downsample(c, cw, 1 << layout.log2_chroma_w, ox, axis=1)

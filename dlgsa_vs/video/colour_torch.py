@@ -3,7 +3,7 @@ runs (a CUDA GPU): sample planes go up as integers (1-2 bytes a sample instead o
 three float channels), R'G'B' never crosses the bus, and the CPU threads only decode and
 encode.
 
-Same formulas, same chroma taps (``colour._upsample_taps`` / ``_downsample_taps``), same
+Same formulas, same chroma taps (``colour.upsample_taps`` / ``downsample_taps``), same
 order of float32 operations and the same rounding (half to even) as the numpy forms, so the
 codes agree: exactly on the CPU, within one code value on a GPU (fused multiply-adds).
 Tensors carry a leading batch dimension: planes are (N, h, w), R'G'B' is (N, 3, H, W).
@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .colour import (_KR_KB, MATRIX_GBR, MATRIX_YCGCO, Colour, PixelLayout, _chroma_offsets, _downsample_taps,
-                     _scales, _upsample_taps, rgb_to_ycbcr)
+from .colour import (KR_KB, MATRIX_GBR, MATRIX_YCGCO, Colour, PixelLayout, chroma_offsets, downsample_taps,
+                     level_scales, upsample_taps, rgb_to_ycbcr)
 
 
 def _f32(value: float) -> float:
@@ -48,7 +48,7 @@ def download(planes: list[torch.Tensor], layout: PixelLayout) -> list[np.ndarray
 def _upsample(c: torch.Tensor, n: int, factor: int, offset: float, dim: int) -> torch.Tensor:
     if factor == 1:
         return c
-    i0, i1, w = _upsample_taps(n, c.shape[dim], factor, offset)
+    i0, i1, w = upsample_taps(n, c.shape[dim], factor, offset)
     i0, i1 = torch.from_numpy(i0).to(c.device), torch.from_numpy(i1).to(c.device)
     shape = [1] * c.dim()
     shape[dim] = n
@@ -61,7 +61,7 @@ def _downsample(a: torch.Tensor, nc: int, factor: int, offset: float, dim: int) 
     if factor == 1:
         return a
     out = None
-    for idx, wt in _downsample_taps(a.shape[dim], nc, factor, offset):
+    for idx, wt in downsample_taps(a.shape[dim], nc, factor, offset):
         term = a.index_select(dim, torch.from_numpy(idx).to(a.device)) * float(wt)
         out = term if out is None else out + term
     return out
@@ -72,14 +72,14 @@ def planes_to_rgb(planes: list[torch.Tensor], layout: PixelLayout, colour: Colou
     if layout.family == "rgb":
         g, b, r = planes
         return torch.stack([r, g, b], 1).float() / float((1 << layout.depth) - 1)
-    y_off, y_scale, c_off, c_scale = _scales(layout, colour)
+    y_off, y_scale, c_off, c_scale = level_scales(layout, colour)
     if colour.matrix == MATRIX_GBR:
         c_off, c_scale = y_off, y_scale
     y = (planes[0].float() - y_off) / y_scale
     if layout.family == "gray":
         return torch.stack([y, y, y], 1).clamp_(0.0, 1.0)
     h, w = y.shape[-2:]
-    ox, oy = _chroma_offsets(colour.chroma_location, layout.log2_chroma_w, layout.log2_chroma_h)
+    ox, oy = chroma_offsets(colour.chroma_location, layout.log2_chroma_w, layout.log2_chroma_h)
     cb, cr = ((_upsample(_upsample(c.float(), h, 1 << layout.log2_chroma_h, oy, -2),
                          w, 1 << layout.log2_chroma_w, ox, -1) - c_off) / c_scale for c in planes[1:])
     if colour.matrix == MATRIX_GBR:
@@ -88,7 +88,7 @@ def planes_to_rgb(planes: list[torch.Tensor], layout: PixelLayout, colour: Colou
         t = y - cb
         rgb = [t + cr, y + cb, t - cr]
     else:
-        kr, kb = _KR_KB[colour.matrix]
+        kr, kb = KR_KB[colour.matrix]
         kg = 1.0 - kr - kb
         r = y + _f32(2 * (1 - kr)) * cr
         b = y + _f32(2 * (1 - kb)) * cb
@@ -109,7 +109,7 @@ def rgb_to_planes(rgb: torch.Tensor, layout: PixelLayout, colour: Colour) -> lis
     if layout.family == "rgb":
         top = float((1 << layout.depth) - 1)
         return [_quantize(p, 0.0, top, layout.depth) for p in (g, b, r)]
-    y_off, y_scale, c_off, c_scale = _scales(layout, colour)
+    y_off, y_scale, c_off, c_scale = level_scales(layout, colour)
     if colour.matrix == MATRIX_GBR:
         c_off, c_scale = y_off, y_scale
     y, cb, cr = rgb_to_ycbcr(r, g, b, colour.matrix, _f32)
@@ -118,7 +118,7 @@ def rgb_to_planes(rgb: torch.Tensor, layout: PixelLayout, colour: Colour) -> lis
         return out
     h, w = y.shape[-2:]
     ch, cw = layout.plane_sizes(w, h)[1]
-    ox, oy = _chroma_offsets(colour.chroma_location, layout.log2_chroma_w, layout.log2_chroma_h)
+    ox, oy = chroma_offsets(colour.chroma_location, layout.log2_chroma_w, layout.log2_chroma_h)
     for c in (cb, cr):
         c = _downsample(c, ch, 1 << layout.log2_chroma_h, oy, -2)
         c = _downsample(c, cw, 1 << layout.log2_chroma_w, ox, -1)
