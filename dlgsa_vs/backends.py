@@ -1,4 +1,4 @@
-"""Where the network runs: the backends, the automatic choice, and the runner for each.
+"""The network's runner on each backend, built from a resolved :class:`~dlgsa_vs.run_plan.RunPlan`.
 
 * ``trt``: a TensorRT engine of the network (torch-tensorrt), built once per settings and
   kept in the engine cache (``dlgsa_vs.trt``);
@@ -6,9 +6,9 @@
   (and with CUDA graphs);
 * ``cpu``: PyTorch on the CPU in fp32. Always available.
 
-``auto`` takes the first of trt, cuda, cpu that works here and says which one and why.
-Asking for one by name where it cannot run is a ``BackendError`` that names what is missing.
-Every option arrives as one validated :class:`~dlgsa_vs.settings.RunSettings`.
+Which backend, precision, kernels and tile is decided in ``run_plan`` (``select_backend``,
+``resolve``; re-exported here); this module only builds what the plan says, and runs it from
+many threads (``StreamRunner``).
 """
 from __future__ import annotations
 
@@ -19,88 +19,13 @@ from typing import Callable, TypeVar
 
 import torch
 
-from .inference import Upscaler, network_input_hw
-from .settings import GPU_DEFAULT_PRECISION, Names, RunSettings, SettingsError, check_at_least, torch_dtype
+from .inference import Upscaler
+from .run_plan import (Backend, BackendError, RunPlan, cuda_problem, resolve, resolve_precision,  # noqa: F401
+                       select_backend, trt_problem)
+from .settings import Names, RunSettings, check_at_least
 from .weights import load_model
 
 T = TypeVar("T")
-
-
-class BackendError(SettingsError):
-    """A backend that cannot run here, or settings it does not take (names the field at fault)."""
-
-
-@dataclass(frozen=True)
-class Backend:
-    name: str  # "trt", "cuda" or "cpu"
-    device: torch.device
-    reason: str  # why this one: for the log line of an automatic choice
-
-
-def cuda_problem() -> str | None:
-    """None where PyTorch can use a CUDA GPU, else why not (one phrase)."""
-    if torch.version.cuda is None:
-        return f"this torch build ({torch.__version__}) has no CUDA support"
-    if not torch.cuda.is_available():
-        return "torch sees no CUDA GPU (no NVIDIA driver, or CUDA_VISIBLE_DEVICES hides the GPU)"
-    return None
-
-
-def trt_problem() -> str | None:
-    """None where TensorRT engines can be built and run, else why not."""
-    try:
-        from .trt.engine import trt_available
-    except Exception as exc:  # a broken installation; trt_available() itself never raises
-        return f"dlgsa_vs.trt cannot be imported ({exc})"
-    ok, why = trt_available()
-    return None if ok else why
-
-
-def select_backend(settings: RunSettings | str = "auto", device_index: int = 0) -> Backend:
-    """Resolve the settings' backend (``auto`` included) to a usable one, or raise ``BackendError``.
-
-    A name (and device index) may be given instead of settings: they are validated as settings.
-    """
-    if not isinstance(settings, RunSettings):
-        settings = RunSettings(backend=settings or "auto", device_index=device_index)
-    name, index = settings.backend, settings.device_index
-    cpu = torch.device("cpu")
-    if name == "cpu":
-        return Backend("cpu", cpu, "asked for")
-    problem = cuda_problem()
-    if problem is not None:
-        if name == "auto":
-            return Backend("cpu", cpu, f"no CUDA GPU: {problem}")
-        raise BackendError("backend", f"{{backend}} {name} needs an NVIDIA GPU, but {problem}: use {{backend}} cpu")
-    count = torch.cuda.device_count()
-    if index >= count:
-        raise BackendError("device_index", f"does not exist: {count} CUDA device(s) are visible, use "
-                           f"0..{count - 1}", index)
-    gpu = torch.device("cuda", index)
-    gpu_name = torch.cuda.get_device_name(gpu)
-    if name == "cuda":
-        return Backend("cuda", gpu, "asked for")
-    problem = trt_problem()
-    if name == "trt":
-        if problem is not None:
-            raise BackendError("backend", f"{{backend}} trt needs TensorRT, but {problem}: use {{backend}} cuda "
-                               f"(PyTorch on the GPU) or install the trt extra")
-        return Backend("trt", gpu, "asked for")
-    if problem is None:
-        return Backend("trt", gpu, f"TensorRT on {gpu_name}")
-    return Backend("cuda", gpu, f"PyTorch on {gpu_name}; TensorRT not used: {problem}")
-
-
-def resolve_precision(backend: Backend, settings: RunSettings) -> str:
-    """The precision the backend computes in: on the CPU always fp32 (see
-    ``create_backend_upscaler`` for the note), on a GPU the asked one, default fp16."""
-    if backend.name == "cpu":
-        return "fp32"
-    precision = settings.precision or GPU_DEFAULT_PRECISION
-    if precision == "bf16" and not torch.cuda.is_bf16_supported():
-        raise BackendError("precision", f"is not supported by {torch.cuda.get_device_name(backend.device)}: "
-                           f"use fp16 or fp32", precision)
-    return precision
 
 
 def create_backend_upscaler(settings: RunSettings, backend: Backend | None = None,
@@ -108,55 +33,35 @@ def create_backend_upscaler(settings: RunSettings, backend: Backend | None = Non
                             log: Callable[[str], None] | None = None, names: Names = Names()) -> Upscaler:
     """An ``Upscaler`` for ``settings`` on ``backend`` (selected from the settings when not
     given), constructed with the network it runs: the model, its compiled form or an engine.
+    Its ``plan`` is the :class:`RunPlan` it was built from (for the front ends' summary line).
 
     input_hw: the (height, width) frames will have (the trt backend builds a static engine
-    for it, or for the tile size when tiling). ``tile="auto"`` becomes an ``AutoTiles`` budget
-    for this device (the Upscaler picks the tile per frame size; the trt backend fixes the
-    tile for ``input_hw``, so its one engine serves that size), said in one ``log`` line.
-    ``log`` receives progress and notes, worded with the front end's ``names``.
-
-    fp16 or bf16 asked for on the CPU is one note and fp32, never an error: VapourSynth users
-    pass RGBH clips and expect them to work, and a script moved between machines keeps working.
+    for it, or for its tile crop when tiling). ``log`` receives the plan's notes (a precision
+    not used; the kernels, on a GPU or when asked) and progress, worded with ``names``.
     """
     backend = backend or select_backend(settings)
-    settings.check_backend(backend.name)
-    precision = resolve_precision(backend, settings)
-    if log is not None and settings.precision not in (None, precision):  # only the CPU overrides a request
-        log(f"{names.subject('precision', settings.precision)} is ignored on the CPU: it computes in fp32")
-    dtype = torch_dtype(precision)
+    settings.check_backend(backend.name)  # before the weights load: a wrong combination fails fast
     model = load_model(settings.model_path, variant=settings.variant, scale=settings.scale, tlc=settings.tlc)
-    model = model.eval().to(backend.device, dtype)  # as the Upscaler keeps it; the engine is built from it
-    if backend.name != "trt":  # an engine holds the exported (torch) forms
-        model.set_kernels(settings.kernels)
-        if log is not None and (backend.name != "cpu" or settings.kernels != "auto"):
-            log(f"kernels {settings.kernels} -> {model.kernels} ({model.kernels_reason})")
+    plan = resolve(settings, backend, input_hw=input_hw, model=model)  # model: now on the device, in the dtype
+    for line in plan.notes(names) if log is not None else ():
+        log(line)
     network: Callable[[torch.Tensor], torch.Tensor] = model
     network_for = None  # a static engine's way to another crop size (out-of-memory recovery)
-    tile = settings.tile
-    if tile == "auto":  # the budget for this device; the tile itself per frame size (tiling.py)
-        from .tiling import plan
-
-        tile = plan(model, backend.device, dtype, settings.batch)
-        # (the front ends say the tile chosen, Upscaler.tile_summary, where it fits their output)
-        if backend.name == "trt" and input_hw is not None:  # one static engine: one tile size
-            tile = tile.tile_for(*input_hw, settings.tile_pad)
-    if settings.compile or settings.cuda_graphs:
-        network = torch.compile(model, mode="reduce-overhead" if settings.cuda_graphs else None)
+    # (the front ends say the tile chosen, Upscaler.tile_summary, where it fits their output)
+    if plan.compile:
+        network = torch.compile(model, mode=plan.compile_mode)
     elif backend.name == "trt":
-        if input_hw is None:
-            raise BackendError("backend", "the trt backend needs the frame size up front (input_hw) to build "
-                               "its engine")
         from .trt.engine import engine_for
 
         def network_for(hw: tuple[int, int]):
-            return engine_for(model, precision=precision, batch=settings.batch, height=hw[0], width=hw[1],
+            return engine_for(model, precision=plan.precision, batch=plan.batch, height=hw[0], width=hw[1],
                               device=backend.device, log=log)
 
-        network = network_for(network_input_hw(*input_hw, tile, settings.tile_pad))
+        network = network_for(plan.engine_hw)
     # the fp16 overflow guard's way out, whatever ran before: the model itself, eagerly, in a wider type
-    return Upscaler(model, device=backend.device, dtype=dtype, tile=tile, tile_pad=settings.tile_pad,
-                    batch=settings.batch, network=network, fallback=lambda wider: model.to(backend.device, wider),
-                    network_for=network_for)
+    return Upscaler(model, device=backend.device, dtype=plan.dtype, tile=plan.tile, tile_pad=plan.tile_pad,
+                    batch=plan.batch, network=network, fallback=lambda wider: model.to(backend.device, wider),
+                    network_for=network_for, plan=plan)
 
 
 def create_upscaler(**settings) -> Upscaler:

@@ -9,13 +9,14 @@ Half precision is guarded: a forward pass in fp16 (or bf16) whose output is not 
 overflows at 65504) is redone in the next wider type (fp16 -> bf16 where the device has it ->
 fp32), which is then kept, with a warning, so no black or NaN frame is ever returned.
 
-Tiles. ``tile="auto"`` (the settings' default) is resolved here, per frame size, from an
-``AutoTiles`` budget (``dlgsa_vs/tiling.py``: memory on the device, and speed on the CPU);
-backends that need a fixed size (TensorRT's static engines) resolve it themselves for their
-input size and pass a fixed tile. When the network is the model itself, every tile is given
-the whole frame's TLC attention windows (``arch.tlc.crop_windows``), and auto tiles are cut
-on that window grid (``tiling.tile_spans``), so tiles attend as the whole frame does
-(measured in bench/README.md, "Tile size"); a compiled form or an engine places its own.
+Tiles. ``tile="auto"`` (the settings' default) is an ``AutoTiles`` budget in the run plan
+(``run_plan.resolve``, ``dlgsa_vs/tiling.py``: memory on the device, and speed on the CPU),
+turned into a tile here per frame size; for a backend of one input size (TensorRT's static
+engines) the plan holds the one tile of that size. When the network is the model itself,
+every tile is given the whole frame's TLC attention windows (``arch.tlc.crop_windows``), and
+auto tiles are cut on that window grid (``tiling.tile_spans``), so tiles attend as the whole
+frame does (measured in bench/README.md, "Tile size"); a compiled form or an engine places
+its own.
 
 Out of memory is recovered, never a lost frame: a CUDA out-of-memory error or a CPU
 allocation failure during a forward pass frees the cache, halves the tile (its longer side;
@@ -59,28 +60,31 @@ class Upscaler:
     """Runs a super-resolution network on batches of RGB frames.
 
     model: any module mapping (N, 3, H, W) to (N, 3, sH, sW) with an ``upscale`` attribute.
-    tile: (height, width) of LR tiles, 0 = whole frame; "auto": chosen per frame size for this
-    device (``tiling.plan``), or an ``AutoTiles`` a backend made; tile_pad: LR context around each tile.
+    tile: (height, width) of LR tiles, 0 = whole frame, or the ``AutoTiles`` budget of a run
+    plan (the tile then follows each frame size); tile_pad: LR context around each tile.
     batch: how many frames (or tiles) go through the network at once.
     network: what runs, taking ``dtype`` input on ``device``: the model (default), or a compiled
     form or TensorRT engine of it that a backend made. fallback: given a wider dtype, the
     network to run from then on when a half-precision output overflows (default: the model
     moved to that dtype). network_for: given a crop (height, width), a network for that input
     size, for networks of one size (static engines) when out-of-memory recovery changes the tile.
+    plan: the ``run_plan.RunPlan`` these values come from, where a backend built it (kept
+    for the front ends' summary lines; nothing here reads it).
     Nothing here knows what the network is, beyond the TLC windows it may take for a tile.
     """
 
     def __init__(self, model: torch.nn.Module, device: str | torch.device = "cpu",
-                 dtype: torch.dtype = torch.float32, tile: "tuple[int, int] | str | tiling.AutoTiles" = (0, 0),
+                 dtype: torch.dtype = torch.float32, tile: "tuple[int, int] | tiling.AutoTiles" = (0, 0),
                  tile_pad: int = RunSettings.tile_pad, batch: int = 1,
                  network: Callable[[torch.Tensor], torch.Tensor] | None = None,
                  fallback: Callable[[torch.dtype], Callable[[torch.Tensor], torch.Tensor]] | None = None,
-                 network_for: Callable[[tuple[int, int]], Callable[[torch.Tensor], torch.Tensor]] | None = None):
+                 network_for: Callable[[tuple[int, int]], Callable[[torch.Tensor], torch.Tensor]] | None = None,
+                 plan=None):
         self.auto: tiling.AutoTiles | None = tile if isinstance(tile, tiling.AutoTiles) else None
-        asked_auto = isinstance(tile, str) and tile == "auto"
-        if asked_auto or self.auto is not None:
+        if self.auto is not None:
             tile = (0, 0)  # per frame size, from self.auto
         check_tiling(tuple(tile), tile_pad, batch)
+        self.plan = plan
         self.device = torch.device(device)
         self.dtype = dtype
         self.scale: int = int(model.upscale)
@@ -95,8 +99,6 @@ class Upscaler:
         # a network of one input size (a static engine): how to get one for another crop size
         self._network_for = network_for
         self._switch_lock = threading.Lock()
-        if asked_auto:
-            self.auto = tiling.plan(self.model, self.device, dtype, batch)
 
     def tile_for(self, height: int, width: int) -> tuple[int, int]:
         """The (tile_h, tile_w) used for frames of this size ((0, 0): whole frames)."""

@@ -80,9 +80,21 @@ def run_settings(args: argparse.Namespace) -> RunSettings:
     return settings
 
 
+def trt_backend(settings: RunSettings):
+    """The trt backend on the settings' GPU, as the run's ``select_backend`` gives it (not
+    probed: an engine's plan is known where no GPU is)."""
+    import torch
+
+    from ..run_plan import Backend
+
+    return Backend("trt", torch.device("cuda", settings.device_index), PROG)
+
+
 def engine_precision(settings: RunSettings) -> str:
-    """The engine's precision: the asked one, else the trt backend's default."""
-    return settings.precision or GPU_DEFAULT_PRECISION
+    """The engine's precision: the trt backend's (``run_plan.resolve_precision``)."""
+    from ..run_plan import resolve_precision
+
+    return resolve_precision(trt_backend(settings), settings)
 
 
 def check_build_options(args: argparse.Namespace) -> None:
@@ -123,14 +135,14 @@ def engine_size(args: argparse.Namespace, settings: RunSettings | None = None):
                          "--min/--opt/--max build a dynamic one for Python's engine_for")
     else:
         height, width, shapes = shape_from_args(args, default_dynamic=True)
-    if settings.tile == (0, 0):
-        return height, width, shapes
     if shapes is not None:
-        raise UsageError("--tile goes with --size or a static --profile (the frame size whose tiles the engine "
-                         "takes)")
-    from ..inference import network_input_hw
+        if settings.tile != (0, 0):
+            raise UsageError("--tile goes with --size or a static --profile (the frame size whose tiles the "
+                             "engine takes)")
+        return height, width, shapes
+    from ..run_plan import resolve
 
-    return (*network_input_hw(height, width, settings.tile, settings.tile_pad), None)
+    return (*resolve(settings, trt_backend(settings), input_hw=(height, width)).engine_hw, None)
 
 
 def load_network(settings: RunSettings):

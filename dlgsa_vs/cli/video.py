@@ -159,8 +159,7 @@ def _main(args) -> int:
                       f"time, on all its cores)", file=sys.stderr)
         elif settings.num_streams > 1:  # the pipeline keeps that many batches in flight
             upscaler = StreamRunner(upscaler, settings.num_streams)
-        device = f"{backend.name} {str(upscaler.dtype).removeprefix('torch.')}" + (
-            f"; auto: {backend.reason}" if settings.backend == "auto" else "")
+        device = upscaler.plan.summary()
         model = model_label(settings)
         if args.preview is not None:
             return _preview(args, info, upscaler, src, model)
@@ -224,7 +223,7 @@ def _segmented(args, info) -> bool:
 
 def _upscale_segments(args, info, upscaler, src: Path, settings, enc_opts: dict, device: str, model: str) -> int:
     from ..video.output import check_paths, default_output
-    from ..video.resume import run_segments
+    from ..segments.resume import run_segments
 
     out = Path(args.output) if args.output else default_output(src, upscaler.scale)
     check_paths(src, out)
@@ -238,7 +237,7 @@ def _upscale_segments(args, info, upscaler, src: Path, settings, enc_opts: dict,
                          progress=False if args.quiet else None, log=log)
     except DamagedInput as exc:
         # Only the one-pass run counts a damaged file's frames (which are missing, exit 3).
-        from ..cluster.run import work_folder
+        from ..segments.work import work_folder
 
         log(f"note: {exc}: the input is damaged there; upscaling it in one pass instead, which "
             f"lists every missing frame (an interrupted run of this file starts over)")

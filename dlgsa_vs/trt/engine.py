@@ -150,7 +150,7 @@ def engine_key(model: DLGSANet, *, precision: str = "fp16", batch: int = 1, heig
     (cast to ``precision``), so a model already moved to the GPU in fp16 by a backend and the
     fp32 one loaded by dlgsa-build-engine name the same engine. The GPU's name and compute
     capability are read from ``device`` unless ``gpu`` = (name, "major.minor") is given."""
-    check_precision(precision)
+    check_precision(precision)  # before its dtype is used for the digest
     dynamic, rng = resolve_shape(height, width, shapes)
     if gpu is None:
         props = torch.cuda.get_device_properties(cuda_device(device))
@@ -191,8 +191,8 @@ def compile_options(params: frozenset[str] | set[str], *, precision: str, arg_in
                     log: Callable[[str], None] | None = None) -> dict:
     """The keyword arguments for ``torch_tensorrt.dynamo.compile``, whose named parameters
     are ``params``. The program it compiles is already in ``precision``'s dtype; what is
-    added here is only what makes TensorRT keep the graph's dtypes, in this version's words."""
-    check_precision(precision)
+    added here is only what makes TensorRT keep the graph's dtypes, in this version's words
+    (``build_engine``, its caller, checked the precision)."""
     options: dict = {"arg_inputs": arg_inputs, "device": device, "truncate_double": True}
     if "use_explicit_typing" in params:
         # torch-tensorrt 2.6 to 2.12: strong typing is an option, off by default in 2.6-2.9

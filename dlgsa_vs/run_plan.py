@@ -1,0 +1,216 @@
+"""The run plan: every choice of a run, decided once, for one backend and input size.
+
+``RunSettings`` holds what was asked and is valid; ``resolve`` turns it into a frozen
+:class:`RunPlan` of decided values: the backend and device (``select_backend``, ``auto``
+included), the precision and its torch dtype, the network's kernel forms, the tile (a fixed
+(height, width) or the ``AutoTiles`` budget of this device), the static TensorRT engine's
+input size, and the streams. Each choice and its reason is made here and nowhere else: the
+CLIs, the VapourSynth filter and ``dlgsa-build-engine`` resolve their settings with it, and
+``backends.create_backend_upscaler`` and ``inference.Upscaler`` take only the plan's values.
+
+Asking for a backend by name where it cannot run is a ``BackendError`` naming what is missing.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+
+from .settings import GPU_DEFAULT_PRECISION, Names, RunSettings, SettingsError, torch_dtype
+from .tiling import AutoTiles, network_input_hw
+
+if TYPE_CHECKING:
+    from .arch.dlgsanet import DLGSANet
+
+
+class BackendError(SettingsError):
+    """A backend that cannot run here, or settings it does not take (names the field at fault)."""
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str  # "trt", "cuda" or "cpu"
+    device: torch.device
+    reason: str  # why this one: for the log line of an automatic choice
+
+
+def cuda_problem() -> str | None:
+    """None where PyTorch can use a CUDA GPU, else why not (one phrase)."""
+    if torch.version.cuda is None:
+        return f"this torch build ({torch.__version__}) has no CUDA support"
+    if not torch.cuda.is_available():
+        return "torch sees no CUDA GPU (no NVIDIA driver, or CUDA_VISIBLE_DEVICES hides the GPU)"
+    return None
+
+
+def trt_problem() -> str | None:
+    """None where TensorRT engines can be built and run, else why not."""
+    try:
+        from .trt.engine import trt_available
+    except Exception as exc:  # a broken installation; trt_available() itself never raises
+        return f"dlgsa_vs.trt cannot be imported ({exc})"
+    ok, why = trt_available()
+    return None if ok else why
+
+
+def select_backend(settings: RunSettings | str = "auto", device_index: int = 0) -> Backend:
+    """Resolve the settings' backend (``auto`` included) to a usable one, or raise ``BackendError``.
+
+    A name (and device index) may be given instead of settings: they are validated as settings.
+    """
+    if not isinstance(settings, RunSettings):
+        settings = RunSettings(backend=settings or "auto", device_index=device_index)
+    name, index = settings.backend, settings.device_index
+    cpu = torch.device("cpu")
+    if name == "cpu":
+        return Backend("cpu", cpu, "asked for")
+    problem = cuda_problem()
+    if problem is not None:
+        if name == "auto":
+            return Backend("cpu", cpu, f"no CUDA GPU: {problem}")
+        raise BackendError("backend", f"{{backend}} {name} needs an NVIDIA GPU, but {problem}: use {{backend}} cpu")
+    count = torch.cuda.device_count()
+    if index >= count:
+        raise BackendError("device_index", f"does not exist: {count} CUDA device(s) are visible, use "
+                           f"0..{count - 1}", index)
+    gpu = torch.device("cuda", index)
+    gpu_name = torch.cuda.get_device_name(gpu)
+    if name == "cuda":
+        return Backend("cuda", gpu, "asked for")
+    problem = trt_problem()
+    if name == "trt":
+        if problem is not None:
+            raise BackendError("backend", f"{{backend}} trt needs TensorRT, but {problem}: use {{backend}} cuda "
+                               f"(PyTorch on the GPU) or install the trt extra")
+        return Backend("trt", gpu, "asked for")
+    if problem is None:
+        return Backend("trt", gpu, f"TensorRT on {gpu_name}")
+    return Backend("cuda", gpu, f"PyTorch on {gpu_name}; TensorRT not used: {problem}")
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """A run's decided values (``resolve`` makes it; nothing downstream decides again).
+
+    kernels: "triton" or "torch", the network's forms (an engine holds the torch forms).
+    tile: (height, width) of LR tiles, (0, 0) = whole frames, or the device's ``AutoTiles``
+    budget (the tile then follows each frame size). engine_hw: the trt backend's static engine
+    input (height, width), the tile crop of ``input_hw`` when tiling; None for other backends
+    or without an input size.
+    """
+
+    settings: RunSettings
+    backend: Backend
+    precision: str
+    kernels: str
+    kernels_reason: str
+    tile: tuple[int, int] | AutoTiles
+    engine_hw: tuple[int, int] | None
+
+    @property
+    def device(self) -> torch.device:
+        return self.backend.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return torch_dtype(self.precision)
+
+    @property
+    def batch(self) -> int:
+        return self.settings.batch
+
+    @property
+    def tile_pad(self) -> int:
+        return self.settings.tile_pad
+
+    @property
+    def num_streams(self) -> int:
+        return self.settings.num_streams
+
+    @property
+    def compile(self) -> bool:
+        """Whether the network is ``torch.compile``d (cuda backend)."""
+        return self.settings.compile or self.settings.cuda_graphs
+
+    @property
+    def compile_mode(self) -> str | None:
+        """``torch.compile``'s mode: with CUDA graphs "reduce-overhead", else its default."""
+        return "reduce-overhead" if self.settings.cuda_graphs else None
+
+    def notes(self, names: Names = Names()) -> list[str]:
+        """The log lines of the plan's choices, worded with a front end's ``names``: a precision
+        asked for and not used, and the kernels (on a GPU, or when asked for)."""
+        lines = []
+        asked = self.settings.precision
+        if asked not in (None, self.precision):
+            lines.append(f"{names.subject('precision', asked)} is ignored on the {self.backend.name.upper()}: "
+                         f"it computes in {self.precision}")
+        if self.backend.name != "trt" and (self.backend.name != "cpu" or self.settings.kernels != "auto"):
+            lines.append(f"kernels {self.settings.kernels} -> {self.kernels} ({self.kernels_reason})")
+        return lines
+
+    def summary(self) -> str:
+        """``backend dtype`` and, for an automatic choice, why (the CLIs' summary line)."""
+        text = f"{self.backend.name} {str(self.dtype).removeprefix('torch.')}"
+        return text + (f"; auto: {self.backend.reason}" if self.settings.backend == "auto" else "")
+
+
+def resolve_precision(backend: Backend, settings: RunSettings) -> str:
+    """The precision the backend computes in.
+
+    The CPU computes in fp32: fp16 or bf16 asked for there is one note (``RunPlan.notes``),
+    never an error (VapourSynth users pass RGBH clips and expect them to work, and a script
+    moved between machines keeps working). A GPU computes in the asked precision, default
+    fp16; bf16 where the GPU lacks it is an error.
+    """
+    if backend.name == "cpu":
+        return "fp32"
+    precision = settings.precision or GPU_DEFAULT_PRECISION
+    if precision == "bf16" and torch.cuda.is_available() and not torch.cuda.is_bf16_supported():
+        raise BackendError("precision", f"is not supported by {torch.cuda.get_device_name(backend.device)}: "
+                           f"use fp16 or fp32", precision)
+    return precision
+
+
+def resolve(settings: RunSettings, backend: Backend | None = None, *, input_hw: tuple[int, int] | None = None,
+            model: "DLGSANet | None" = None) -> RunPlan:
+    """The plan of ``settings`` on ``backend`` (selected from the settings when not given).
+
+    input_hw: the (height, width) of the frames, where known: the trt backend builds one
+    static engine for it (for its tile crop when tiling), so it needs it, and for it ``auto``
+    tiles become the one tile of that size. model: the network that will run; it is moved to
+    the plan's device and dtype and given its kernel forms here, so that the ``auto`` tile
+    budget (``tiling.plan``) is measured on what runs (needed for ``auto`` tiles). Raises
+    ``BackendError`` / ``SettingsError`` for what cannot run.
+    """
+    backend = backend or select_backend(settings)
+    settings.check_backend(backend.name)
+    precision = resolve_precision(backend, settings)
+    if model is not None:  # as it will run: the auto tile budget is measured on that
+        model.eval().to(backend.device, torch_dtype(precision))
+    if backend.name == "trt":
+        kernels, kernels_reason = "torch", "a TensorRT engine holds the exported torch forms"
+    elif model is not None:  # the model decides (kernels.resolve_kernels) and takes its forms
+        model.set_kernels(settings.kernels)
+        kernels, kernels_reason = model.kernels, model.kernels_reason
+    else:
+        from .kernels import resolve_kernels
+
+        kernels, kernels_reason = resolve_kernels(settings.kernels, backend.device)
+    tile: tuple[int, int] | AutoTiles = settings.tile
+    if tile == "auto":
+        if model is None:
+            raise TypeError("resolve: tile 'auto' is measured on the model: pass model=")
+        from .tiling import plan as tile_budget
+
+        tile = tile_budget(model, backend.device, torch_dtype(precision), settings.batch)
+        if backend.name == "trt" and input_hw is not None:  # one static engine: one tile size
+            tile = tile.tile_for(*input_hw, settings.tile_pad)
+    engine_hw = None
+    if backend.name == "trt":
+        if input_hw is None:
+            raise BackendError("backend", "the trt backend needs the frame size up front (input_hw) to build "
+                               "its engine")
+        engine_hw = network_input_hw(*input_hw, tile, settings.tile_pad)
+    return RunPlan(settings, backend, precision, kernels, kernels_reason, tile, engine_hw)
