@@ -18,11 +18,11 @@ import os
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Callable, Mapping
 
+from .arch.forms import KERNELS
 from .arch.variants import SCALES
 from .packaged import MODELS
 
 BACKENDS = ("auto", "trt", "cuda", "cpu")
-KERNELS = ("auto", "triton", "torch")
 GPU_DEFAULT_PRECISION = "fp16"
 """What a GPU backend computes in when no precision is given (the CPU always computes in fp32)."""
 

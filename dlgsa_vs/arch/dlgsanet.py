@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from .dynamic_conv import dynamic_dw_conv, dynamic_dw_conv_fused_1x1, fast_inference_possible
 from .tlc import TLCWindows, from_windows, pad_to_window, tlc_windows, to_windows
+from .tlc_grid import tlc_window_starts
 
 RGB_MEAN = (0.4488, 0.4371, 0.4040)
 
@@ -151,8 +152,7 @@ class SparseGlobalAttention(nn.Module):
             return None
         if windows is not None:
             h, w = qkv.shape[-2:]
-            expected = ((len(kernels.tlc_window_starts(max(h, k), k)), k),
-                        (len(kernels.tlc_window_starts(max(w, k), k)), k))
+            expected = ((len(tlc_window_starts(max(h, k), k)), k), (len(tlc_window_starts(max(w, k), k)), k))
             if (tuple(windows[0].shape), tuple(windows[1].shape)) != expected:
                 return None
         return kernels.sparse_attention(qkv, self.temperature, self.num_heads, self.act, k)

@@ -3,18 +3,10 @@ from __future__ import annotations
 
 import os
 
+from ..arch.tlc_grid import tlc_window_starts  # noqa: F401 (the kernels' window layout)
+
 
 def interpreting() -> bool:
     """Whether Triton runs kernels in its CPU interpreter (``TRITON_INTERPRET=1``)."""
     return os.environ.get("TRITON_INTERPRET") == "1"
 
-
-def tlc_window_starts(length: int, k: int) -> list[int]:
-    """``arch.tlc.window_starts`` in Python integers (kernels do not import the network; a
-    test holds the two equal): the authors' placement of windows of side ``k`` on a length
-    ``>= k``, a single window listed twice."""
-    n_planned = (length - 1) // k + 1
-    span = length - k
-    step = max(-(-span // max(n_planned - 1, 1)), 1)
-    n = -(-span // step) + 1
-    return [min(m * step, span) for m in range(max(n, 2))]

@@ -1,0 +1,10 @@
+"""Names of the network's interchangeable forms, importable without torch.
+
+``KERNELS``: how DLGSANet runs its dynamic convolution and sparse attention (``set_kernels``):
+``triton`` (the fused GPU kernels of ``dlgsa_vs.kernels``), ``torch`` (the plain PyTorch
+forms) or ``auto``. The settings validate a choice against it, ``dlgsa_vs.kernels`` resolves
+one; both import it from here, a module that imports nothing of the package.
+"""
+from __future__ import annotations
+
+KERNELS = ("auto", "triton", "torch")
