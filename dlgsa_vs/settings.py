@@ -18,7 +18,7 @@ import os
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Callable, Mapping
 
-from .arch.forms import KERNELS
+from .forms import KERNELS
 from .arch.variants import SCALES
 from .packaged import MODELS
 

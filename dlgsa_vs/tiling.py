@@ -33,7 +33,7 @@ from typing import Callable
 
 import torch
 
-from .arch.tlc_grid import tlc_window_starts
+from .tlc_grid import tlc_window_starts
 
 MIN_TILE = 16
 """The smallest tile side (LR pixels) that out-of-memory recovery goes down to."""

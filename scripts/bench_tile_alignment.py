@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from dlgsa_vs.imageio import read_image
-from dlgsa_vs.arch.tlc_grid import tlc_window_starts
+from dlgsa_vs.tlc_grid import tlc_window_starts
 from dlgsa_vs.tiling import tile_spans, tlc_window
 from dlgsa_vs.weights import load_model
 

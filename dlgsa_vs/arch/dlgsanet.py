@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from .dynamic_conv import dynamic_dw_conv, dynamic_dw_conv_fused_1x1, fast_inference_possible
 from .tlc import TLCWindows, from_windows, pad_to_window, tlc_windows, to_windows
-from .tlc_grid import tlc_window_starts
+from ..tlc_grid import tlc_window_starts
 
 RGB_MEAN = (0.4488, 0.4371, 0.4040)
 

@@ -22,7 +22,7 @@ from typing import Callable
 
 import torch
 
-from ..arch.forms import KERNELS as KERNEL_CHOICES  # the one list (RunSettings validates it too)
+from ..forms import KERNELS as KERNEL_CHOICES  # the one list (RunSettings validates it too)
 from ._common import interpreting, tlc_window_starts  # noqa: F401 (the package's API)
 
 _failed: set[str] = set()  # kernels that failed once: the torch form from then on

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-from ..arch.tlc_grid import tlc_window_starts  # noqa: F401 (the kernels' window layout)
+from ..tlc_grid import tlc_window_starts  # noqa: F401 (the kernels' window layout)
 
 
 def interpreting() -> bool:

@@ -3,7 +3,8 @@
 ``KERNELS``: how DLGSANet runs its dynamic convolution and sparse attention (``set_kernels``):
 ``triton`` (the fused GPU kernels of ``dlgsa_vs.kernels``), ``torch`` (the plain PyTorch
 forms) or ``auto``. The settings validate a choice against it, ``dlgsa_vs.kernels`` resolves
-one; both import it from here, a module that imports nothing of the package.
+one; both import it from here, a leaf that imports nothing (the kernels sit below the
+network, ``arch``, so a module of ``arch`` would tie the two folders both ways).
 """
 from __future__ import annotations
 
