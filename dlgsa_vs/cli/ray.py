@@ -102,6 +102,7 @@ def run_from_args(args, settings: RunSettings, inputs: list[str], address: str |
 
         raise VideoError(INSTALL_HINT, code=2) from None
     from ..cluster import run
+    from ..segments.encode import JobSettings
     from ..segments.work import describe, plan_job
 
     files = _inputs(inputs)
@@ -118,8 +119,8 @@ def run_from_args(args, settings: RunSettings, inputs: list[str], address: str |
     # (device_index 0: Ray gives each task its GPU as the only visible one)
     run_settings = settings.replace(scale=scale, device_index=0,
                                     threads=settings.threads or max(1, int(args.cpus_per_task)))
-    job_settings = dict(run_settings.to_dict(), encoder=args.encoder, crf=args.crf, pix_fmt=args.pix_fmt,
-                        encoder_options=encoder_options(args.encoder_option))
+    job_settings = JobSettings(run_settings, args.encoder, args.crf, args.pix_fmt,
+                               encoder_options(args.encoder_option)).to_dict()
     jobs = []
     for f in files:
         if out_dir is not None:

@@ -222,17 +222,17 @@ def _segmented(args, info) -> bool:
 
 
 def _upscale_segments(args, info, upscaler, src: Path, settings, enc_opts: dict, device: str, model: str) -> int:
-    from ..video.output import check_paths, default_output
+    from ..segments.encode import JobSettings
     from ..segments.resume import run_segments
+    from ..video.output import check_paths, default_output
 
     out = Path(args.output) if args.output else default_output(src, upscaler.scale)
     check_paths(src, out)
-    plain = dict(settings.replace(scale=upscaler.scale).to_dict(), encoder=args.encoder, crf=args.crf,
-                 pix_fmt=args.pix_fmt, encoder_options=enc_opts)
+    job = JobSettings(settings.replace(scale=upscaler.scale), args.encoder, args.crf, args.pix_fmt, enc_opts)
     args.segmented = True
     log = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
     try:
-        r = run_segments(src, out, upscaler, plain, segment_seconds=args.chunk_seconds,
+        r = run_segments(src, out, upscaler, job, segment_seconds=args.chunk_seconds,
                          resume=not args.no_resume, keep=args.keep_chunks,
                          progress=False if args.quiet else None, log=log)
     except DamagedInput as exc:

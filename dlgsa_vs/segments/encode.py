@@ -13,13 +13,15 @@ from __future__ import annotations
 import os
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator, Mapping
 
 import av
+
+from ..settings import RunSettings
 
 from ..video.colour import planar_equivalent, read_hdr10
 from ..video.errors import DamagedInput, VideoError
@@ -35,6 +37,30 @@ ProgressSink = Callable[[str, int, str], None]
 _UPSCALERS: dict = {}   # one loaded network per settings, kept by the (reused) worker process
 
 
+@dataclass(frozen=True)
+class JobSettings:
+    """What every chunk of a job is made with: the run settings and the encoder's.
+
+    The front ends build it; a job's manifest holds it as plain data (``to_dict``, compared
+    field by field to resume) and the chunks read it back (``from_dict``).
+    """
+
+    run: RunSettings
+    encoder: str | None = None
+    crf: float | None = None
+    pix_fmt: str | None = None
+    encoder_options: Mapping[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.run.to_dict(), encoder=self.encoder, crf=self.crf, pix_fmt=self.pix_fmt,
+                    encoder_options=dict(self.encoder_options))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "JobSettings":
+        return cls(RunSettings.from_dict(data), data.get("encoder"), data.get("crf"), data.get("pix_fmt"),
+                   dict(data.get("encoder_options") or {}))
+
+
 @dataclass
 class ChunkSpec:
     input: str
@@ -43,16 +69,14 @@ class ChunkSpec:
     end: int | None            # pts; None = to the last frame
     pts: list[int]             # the input frames of the chunk, as the plan saw them
     path: str                  # the chunk file to write (final name)
-    settings: dict             # model, backend and encoder settings (identical for every chunk)
+    settings: dict             # the manifest's JobSettings.to_dict() (identical for every chunk)
     key: str = ""              # "<job>:<chunk>" for progress reports
     crash_marker: str | None = None   # tests only: exit the process once, mid-chunk
 
 
-def _upscaler(settings: dict, hw: tuple[int, int]):
+def _upscaler(run: RunSettings, hw: tuple[int, int]):
     from ..backends import create_backend_upscaler
-    from ..settings import RunSettings
 
-    run = RunSettings.from_dict(settings)   # the job's plain data also holds the encoder's settings
     key = (run, hw)
     if key not in _UPSCALERS:
         _UPSCALERS[key] = create_backend_upscaler(run, input_hw=hw)
@@ -142,11 +166,11 @@ def encode_chunk(spec: ChunkSpec, progress: ProgressSink | None = None, upscaler
     made from ``spec.settings``, kept by this (worker) process for its next chunks."""
     t0 = time.perf_counter()
     set_log_mode(False)
-    threads = spec.settings.get("threads")
-    if threads and upscaler is None:
+    job = JobSettings.from_dict(spec.settings)
+    if job.run.threads and upscaler is None:
         import torch
 
-        torch.set_num_threads(int(threads))
+        torch.set_num_threads(job.run.threads)
     worker = f"{socket.gethostname()}:{os.getpid()}"
     final = Path(spec.path)
     info = probe(spec.input)
@@ -158,10 +182,9 @@ def encode_chunk(spec: ChunkSpec, progress: ProgressSink | None = None, upscaler
         info.colour = first_frame_colour(info, first)
         info.hdr10 = read_hdr10(info.video.codec_context.coded_side_data, first.side_data)  # as video/job.py
         if upscaler is None:
-            upscaler = _upscaler(spec.settings, (info.height, info.width))
-        s = spec.settings
-        out = open_output(info, final, upscaler.scale, encoder=s.get("encoder"), crf=s.get("crf"),
-                          pix_fmt=s.get("pix_fmt"), encoder_options=dict(s.get("encoder_options") or {}))
+            upscaler = _upscaler(job.run, (info.height, info.width))
+        out = open_output(info, final, upscaler.scale, encoder=job.encoder, crf=job.crf, pix_fmt=job.pix_fmt,
+                          encoder_options=dict(job.encoder_options))
         reporter = _Reporter(progress, spec.key, worker, spec.crash_marker)
         try:
             stats = Pipeline(SimpleNamespace(info=info), chunk_frames(info, spec.start, spec.end), [],

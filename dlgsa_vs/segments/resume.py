@@ -24,7 +24,7 @@ from typing import Callable
 from ..video.output import remove_dead_parts
 from ..weights import weights_digest
 from . import manifest as mf
-from .encode import encode_chunk
+from .encode import JobSettings, encode_chunk
 from .join import JoinResult
 from .work import MANIFEST, Job, finish_job, plan_job, work_folder
 
@@ -50,20 +50,19 @@ def _bar_sink(bar, base: int) -> Callable[[str, int, str], None]:
     return report
 
 
-def run_segments(input_path: Path, output: Path, upscaler, settings: dict, *,
+def run_segments(input_path: Path, output: Path, upscaler, settings: JobSettings, *,
                  segment_seconds: float, resume: bool = True, keep: bool = False,
                  progress: bool | None = None, log: Callable[[str], None] | None = None) -> SegmentedResult:
     """Upscale ``input_path`` into ``output`` segment by segment, resuming a matching state.
 
-    settings: plain data of the run (RunSettings.to_dict() plus the encoder's settings), the
-    settings ``upscaler`` was made with."""
+    settings: the run's and the encoder's settings (``upscaler`` was made with its ``run``)."""
     from tqdm import tqdm
 
     log = log or (lambda m: None)
     t0 = time.perf_counter()
     input_path, output = Path(input_path), Path(output)
     # the model is its weights' hash, not the file's name
-    settings = dict({k: v for k, v in settings.items() if k != "model_path"},
+    settings = dict({k: v for k, v in settings.to_dict().items() if k != "model_path"},
                     model_sha256=weights_digest(upscaler.model))
     remove_dead_parts(output)                 # a join that a killed run left half-written
     work = work_folder(output)
