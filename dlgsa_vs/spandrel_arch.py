@@ -19,9 +19,12 @@ Importing this module imports spandrel; the rest of dlgsa-vs does not need it.
 """
 from __future__ import annotations
 
-from spandrel import (MAIN_REGISTRY, ArchRegistry, ArchSupport, Architecture, ImageModelDescriptor,
-                      ModelTiling, SizeRequirements, StateDict)
-from spandrel.util import KeyCondition
+try:
+    from spandrel import (MAIN_REGISTRY, ArchRegistry, ArchSupport, Architecture, ImageModelDescriptor,
+                          ModelTiling, SizeRequirements, StateDict)
+    from spandrel.util import KeyCondition
+except ImportError as exc:  # one line that says what to install
+    raise ImportError(f"dlgsa_vs.spandrel_arch needs spandrel ({exc}): pip install 'dlgsa-vs[spandrel]'") from None
 
 from .arch import DLGSANet
 from .weights import detect_config, model_from_state_dict, variant_name

@@ -31,12 +31,16 @@ import os
 from typing import Any
 
 import vapoursynth as vs
-from vskernels import Catrom, KernelLike, Scaler, ScalerLike
-from vsscale import BaseGenericScaler
+
+try:
+    from vskernels import Catrom, KernelLike, Scaler, ScalerLike
+    from vsscale import BaseGenericScaler
+except ImportError as exc:  # one line that says what to install
+    raise ImportError(f"dlgsa_vs.vsscale needs vs-jetpack ({exc}): pip install 'dlgsa-vs[vsjetpack]'") from None
 
 from .arch.variants import SCALES
 from .packaged import MODELS, VIDEO_DEFAULT_MODEL, default_for, packaged_file
-from .vapoursynth.filter import _check_clip, upscale
+from .vapoursynth import upscale
 
 __all__ = ["DLGSA"]
 
@@ -142,7 +146,10 @@ class DLGSA(BaseGenericScaler):
         """``clip`` upscaled by the network and resampled to ``width`` x ``height`` (default: the
         clip's size), positioned by ``shift`` (top, left; input pixels); ``kwargs`` go to the
         final resampler (e.g. ``format=``)."""
-        _check_clip(clip)  # the filter's one-line errors for a non-clip, variable format or size
+        if (not isinstance(clip, vs.VideoNode) or clip.format is None or clip.width == 0 or clip.height == 0
+                or clip.format.color_family == vs.UNDEFINED):
+            upscale(clip, **self.filter_options())  # raises the filter's one-line error for such a clip
+            raise vs.Error(f"{PREFIX}clip must be a constant-format, constant-size video clip")
         width, height = self._wh_norm(clip, width, height)
         for name, value in (("width", width), ("height", height)):
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
