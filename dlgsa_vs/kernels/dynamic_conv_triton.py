@@ -24,6 +24,7 @@ import triton
 import triton.language as tl
 
 from ._common import interpreting
+from ._launch import Launch, check_plane
 
 
 @triton.jit
@@ -33,7 +34,7 @@ def _dyn_conv_fwd_kernel(x_ptr, hid_ptr, w_ptr, b_ptr, out_ptr, H, W, G, CH,
     ng = tl.program_id(0)
     n = (ng // G).to(tl.int64)
     g = ng % G
-    hw = H * W
+    hw = (H * W).to(tl.int64)  # plane offsets in int64 (C*H*W passes 2**31 at 8K); in-plane int32
     offs = tl.arange(0, BLOCK_R * BLOCK_W)
     y = tl.program_id(1) * BLOCK_R + offs // BLOCK_W
     x = tl.program_id(2) * BLOCK_W + offs % BLOCK_W
@@ -68,7 +69,7 @@ def _dyn_conv_grad_x_kernel(go_ptr, hid_ptr, w_ptr, b_ptr, gx_ptr, H, W, G, CH,
     ng = tl.program_id(0)
     n = (ng // G).to(tl.int64)
     g = ng % G
-    hw = H * W
+    hw = (H * W).to(tl.int64)  # plane offsets in int64 (C*H*W passes 2**31 at 8K); in-plane int32
     offs = tl.arange(0, BLOCK_R * BLOCK_W)
     y = tl.program_id(1) * BLOCK_R + offs // BLOCK_W
     x = tl.program_id(2) * BLOCK_W + offs % BLOCK_W
@@ -104,7 +105,7 @@ def _dyn_conv_grad_taps_kernel(go_ptr, x_ptr, gt_ptr, H, W, G,
     ng = tl.program_id(0)
     n = (ng // G).to(tl.int64)
     g = ng % G
-    hw = H * W
+    hw = (H * W).to(tl.int64)  # plane offsets in int64 (C*H*W passes 2**31 at 8K); in-plane int32
     offs = tl.arange(0, BLOCK_R * BLOCK_W)
     y = tl.program_id(1) * BLOCK_R + offs // BLOCK_W
     x = tl.program_id(2) * BLOCK_W + offs % BLOCK_W
@@ -148,6 +149,39 @@ def _check(x: torch.Tensor, hidden: torch.Tensor, proj_weight: torch.Tensor, ker
     return n, c, h, w, groups, c // groups, hidden.shape[1]
 
 
+def _grid_and_meta(n: int, groups: int, cg: int, h: int, w: int, k: int) -> tuple[tuple[int, int, int], dict]:
+    check_plane(h, w, "dyn_conv")
+    br, bw = _blocks(h, w)
+    grid = (n * groups, triton.cdiv(h, br), triton.cdiv(w, bw))
+    return grid, dict(CG=cg, K=k, BLOCK_CG=triton.next_power_of_2(cg), BLOCK_R=br, BLOCK_W=bw)
+
+
+def fwd_launch(x: torch.Tensor, hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+               out: torch.Tensor, kernel_size: int) -> Launch:
+    """The forward's launch: x, hidden, out contiguous (N, C|Ch, H, W); weight (G*K*K, Ch)."""
+    n, c, h, w, groups, cg, ch = _check(x, hidden, weight, kernel_size)
+    grid, meta = _grid_and_meta(n, groups, cg, h, w, kernel_size)
+    return Launch(_dyn_conv_fwd_kernel, grid, (x, hidden, weight, bias, out, h, w, groups, ch),
+                  dict(meta, BLOCK_CH=triton.next_power_of_2(ch)))
+
+
+def grad_x_launch(grad_out: torch.Tensor, hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+                  grad_x: torch.Tensor, kernel_size: int) -> Launch:
+    """The backward's grad_x launch (tensors as for :func:`fwd_launch`)."""
+    n, c, h, w, groups, cg, ch = _check(grad_out, hidden, weight, kernel_size)
+    grid, meta = _grid_and_meta(n, groups, cg, h, w, kernel_size)
+    return Launch(_dyn_conv_grad_x_kernel, grid, (grad_out, hidden, weight, bias, grad_x, h, w, groups, ch),
+                  dict(meta, BLOCK_CH=triton.next_power_of_2(ch)))
+
+
+def grad_taps_launch(grad_out: torch.Tensor, x: torch.Tensor, grad_taps: torch.Tensor, kernel_size: int,
+                     groups: int) -> Launch:
+    """The backward's grad_taps launch: grad_taps fp32 (N, G*K*K, H*W)."""
+    n, c, h, w = x.shape
+    grid, meta = _grid_and_meta(n, groups, c // groups, h, w, kernel_size)
+    return Launch(_dyn_conv_grad_taps_kernel, grid, (grad_out, x, grad_taps, h, w, groups), meta)
+
+
 @torch.library.custom_op("dlgsa::dyn_conv", mutates_args=())
 def dyn_conv(x: torch.Tensor, hidden: torch.Tensor, proj_weight: torch.Tensor, proj_bias: torch.Tensor,
              kernel_size: int) -> torch.Tensor:
@@ -155,15 +189,10 @@ def dyn_conv(x: torch.Tensor, hidden: torch.Tensor, proj_weight: torch.Tensor, p
 
     x (N, C, H, W), hidden (N, Ch, H, W), proj_weight (G*K*K, Ch, 1, 1), proj_bias (G*K*K,).
     """
-    n, c, h, w, groups, cg, ch = _check(x, hidden, proj_weight, kernel_size)
     x, hidden = x.contiguous(), hidden.contiguous()
-    weight = proj_weight.reshape(proj_weight.shape[0], ch).contiguous()
-    out = torch.empty_like(x)
-    br, bw = _blocks(h, w)
-    grid = (n * groups, triton.cdiv(h, br), triton.cdiv(w, bw))
-    _dyn_conv_fwd_kernel[grid](x, hidden, weight, proj_bias.contiguous(), out, h, w, groups, ch,
-                               CG=cg, K=kernel_size, BLOCK_CG=triton.next_power_of_2(cg),
-                               BLOCK_CH=triton.next_power_of_2(ch), BLOCK_R=br, BLOCK_W=bw)
+    weight = proj_weight.reshape(proj_weight.shape[0], -1).contiguous()
+    out = torch.empty_like(x, memory_format=torch.contiguous_format)
+    fwd_launch(x, hidden, weight, proj_bias.contiguous(), out, kernel_size)()
     return out
 
 
@@ -183,14 +212,10 @@ def dyn_conv_backward(grad_out: torch.Tensor, x: torch.Tensor, hidden: torch.Ten
     grad_out, x, hidden = grad_out.contiguous(), x.contiguous(), hidden.contiguous()
     weight = proj_weight.reshape(proj_weight.shape[0], ch).contiguous()
     bias = proj_bias.contiguous()
-    br, bw = _blocks(h, w)
-    grid = (n * groups, triton.cdiv(h, br), triton.cdiv(w, bw))
-    meta = dict(CG=cg, K=k, BLOCK_CG=triton.next_power_of_2(cg), BLOCK_R=br, BLOCK_W=bw)
-    grad_x = torch.empty_like(x)
-    _dyn_conv_grad_x_kernel[grid](grad_out, hidden, weight, bias, grad_x, h, w, groups, ch,
-                                  BLOCK_CH=triton.next_power_of_2(ch), **meta)
+    grad_x = torch.empty_like(x, memory_format=torch.contiguous_format)
+    grad_x_launch(grad_out, hidden, weight, bias, grad_x, k)()
     grad_taps = torch.empty(n, groups * k * k, h * w, device=x.device, dtype=torch.float32)
-    _dyn_conv_grad_taps_kernel[grid](grad_out, x, grad_taps, h, w, groups, **meta)
+    grad_taps_launch(grad_out, x, grad_taps, k, groups)()
     # taps = W @ hidden + b per pixel: the 1x1 conv's gradients are two matmuls and a sum.
     hid = hidden.reshape(n, ch, h * w).float()
     grad_hidden = torch.matmul(weight.float().t(), grad_taps).reshape(n, ch, h, w).to(hidden.dtype)

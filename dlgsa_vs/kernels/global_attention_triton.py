@@ -31,6 +31,7 @@ import triton
 import triton.language as tl
 
 from ._common import interpreting, tlc_window_starts
+from ._launch import Launch, check_plane
 
 EPS = 1e-12  # F.normalize's default, as in SparseGlobalAttention._attend
 
@@ -55,8 +56,9 @@ def _segment_gram_kernel(a_ptr, b_ptr, bounds_h_ptr, bounds_w_ptr, g_ptr, sa_ptr
     offs = tl.arange(0, BLOCK_R * BLOCK_W)
     ry = offs // BLOCK_W
     rx = offs % BLOCK_W
-    a_rows = a_ptr + n * a_sb + (head * D + ch) * a_sc
-    b_rows = b_ptr + n * b_sb + (head * D + ch) * b_sc
+    chan = (head * D + ch).to(tl.int64)  # plane offsets in int64, in-plane offsets int32
+    a_rows = a_ptr + n * a_sb + chan * a_sc
+    b_rows = b_ptr + n * b_sb + chan * b_sc
     gram = tl.zeros((BLOCK_D, BLOCK_D, BLOCK_R * BLOCK_W), dtype=tl.float32)
     sq_a = tl.zeros((BLOCK_D, BLOCK_R * BLOCK_W), dtype=tl.float32)
     sq_b = tl.zeros((BLOCK_D, BLOCK_R * BLOCK_W), dtype=tl.float32)
@@ -95,18 +97,19 @@ def _segment_matmul_kernel(m_ptr, u_ptr, out_ptr, seg_row_ptr, seg_col_ptr, u_sb
     cmask = ch < D
     both = cmask[:, None] & inside[None, :]
     pix = y * W + x
-    u_rows = u_ptr + n * u_sb + head * D * u_sc
+    u_sc64 = u_sc.to(tl.int64)  # plane offsets in int64, in-plane offsets int32
+    u_rows = u_ptr + n * u_sb + head * D * u_sc64
     acc = tl.zeros((BLOCK_D, BLOCK_R * BLOCK_W), dtype=tl.float32)
     for j in tl.static_range(D):
-        uj = tl.load(u_rows + j * u_sc + pix, mask=inside, other=0.0).to(tl.float32)
+        uj = tl.load(u_rows + j * u_sc64 + pix, mask=inside, other=0.0).to(tl.float32)
         mj = tl.load(m_pix[None, :] + ch[:, None] * D + j, mask=both, other=0.0)
         acc += mj * uj[None, :]
-    hw = H * W
+    hw = (H * W).to(tl.int64)
     tl.store(out_ptr + n * (HEADS * D) * hw + ((head * D + ch) * hw)[:, None] + pix[None, :],
              acc.to(out_ptr.dtype.element_ty), mask=both)
 
 
-def _planes(t: torch.Tensor) -> torch.Tensor:
+def dense_planes(t: torch.Tensor) -> torch.Tensor:
     """The kernels index (batch, channel) planes by strides but need each H x W plane dense."""
     h, w = t.shape[-2:]
     if t.stride(-1) == 1 and t.stride(-2) == w:
@@ -133,6 +136,44 @@ def _check(a: torch.Tensor, heads: int, seg_row: torch.Tensor, seg_col: torch.Te
     return a.shape[1] // heads
 
 
+def gram_launch(a: torch.Tensor, b: torch.Tensor, bounds_h: torch.Tensor, bounds_w: torch.Tensor,
+                heads: int) -> Launch:
+    """segment_gram's launch, with its fp32 partial-sum buffers (``args[4:7]``: Gram, sum a^2,
+    sum b^2, one slot per (batch, head, segment, row split)). a, b: dense planes."""
+    n, c, h, w = a.shape
+    check_plane(h, w, "segment_gram")
+    d = c // heads
+    sh, sw = bounds_h.shape[0], bounds_w.shape[0]
+    bd = triton.next_power_of_2(d)
+    br, bw = _blocks(h, w, bd)
+    # Enough programs to fill a GPU even for one segment (the global form): split the rows.
+    programs = n * heads * sh * sw
+    rows = triton.cdiv(h, max(sh, 1))  # a typical segment's height
+    split = 1 if interpreting() else max(1, min(triton.cdiv(rows, br), triton.cdiv(512, max(programs, 1))))
+    slots = n * heads * sh * sw * split
+    g = torch.empty(slots, bd, bd, device=a.device, dtype=torch.float32)
+    sa = torch.empty(slots, bd, device=a.device, dtype=torch.float32)
+    sb = torch.empty_like(sa)
+    return Launch(_segment_gram_kernel, (n * heads, sh * sw, split),
+                  (a, b, bounds_h.contiguous(), bounds_w.contiguous(), g, sa, sb, a.stride(0), a.stride(1),
+                   b.stride(0), b.stride(1), w, heads, sw, split),
+                  dict(D=d, BLOCK_D=bd, BLOCK_R=br, BLOCK_W=bw))
+
+
+def matmul_launch(m: torch.Tensor, u: torch.Tensor, out: torch.Tensor, seg_row: torch.Tensor,
+                  seg_col: torch.Tensor) -> Launch:
+    """segment_matmul's launch: m fp32 contiguous (B, heads, Sh, Sw, d, d), u dense planes,
+    out contiguous like u."""
+    n, c, h, w = u.shape
+    check_plane(h, w, "segment_matmul")
+    heads, d = m.shape[1], m.shape[-1]
+    bd = triton.next_power_of_2(d)
+    br, bw = _blocks(h, w, bd)
+    return Launch(_segment_matmul_kernel, (n * heads, triton.cdiv(h, br), triton.cdiv(w, bw)),
+                  (m, u, out, seg_row, seg_col, u.stride(0), u.stride(1), h, w, heads, m.shape[2], m.shape[3]),
+                  dict(D=d, BLOCK_D=bd, BLOCK_R=br, BLOCK_W=bw))
+
+
 @torch.library.custom_op("dlgsa::segment_gram", mutates_args=())
 def segment_gram(a: torch.Tensor, b: torch.Tensor, bounds_h: torch.Tensor, bounds_w: torch.Tensor,
                  seg_row: torch.Tensor, seg_col: torch.Tensor, heads: int
@@ -144,21 +185,14 @@ def segment_gram(a: torch.Tensor, b: torch.Tensor, bounds_h: torch.Tensor, bound
     (used by the backward). Returns fp32 (B, heads, Sh, Sw, d, d), (B, heads, Sh, Sw, d) x 2.
     """
     d = _check(a, heads, seg_row, seg_col)
-    a, b = _planes(a), _planes(b)
+    a, b = dense_planes(a), dense_planes(b)
     n, _, h, w = a.shape
     sh, sw = bounds_h.shape[0], bounds_w.shape[0]
     bd = triton.next_power_of_2(d)
-    br, bw = _blocks(h, w, bd)
-    # Enough programs to fill a GPU even for one segment (the global form): split the rows.
-    programs = n * heads * sh * sw
-    rows = triton.cdiv(h, max(sh, 1))  # a typical segment's height
-    split = 1 if interpreting() else max(1, min(triton.cdiv(rows, br), triton.cdiv(512, programs)))
-    g = torch.empty(n * heads * sh * sw * split, bd, bd, device=a.device, dtype=torch.float32)
-    sa = torch.empty(n * heads * sh * sw * split, bd, device=a.device, dtype=torch.float32)
-    sb = torch.empty_like(sa)
-    _segment_gram_kernel[(n * heads, sh * sw, split)](
-        a, b, bounds_h.contiguous(), bounds_w.contiguous(), g, sa, sb, a.stride(0), a.stride(1),
-        b.stride(0), b.stride(1), w, heads, sw, split, D=d, BLOCK_D=bd, BLOCK_R=br, BLOCK_W=bw)
+    launch = gram_launch(a, b, bounds_h, bounds_w, heads)
+    split = launch.grid[2]
+    g, sa, sb = launch.args[4:7]
+    launch()
     shape = (n, heads, sh, sw, split)
     return (g.reshape(*shape, bd, bd).sum(4)[..., :d, :d].contiguous(),
             sa.reshape(*shape, bd).sum(4)[..., :d].contiguous(),
@@ -180,14 +214,10 @@ def segment_matmul(m: torch.Tensor, u: torch.Tensor, seg_row: torch.Tensor, seg_
     H, W) -> (B, heads*d, H, W) in u's dtype. bounds_h/bounds_w: as for segment_gram (backward)."""
     heads, d = m.shape[1], m.shape[-1]
     _check(u, heads, seg_row, seg_col)
-    u = _planes(u)
+    u = dense_planes(u)
     n, c, h, w = u.shape
     out = torch.empty(n, c, h, w, device=u.device, dtype=u.dtype)
-    br, bw = _blocks(h, w, triton.next_power_of_2(d))
-    _segment_matmul_kernel[(n * heads, triton.cdiv(h, br), triton.cdiv(w, bw))](
-        m.float().contiguous(), u, out, seg_row.contiguous(), seg_col.contiguous(), u.stride(0),
-        u.stride(1), h, w, heads, m.shape[2], m.shape[3], D=d, BLOCK_D=triton.next_power_of_2(d),
-        BLOCK_R=br, BLOCK_W=bw)
+    matmul_launch(m.float().contiguous(), u, out, seg_row.contiguous(), seg_col.contiguous())()
     return out
 
 
@@ -262,7 +292,7 @@ def _axis_plan(length: int, tlc_kernel: int | None) -> SegmentPlan:
 
 
 @functools.lru_cache(maxsize=64)
-def _device_plan(h: int, w: int, tlc_kernel: int | None, device: torch.device):
+def device_plan(h: int, w: int, tlc_kernel: int | None, device: torch.device):
     """Tensors for one map size on one device, built once (no host syncs per layer)."""
     out = []
     for plan in (_axis_plan(h, tlc_kernel), _axis_plan(w, tlc_kernel)):
@@ -282,7 +312,7 @@ def sparse_attention(qkv: torch.Tensor, temperature: torch.Tensor, num_heads: in
     (``_attend`` over TLC windows of side ``tlc_kernel`` averaged, or over the map for None)."""
     b, c3, h, w = qkv.shape
     c = c3 // 3
-    rows, cols = _device_plan(h, w, tlc_kernel, qkv.device)
+    rows, cols = device_plan(h, w, tlc_kernel, qkv.device)
     segs = (rows["index"], cols["index"], rows["bounds"], cols["bounds"])
     q, k, v = qkv[:, :c], qkv[:, c:2 * c], qkv[:, 2 * c:]
     gram, sq, sk = segment_gram(q, k, rows["bounds"], cols["bounds"], rows["index"], cols["index"], num_heads)

@@ -157,7 +157,7 @@ def test_attention_gradients_equal_autograd_of_the_torch_form(tlc_kernel):
 
 
 def _segments(h, w, tlc_kernel):
-    rows, cols = ga._device_plan(h, w, tlc_kernel, DEVICE)
+    rows, cols = ga.device_plan(h, w, tlc_kernel, DEVICE)
     return rows, cols
 
 
