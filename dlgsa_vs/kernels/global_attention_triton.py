@@ -236,13 +236,43 @@ def _gram_backward(ctx, grad_g, grad_sa, grad_sb):
     # The segments do not overlap: d/da_i(p) = sum_j dG[seg(p)]_ij b_j(p) + 2 dsa[seg(p)]_i a_i(p).
     a, b, bounds_h, bounds_w, seg_row, seg_col = ctx.saved_tensors
     segs = (seg_row, seg_col, bounds_h, bounds_w)
-    grad_a = grad_b = None
-    if ctx.needs_input_grad[0]:
-        grad_a = segment_matmul(grad_g, b, *segs) + segment_matmul(torch.diag_embed(2 * grad_sa), a, *segs)
-    if ctx.needs_input_grad[1]:
-        grad_b = (segment_matmul(grad_g.transpose(-1, -2), a, *segs)
-                  + segment_matmul(torch.diag_embed(2 * grad_sb), b, *segs))
+    need_a, need_b = ctx.needs_input_grad[:2]
+
+    def grads(matmul, gram):
+        grad_a = grad_b = None
+        if need_a:
+            grad_a = matmul(grad_g, b) + matmul(torch.diag_embed(2 * grad_sa), a)
+        if need_b:
+            grad_b = matmul(grad_g.transpose(-1, -2), a) + matmul(torch.diag_embed(2 * grad_sb), b)
+        return grad_a, grad_b
+
+    grad_a, grad_b = _checked_backward("segment_gram_backward", a, segs, grads)
     return grad_a, grad_b, None, None, None, None, None
+
+
+def _checked_backward(name: str, u: torch.Tensor, segs: tuple, formula: Callable):
+    """``formula(matmul, gram)``, a backward, run with the Triton segment ops, checked on its
+    first call per key (``kernels.fallback``) against the same formula with the torch ones
+    (``kernels.reference``), which run instead where the kernels fail or differ."""
+    from . import reference
+    from .fallback import GUARD, shape_class
+
+    seg_row, seg_col, bounds_h, bounds_w = segs
+
+    def triton_form():
+        return formula(lambda m, v: segment_matmul(m, v, *segs),
+                       lambda a, b, heads: segment_gram(a, b, bounds_h, bounds_w, seg_row, seg_col, heads))
+
+    def torch_form():
+        bh, bw = [tuple(r) for r in bounds_h.tolist()], [tuple(r) for r in bounds_w.tolist()]
+        return formula(lambda m, v: reference.segment_matmul(m, v, bh, bw),
+                       lambda a, b, heads: reference.segment_gram(a, b, bh, bw, heads))
+
+    def key():
+        n, c, h, w = u.shape
+        return (u.dtype, u.device.type, c, bounds_h.shape[0], bounds_w.shape[0], *shape_class(h, w, n * c * h * w))
+
+    return GUARD.run(name, key, triton_form, torch_form, u.dtype, (u,), fallback=torch_form)
 
 
 def _matmul_setup(ctx, inputs, output):
@@ -254,11 +284,14 @@ def _matmul_backward(ctx, grad_out):
     # dM[s]_ij = sum_{p in s} grad_out_i(p) u_j(p) (a segment Gram); du(p) = M[s(p)]^T grad_out(p).
     m, u, seg_row, seg_col, bounds_h, bounds_w = ctx.saved_tensors
     heads = m.shape[1]
-    grad_m = grad_u = None
-    if ctx.needs_input_grad[0]:
-        grad_m = segment_gram(grad_out, u, bounds_h, bounds_w, seg_row, seg_col, heads)[0].to(m.dtype)
-    if ctx.needs_input_grad[1]:
-        grad_u = segment_matmul(m.transpose(-1, -2), grad_out, seg_row, seg_col, bounds_h, bounds_w)
+    need_m, need_u = ctx.needs_input_grad[:2]
+
+    def grads(matmul, gram):
+        grad_m = gram(grad_out, u, heads)[0].to(m.dtype) if need_m else None
+        grad_u = matmul(m.transpose(-1, -2), grad_out) if need_u else None
+        return grad_m, grad_u
+
+    grad_m, grad_u = _checked_backward("segment_matmul_backward", u, (seg_row, seg_col, bounds_h, bounds_w), grads)
     return grad_m, grad_u, None, None, None, None
 
 
@@ -283,7 +316,7 @@ class SegmentPlan:
 
 
 @functools.lru_cache(maxsize=64)
-def _axis_plan(length: int, tlc_kernel: int | None) -> SegmentPlan:
+def axis_plan(length: int, tlc_kernel: int | None) -> SegmentPlan:
     if tlc_kernel is None:
         return SegmentPlan([(0, length)], length)
     # The torch form pads the map up to the window and places windows on the padded length.
@@ -295,7 +328,7 @@ def _axis_plan(length: int, tlc_kernel: int | None) -> SegmentPlan:
 def device_plan(h: int, w: int, tlc_kernel: int | None, device: torch.device):
     """Tensors for one map size on one device, built once (no host syncs per layer)."""
     out = []
-    for plan in (_axis_plan(h, tlc_kernel), _axis_plan(w, tlc_kernel)):
+    for plan in (axis_plan(h, tlc_kernel), axis_plan(w, tlc_kernel)):
         cover = torch.tensor(plan.cover, dtype=torch.float32)
         out.append(dict(
             bounds=torch.tensor(plan.bounds, dtype=torch.int32, device=device),
