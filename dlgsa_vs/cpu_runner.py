@@ -1,0 +1,222 @@
+"""Fast CPU execution of the network, in bf16 where the CPU computes it natively (issue #24).
+
+``prepare_cpu_model(model, precision)`` returns a :class:`CpuNetwork`: a callable taking
+(N, 3, H, W) float frames on the CPU and returning (N, 3, sH, sW) float32, the drop-in
+``network`` of an ``inference.Upscaler`` built with ``dtype=torch.float32`` (the runner
+converts to its own precision inside; bf16 has fp32's range, so no overflow guard is needed).
+
+Two engines, the faster first (measured by ``scripts/bench_cpu_precision.py``, bench/README.md
+"CPU precision"):
+
+* ``openvino``: OpenVINO's CPU plugin running our own ONNX export of the model, with
+  ``INFERENCE_PRECISION_HINT`` bf16 (or f32). OpenVINO fuses the network's memory-bound steps
+  (the 49-tap dynamic convolution, LayerNorm, GELU gate, the TLC window copies) into few
+  passes; eager PyTorch runs each op separately. One static ONNX file per weights and input
+  size (``export.export_onnx``) goes into an on-disk cache, since the export takes minutes on
+  a small CPU; a cached file compiles in a few seconds, and compiled sizes stay in memory.
+* ``torch``: the model itself converted to bf16 weights (not autocast: autocast converts the
+  weights again at every convolution and keeps fp32 islands), channels-last. Used where
+  OpenVINO is not installed (``pip install openvino``), or asked for.
+
+The precision to ask for comes from ``cpu_features.cpu_precision`` (bf16 automatically only
+with ``amx_bf16`` or ``avx512_bf16``).
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import os
+import threading
+import time
+from collections import OrderedDict
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+ENGINES = ("auto", "openvino", "torch")
+PRECISIONS = ("bf16", "fp32")
+ONNX_OPSET = 18
+COMPILED_SHAPES = 4
+"""How many input shapes keep a compiled OpenVINO model in memory (least recently used dropped)."""
+
+_DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
+
+
+def openvino_problem() -> str | None:
+    """None where OpenVINO's CPU plugin can be used, else why not (one phrase)."""
+    try:
+        import openvino
+    except Exception as exc:  # noqa: BLE001 - not installed, or a broken installation
+        return f"openvino is not installed ({type(exc).__name__}: {exc}; pip install openvino)"
+    try:
+        if "CPU" not in openvino.Core().available_devices:
+            return "openvino sees no CPU device"
+    except Exception as exc:  # noqa: BLE001
+        return f"openvino cannot start ({exc})"
+    return None
+
+
+def default_cache_dir() -> Path:
+    """$DLGSA_CACHE_DIR/openvino, else $XDG_CACHE_HOME/dlgsa-vs/openvino, else ~/.cache/dlgsa-vs/openvino."""
+    if os.environ.get("DLGSA_CACHE_DIR"):
+        return Path(os.environ["DLGSA_CACHE_DIR"]).expanduser() / "openvino"
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / "dlgsa-vs" / "openvino"
+
+
+def model_digest(model: torch.nn.Module) -> str:
+    """What the exported graph depends on: the weights (names, shapes, values), the
+    architecture's settings (TLC on/off and its window), the opset and the torch and dlgsa-vs
+    versions (a new exporter or network code makes a new file)."""
+    from ._version import __version__
+
+    h = hashlib.sha256()
+    uses_tlc = getattr(model, "uses_tlc", lambda: False)()
+    h.update(f"{__version__}|{torch.__version__}|opset{ONNX_OPSET}|tlc={uses_tlc}|"
+             f"k={getattr(model, 'tlc_kernel', None)}|scale={getattr(model, 'upscale', None)}".encode())
+    for name, t in sorted(model.state_dict().items()):
+        t = t.detach().to("cpu", torch.float32).contiguous()
+        h.update(f"{name}{tuple(t.shape)}".encode())
+        h.update(t.numpy().tobytes())
+    return h.hexdigest()[:24]
+
+
+class CpuNetwork:
+    """The network prepared for the CPU: ``(N, 3, H, W)`` float -> ``(N, 3, sH, sW)`` float32.
+
+    engine: ``openvino`` or ``torch``; precision: ``bf16`` or ``fp32``; reason: why this
+    engine (for the log line). ``upscale`` is the model's scale.
+    """
+
+    engine: str
+    precision: str
+    reason: str
+    upscale: int
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        """One phrase for the log: what runs, in which precision and why."""
+        return f"{self.engine} {self.precision} ({self.reason})"
+
+
+class TorchCpuNetwork(CpuNetwork):
+    """The model in eager PyTorch, its weights converted to the precision, channels-last."""
+
+    def __init__(self, model: torch.nn.Module, precision: str, reason: str):
+        self.engine, self.precision, self.reason = "torch", precision, reason
+        self.dtype = _DTYPES[precision]
+        self.upscale = int(model.upscale)
+        # a copy: the caller's model stays fp32 (the Upscaler's fallback and exports use it)
+        self.model = model if self.dtype == torch.float32 else copy.deepcopy(model)
+        self.model = self.model.eval().to("cpu", self.dtype)
+
+    @torch.inference_mode()
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to("cpu", self.dtype).contiguous(memory_format=torch.channels_last)
+        return self.model(x).float()
+
+
+class OpenVinoCpuNetwork(CpuNetwork):
+    """Our ONNX export of the model, compiled by OpenVINO's CPU plugin, one per input shape.
+
+    Each (H, W) is a static export (its TLC windows baked in), written once into ``cache_dir``
+    (``default_cache_dir()``) under the weights' digest and kept there: the export takes about
+    100 s for the light network on a 2-core CPU, the compile of a cached file a few seconds.
+    A dynamic export (windows as inputs) was measured 5x slower in OpenVINO and took 4x longer
+    to export (bench/README.md, "CPU precision"). threads: OpenVINO's inference threads (default
+    ``torch.get_num_threads()``, so that one thread budget holds whichever engine runs). log:
+    receives one line before and after each export.
+    """
+
+    def __init__(self, model: torch.nn.Module, precision: str, reason: str, threads: int | None = None,
+                 cache_dir: str | os.PathLike | None = None, log: Callable[[str], None] | None = None):
+        import openvino
+
+        self.engine, self.precision, self.reason = "openvino", precision, reason
+        self.upscale = int(model.upscale)
+        self.threads = int(threads or torch.get_num_threads())
+        self._model = model.eval()
+        self._digest = model_digest(model)
+        self._cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        self._log = log
+        self._core = openvino.Core()
+        self._config = {"INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
+                        "INFERENCE_NUM_THREADS": self.threads, "PERFORMANCE_HINT": "LATENCY"}
+        self._compiled: OrderedDict[tuple[int, int], object] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def onnx_path(self, h: int, w: int) -> Path:
+        """Where the export for (H, W) frames is cached."""
+        return self._cache_dir / f"dlgsanet_{self._digest}_{h}x{w}.onnx"
+
+    def _export(self, h: int, w: int) -> Path:
+        """The cached static ONNX file for (H, W), exported now if absent (atomically)."""
+        from .export import export_onnx
+
+        path = self.onnx_path(h, w)
+        if path.is_file():
+            return path
+        self._cache_dir.mkdir(parents=True, exist_ok=True)
+        if self._log is not None:
+            self._log(f"exporting the network for {w}x{h} frames to ONNX for OpenVINO, once per size "
+                      f"(minutes on a small CPU): {path}")
+        t0 = time.perf_counter()
+        export_onnx(copy.deepcopy(self._model).float(), path, h, w)
+        if self._log is not None:
+            self._log(f"ONNX export for {w}x{h} done in {time.perf_counter() - t0:.0f} s")
+        return path
+
+    def _request_for(self, h: int, w: int):
+        """The infer request of the model compiled for (H, W) (the last few kept in memory)."""
+        request = self._compiled.get((h, w))
+        if request is not None:
+            self._compiled.move_to_end((h, w))
+            return request
+        compiled = self._core.compile_model(self._core.read_model(str(self._export(h, w))), "CPU", self._config)
+        request = compiled.create_infer_request()
+        self._compiled[(h, w)] = request
+        while len(self._compiled) > COMPILED_SHAPES:
+            self._compiled.popitem(last=False)
+        return request
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        import numpy as np
+
+        n, _, h, w = x.shape
+        frames = x.detach().to("cpu", torch.float32).contiguous().numpy()
+        out = []
+        with self._lock:  # one infer request per shape: one frame at a time through it
+            request = self._request_for(h, w)
+            for i in range(n):  # exported with batch 1
+                result = request.infer({0: np.ascontiguousarray(frames[i:i + 1])})
+                out.append(torch.from_numpy(np.array(result[0], dtype=np.float32, copy=True)))
+        return torch.cat(out)
+
+
+def prepare_cpu_model(model: torch.nn.Module, precision: str, engine: str = "auto", threads: int | None = None,
+                      cache_dir: str | os.PathLike | None = None,
+                      log: Callable[[str], None] | None = None) -> CpuNetwork:
+    """The fastest CPU execution of ``model`` in ``precision`` (``bf16`` or ``fp32``, e.g. the
+    first value of ``cpu_features.cpu_precision``).
+
+    engine: ``auto`` (OpenVINO where it is installed and works, else eager torch), ``openvino``
+    or ``torch``. ``threads``: OpenVINO's thread count (torch's own is ``torch.set_num_threads``;
+    default: ``torch.get_num_threads()``). ``log`` gets the one-time export note. The result's
+    ``describe()`` is the phrase for the log line. ``model`` is left as it was (fp32).
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"CPU precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if engine not in ENGINES:
+        raise ValueError(f"CPU engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    if engine == "torch":
+        return TorchCpuNetwork(model, precision, "asked for")
+    problem = openvino_problem()
+    if problem is not None:
+        if engine == "openvino":
+            raise RuntimeError(f"the openvino CPU engine cannot run: {problem}")
+        return TorchCpuNetwork(model, precision, f"OpenVINO not used: {problem}")
+    reason = "asked for" if engine == "openvino" else "OpenVINO is installed (faster than eager torch)"
+    return OpenVinoCpuNetwork(model, precision, reason, threads=threads, cache_dir=cache_dir, log=log)
