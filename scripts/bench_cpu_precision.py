@@ -117,7 +117,7 @@ def build_rows(model, threads: int, h: int, w: int, log) -> tuple[list[dict], di
             return model(x.contiguous(memory_format=torch.channels_last)).float()
 
     add("torch bf16 autocast", autocast)
-    add("torch bf16 weights, channels-last (cpu_runner engine=torch)",
+    add("torch bf16 weights, fp32 head+tail (cpu_runner engine=torch)",
         prepare_cpu_model(model, "bf16", engine="torch"))
     problem = openvino_problem()
     if problem is None:
