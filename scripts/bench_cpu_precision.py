@@ -136,7 +136,7 @@ def build_rows(model, threads: int, h: int, w: int, log) -> tuple[list[dict], di
     else:
         extra["openvino"] = problem
         ours = prepare_cpu_model(model, precision, engine="auto", threads=threads)
-    add(f"our default CPU path: {ours.describe()}", Upscaler(model, network=ours))
+    add("our default CPU path (cpu_runner, auto)", Upscaler(model, network=ours), ours.describe())
     extra["default_path"] = ours.describe()
     return rows, extra
 
@@ -220,7 +220,7 @@ def main() -> int:
     load_after_speed = os.getloadavg()
     qual = None
     if not args.no_quality:
-        qual = quality(model, rows[-1]["fn"])
+        qual = dict(default_path=quality(model, rows[-1]["fn"]), torch_engine=quality(model, rows[2]["fn"]))
     flags = cpu_flags()
     info = dict(date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                 cpu=cpu_model_name(), cpu_flags={f: f in flags for f in RELEVANT_FLAGS},
@@ -228,8 +228,8 @@ def main() -> int:
                 python=platform.python_version(), load_avg_before=[round(v, 2) for v in load_before],
                 load_avg_after_speed=[round(v, 2) for v in load_after_speed],
                 input=f"{w}x{h} LR, whole frame, light x2, TLC on, batch 1, "
-                      + ("random pixels" if frame is None or x.shape[2:] != (h, w) or frame is None else
-                         f"crop of {CLIP.name} frame 10"), **extra)
+                      + ("random pixels" if frame is None or frame.shape[2] < h or frame.shape[3] < w else
+                         f"centre crop of {CLIP.name} frame 10"), **extra)
     for name in ("onnxruntime", "openvino"):
         try:
             info[f"{name}_version"] = __import__(name).__version__
@@ -243,12 +243,12 @@ def main() -> int:
         row.pop("fn")
         print(f"{row['row'][:66]:66s} {row['s_per_frame_median']:8.3f} {row['s_per_frame_min']:7.3f} "
               f"{row['speedup_vs_fp32']:7.2f} {row['psnr_vs_fp32_db']:10.2f}  {row['note']}")
-    if qual is not None:
+    for which, q in (qual or {}).items():
         for name in ("Set5", "Set14", "clip"):
-            v = qual[name]
-            print(f"quality {name:6s}: " + (v["skipped"] if "skipped" in v else
-                                            f"min {v['min_db']:.2f} dB, mean {v['mean_db']:.2f} dB vs fp32"))
-        print(f"floor {FLOOR_DB} dB: {'met' if qual['meets_floor'] else 'NOT MET'}")
+            v = q[name]
+            print(f"quality {which:12s} {name:6s}: " + (v["skipped"] if "skipped" in v else
+                  f"min {v['min_db']:.2f} dB, mean {v['mean_db']:.2f} dB vs fp32 ({QUALITY_CROP}x{QUALITY_CROP} crops)"))
+        print(f"quality {which:12s} floor {FLOOR_DB} dB: {'met' if q['meets_floor'] else 'NOT MET'}")
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     with open(args.json, "w") as fh:
         json.dump(dict(info=info, rows=rows, quality=qual), fh, indent=2)
