@@ -220,8 +220,8 @@ def prepare_cpu_model(model: torch.nn.Module, precision: str, engine: str = "aut
     """The fastest CPU execution of ``model`` in ``precision`` (``bf16`` or ``fp32``, e.g. the
     first value of ``cpu_features.cpu_precision``).
 
-    engine: ``auto`` (OpenVINO where it is installed and works, else eager torch), ``openvino``
-    or ``torch``. ``threads``: OpenVINO's thread count (torch's own is ``torch.set_num_threads``;
+    engine: ``auto`` (bf16: OpenVINO where it is installed and works, else eager torch; fp32:
+    eager torch, the model itself), ``openvino`` or ``torch``. ``threads``: OpenVINO's thread count (torch's own is ``torch.set_num_threads``;
     default: ``torch.get_num_threads()``). ``log`` gets the one-time export note. The result's
     ``describe()`` is the phrase for the log line. ``model`` is left as it was (fp32).
     """
@@ -231,6 +231,8 @@ def prepare_cpu_model(model: torch.nn.Module, precision: str, engine: str = "aut
         raise ValueError(f"CPU engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     if engine == "torch":
         return TorchCpuNetwork(model, precision, "asked for")
+    if engine == "auto" and precision == "fp32":  # OpenVINO f32: 1.12x here, slower on a Xeon (bench/README.md)
+        return TorchCpuNetwork(model, precision, "fp32 runs in eager torch (OpenVINO f32 is not reliably faster)")
     problem = openvino_problem()
     if problem is not None:
         if engine == "openvino":

@@ -150,3 +150,10 @@ def test_auto_engine_says_why(tmp_path):
     else:
         assert isinstance(net, TorchCpuNetwork) and "OpenVINO not used" in net.reason
     assert net.precision in net.describe() and net.engine in net.describe()
+
+
+def test_auto_fp32_is_the_eager_model(tmp_path):
+    model = DLGSANet(**small_config()).eval()
+    net = prepare_cpu_model(model, "fp32", cache_dir=tmp_path)
+    assert isinstance(net, TorchCpuNetwork) and net.model is model and net.body is None
+    assert not list(tmp_path.iterdir())  # nothing exported
