@@ -28,6 +28,7 @@ import hashlib
 import os
 import threading
 import time
+import warnings
 from collections import OrderedDict
 from pathlib import Path
 from typing import Callable
@@ -165,6 +166,7 @@ class OpenVinoCpuNetwork(CpuNetwork):
                         "INFERENCE_NUM_THREADS": self.threads, "PERFORMANCE_HINT": "LATENCY"}
         self._compiled: OrderedDict[tuple[int, int], object] = OrderedDict()
         self._lock = threading.Lock()
+        self._fallback: TorchCpuNetwork | None = None  # set when OpenVINO fails: eager torch from then on
 
     def onnx_path(self, h: int, w: int) -> Path:
         """Where the export for (H, W) frames is cached."""
@@ -182,7 +184,14 @@ class OpenVinoCpuNetwork(CpuNetwork):
             self._log(f"exporting the network for {w}x{h} frames to ONNX for OpenVINO, once per size "
                       f"(minutes on a small CPU): {path}")
         t0 = time.perf_counter()
-        export_onnx(copy.deepcopy(self._model).float(), path, h, w)
+        # a name of this process's own, renamed into place: two processes exporting the same
+        # size at once each write their own file, and the last rename wins (same content)
+        own = path.with_name(f".{path.stem}.{os.getpid()}.{threading.get_ident()}.onnx")
+        try:
+            export_onnx(copy.deepcopy(self._model).float(), own, h, w)
+            os.replace(own, path)
+        finally:
+            own.unlink(missing_ok=True)
         if self._log is not None:
             self._log(f"ONNX export for {w}x{h} done in {time.perf_counter() - t0:.0f} s")
         return path
@@ -207,7 +216,17 @@ class OpenVinoCpuNetwork(CpuNetwork):
         frames = x.detach().to("cpu", torch.float32).contiguous().numpy()
         out = []
         with self._lock:  # one infer request per shape: one frame at a time through it
-            request = self._request_for(h, w)
+            if self._fallback is not None:
+                return self._fallback(x)
+            try:
+                request = self._request_for(h, w)
+            except Exception as exc:  # noqa: BLE001 - export or compile failed: eager torch, said once
+                warnings.warn(f"OpenVINO could not prepare {w}x{h} frames ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0][:200] if str(exc) else ''}): running eager torch "
+                              f"{self.precision} for the rest of the run", RuntimeWarning, stacklevel=2)
+                self._fallback = TorchCpuNetwork(self._model, self.precision, "OpenVINO failed")
+                self.engine, self.reason = "torch", f"OpenVINO failed on {w}x{h} frames"
+                return self._fallback(x)
             for i in range(n):  # exported with batch 1
                 result = request.infer({0: np.ascontiguousarray(frames[i:i + 1])})
                 out.append(torch.from_numpy(np.array(result[0], dtype=np.float32, copy=True)))

@@ -157,3 +157,22 @@ def test_auto_fp32_is_the_eager_model(tmp_path):
     net = prepare_cpu_model(model, "fp32", cache_dir=tmp_path)
     assert isinstance(net, TorchCpuNetwork) and net.model is model and net.body is None
     assert not list(tmp_path.iterdir())  # nothing exported
+
+
+@pytest.mark.skipif(openvino_problem() is not None, reason=f"OpenVINO not usable: {openvino_problem()}")
+def test_openvino_failure_runs_eager_torch_with_one_warning(tmp_path):
+    """An export that cannot be written (the cache folder is a file) is a warning and eager torch."""
+    blocked = tmp_path / "not_a_folder"
+    blocked.write_text("")
+    model = DLGSANet(**small_config()).eval()
+    net = prepare_cpu_model(model, "bf16", engine="openvino", cache_dir=blocked)
+    x = smooth_image(20, 36)
+    with pytest.warns(RuntimeWarning, match="OpenVINO could not prepare 36x20 frames"):
+        out = net(x)
+    assert net.engine == "torch" and "OpenVINO failed" in net.describe()
+    torch.testing.assert_close(out, prepare_cpu_model(model, "bf16", engine="torch")(x))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        net(x)  # said once
