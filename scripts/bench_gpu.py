@@ -9,14 +9,28 @@ the packaged weights, built through ``create_backend_upscaler`` as the front end
 kernel choice (``torch.profiler``), so the first GPU minute says where the time goes.
 Timings: ``--warmup`` passes, then ``--repeats`` passes between CUDA events, input on the GPU.
 
+``--kernel-sets``: only the rows that compare the kernel sets, light x2 per precision (fp16,
+bf16): eager (torch forms), triton, triton + torch.compile; fps, peak memory, and the PSNR of
+each output against the fp32 eager output of the same frame.
+
+``--dry-run``: the same code on the CPU with tiny frames and Triton's interpreter (set
+TRITON_INTERPRET=1 before running; the CPU computes fp32 whatever precision is asked, which
+the rows record; compile rows use torch.compile's aot_eager backend there, as the settings
+allow compile only on cuda). It rehearses a GPU run where no GPU is; its numbers mean nothing.
+
     python scripts/bench_gpu.py --json bench/gpu.json --profile
     python scripts/bench_gpu.py --scales 2 --sizes 1280x720 --precisions fp16 --kernels triton
+    python scripts/bench_gpu.py --kernel-sets --precisions fp16 bf16 --sizes 1080p --json ks.json
+    TRITON_INTERPRET=1 python scripts/bench_gpu.py --dry-run --kernel-sets --json /tmp/ks.json
 """
 from __future__ import annotations
 
 import argparse
 import datetime
 import json
+import math
+import os
+import resource
 import sys
 import threading
 import time
@@ -31,24 +45,91 @@ from dlgsa_vs.settings import PRECISIONS, RunSettings
 SIZES = {"480p": (854, 480), "720p": (1280, 720), "1080p": (1920, 1080)}
 
 
-def time_row(up: Upscaler, w: int, h: int, warmup: int, repeats: int, budget_s: float) -> dict:
-    x = torch.rand(1, 3, h, w, device="cuda")
-    torch.cuda.reset_peak_memory_stats()
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def peak_gib(device: torch.device) -> float:
+    """Peak memory so far: allocated on the GPU since the last reset, or the process's
+    maximum resident set on the CPU (never reset: an upper bound)."""
+    if device.type == "cuda":
+        return round(torch.cuda.max_memory_allocated() / 2**30, 2)
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
+
+
+def time_row(up: Upscaler, w: int, h: int, warmup: int, repeats: int, budget_s: float,
+             device: torch.device | None = None) -> dict:
+    device = device or torch.device("cuda")
+    x = torch.rand(1, 3, h, w, device=device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
     for _ in range(warmup):
         up(x)
-    torch.cuda.synchronize()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    _sync(device)
     t0 = time.perf_counter()
-    start.record()
+    if device.type == "cuda":
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
     n = 0
     while n < repeats and (n == 0 or time.perf_counter() - t0 < budget_s):
         up(x)
         n += 1
-    end.record()
-    torch.cuda.synchronize()
-    ms = start.elapsed_time(end) / n
-    return dict(ms_per_frame=round(ms, 2), fps=round(1000 / ms, 2), frames_timed=n,
-                peak_gib=round(torch.cuda.max_memory_allocated() / 2**30, 2))
+    if device.type == "cuda":
+        end.record()
+        torch.cuda.synchronize()
+        ms = start.elapsed_time(end) / n
+    else:
+        ms = (time.perf_counter() - t0) * 1000 / n
+    return dict(ms_per_frame=round(ms, 2), fps=round(1000 / ms, 2), frames_timed=n, peak_gib=peak_gib(device))
+
+
+def psnr_db(out: torch.Tensor, ref: torch.Tensor) -> float:
+    """PSNR of two [0, 1] frames in dB (inf where equal)."""
+    mse = (out.float() - ref.float()).pow(2).mean().item()
+    return math.inf if mse == 0 else round(10 * math.log10(1 / mse), 2)
+
+
+KERNEL_SETS = (("eager", dict(kernels="torch")), ("triton", dict(kernels="triton")),
+               ("triton+compile", dict(kernels="triton", compile=True)))
+
+
+def kernel_set_rows(make, w: int, h: int, precisions: list[str], device: torch.device, warmup: int,
+                    repeats: int, budget_s: float, report) -> list[dict]:
+    """Per precision and kernel set: fps, peak memory and PSNR against fp32 eager.
+
+    ``make(w, h, precision=..., kernels=..., compile=...)`` builds the upscaler; ``report(row)``
+    receives each row as it is measured (a run cut short keeps what it had)."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(1, 3, h, w, generator=gen).to(device)
+    with torch.no_grad():
+        ref = make(w, h, precision="fp32", kernels="torch").__call__(x).float()
+    rows = []
+    for prec in precisions:
+        for label, extra in KERNEL_SETS:
+            r = dict(mode=label, precision=prec, input=f"{w}x{h}", kernels=extra["kernels"])
+            try:
+                t0 = time.perf_counter()
+                up = make(w, h, precision=prec, **extra)
+                with torch.no_grad():
+                    out = up(x)  # the first call: compiles, and checks the kernels against torch
+                r["first_call_s"] = round(time.perf_counter() - t0, 2)
+                r["dtype_ran"] = str(up.dtype).removeprefix("torch.")
+                r["psnr_vs_fp32_db"] = psnr_db(out, ref)
+                with torch.no_grad():
+                    r.update(time_row(up, w, h, warmup, repeats, budget_s, device))
+                from dlgsa_vs import kernels
+
+                r["kernels_bad"] = sorted({k[0] for k, ok in kernels.GUARD.verdicts.items() if not ok})
+            except torch.OutOfMemoryError:
+                r["error"] = "out of GPU memory"
+            except Exception as e:  # one failing set must not lose the others' rows
+                r["error"] = f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0][:200]}"
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+            rows.append(r)
+            report(r)
+    return rows
 
 
 def streams_row(up: Upscaler, w: int, h: int, frames: int, num_streams: int, threads: int) -> dict:
@@ -108,34 +189,76 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--row-seconds", type=float, default=2.0, help="stop timing a row after this long")
     ap.add_argument("--json", help="write the results here too")
+    ap.add_argument("--kernel-sets", action="store_true",
+                    help="only eager / triton / triton+compile per precision: fps, peak memory, PSNR vs fp32")
+    ap.add_argument("--dry-run", action="store_true",
+                    help="rehearse on the CPU: tiny frames, Triton's interpreter (TRITON_INTERPRET=1)")
     args = ap.parse_args(argv)
-    if not torch.cuda.is_available():
-        print("bench_gpu: no CUDA GPU here; nothing to measure", file=sys.stderr)
+    if args.dry_run:
+        if os.environ.get("TRITON_INTERPRET") != "1":
+            print("bench_gpu: --dry-run needs TRITON_INTERPRET=1 in the environment", file=sys.stderr)
+            return 2
+        device = torch.device("cpu")
+        gpu = "cpu (dry run, triton interpreter)"
+        if args.sizes == list(SIZES):
+            args.sizes = ["32x24"]
+        args.warmup, args.repeats, args.row_seconds = 0, 1, 0.0
+    elif not torch.cuda.is_available():
+        print("bench_gpu: no CUDA GPU here; nothing to measure (--dry-run rehearses on the CPU)", file=sys.stderr)
         return 1
-    torch.backends.cudnn.benchmark = True
-    gpu = torch.cuda.get_device_name()
-    backends = ["cuda"] + ([] if trt_problem() else ["trt"])
+    else:
+        device = torch.device("cuda", torch.cuda.current_device())
+        torch.backends.cudnn.benchmark = True
+        gpu = torch.cuda.get_device_name()
+    backends = ["cpu"] if args.dry_run else ["cuda"] + ([] if trt_problem() else ["trt"])
     rows: list[dict] = []
     profiles: dict[str, list[dict]] = {}
+    kernel_sets: list[dict] = []
 
     def save():  # after every row: a run cut short keeps what it measured
         if args.json:
-            meta = dict(gpu=gpu, torch=torch.__version__, cuda=torch.version.cuda,
-                        date=datetime.date.today().isoformat(), rows=rows, profiles=profiles)
+            meta = dict(gpu=gpu, torch=torch.__version__, cuda=torch.version.cuda, dry_run=args.dry_run,
+                        date=datetime.date.today().isoformat(), rows=rows, profiles=profiles,
+                        kernel_sets=kernel_sets)
             with open(args.json, "w") as fh:
                 json.dump(meta, fh, indent=1)
 
     def upscaler(backend: str, w: int, h: int, **settings) -> Upscaler:
-        dev = torch.device("cuda", torch.cuda.current_device())
-        return create_backend_upscaler(RunSettings(backend=backend, **settings), Backend(backend, dev, "bench"),
-                                       input_hw=(h, w))
+        dry_compile = args.dry_run and settings.pop("compile", False)  # the settings allow it on cuda only
+        if args.dry_run:
+            settings.setdefault("tile", (0, 0))
+        up = create_backend_upscaler(RunSettings(backend=backend, **settings), Backend(backend, device, "bench"),
+                                     input_hw=(h, w))
+        if dry_compile:  # dynamo + AOT autograd around the custom ops, no inductor codegen
+            up.network = torch.compile(up.model, backend="aot_eager")
+        return up
+
+    if args.kernel_sets:
+        w, h = SIZES.get(args.sizes[0]) or tuple(map(int, args.sizes[0].split("x")))
+        print(f"{gpu}, torch {torch.__version__}: light x2 {w}x{h}, kernel sets")
+        print(f"{'mode':15} {'prec':5} {'ran':9} {'first s':>8} {'ms/frame':>9} {'fps':>7} {'GiB':>6} {'PSNR':>7}")
+
+        def report(r: dict) -> None:
+            kernel_sets.append(r)
+            print(f"{r['mode']:15} {r['precision']:5} {r.get('dtype_ran', '-'):9} {r.get('first_call_s', '-'):>8} "
+                  + (f"{r['ms_per_frame']:9.1f} {r['fps']:7.2f} {r['peak_gib']:6.2f} {r['psnr_vs_fp32_db']:7}"
+                     if "ms_per_frame" in r else r.get("error", "")), flush=True)
+            save()
+
+        kernel_set_rows(lambda w, h, **kw: upscaler(backends[0], w, h, variant=args.variants[0], scale=2, **kw),
+                        w, h, [p for p in args.precisions if p != "fp32"] or ["fp16"], device, args.warmup,
+                        args.repeats, args.row_seconds, report)
+        save()
+        return 0
 
     def row(backend: str, w: int, h: int, label: str, **settings) -> None:
         try:
-            r = time_row(upscaler(backend, w, h, **settings), w, h, args.warmup, args.repeats, args.row_seconds)
+            r = time_row(upscaler(backend, w, h, **settings), w, h, args.warmup, args.repeats, args.row_seconds,
+                         device)
         except torch.OutOfMemoryError:
             r = dict(error="out of GPU memory")
-        torch.cuda.empty_cache()
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
         variant, scale = settings["variant"], settings["scale"]
         if "ms_per_frame" in r:
             r["tflops"] = round(2 * macs_per_frame(variant, scale, w, h) / r["ms_per_frame"] / 1e9, 1)
@@ -159,6 +282,9 @@ def main(argv=None) -> int:
                             w, h = SIZES.get(size) or tuple(map(int, size.split("x")))
                             row(backend, w, h, "eager" if backend == "cuda" else "engine", variant=variant,
                                 scale=scale, precision=prec, kernels=kernels)
+    if args.dry_run:  # the streams and profile rows need CUDA streams and CUDA events
+        save()
+        return 0
     if args.compile_rows:
         for kernels in args.kernels:
             for mode, extra in (("compile", dict(compile=True)), ("cuda-graphs", dict(cuda_graphs=True))):

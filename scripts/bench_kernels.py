@@ -188,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--no-network", action="store_true", help="skip the whole-network row")
+    ap.add_argument("--dtypes", nargs="+", choices=["fp32", "fp16", "bf16"],
+                    help="kernel rows per dtype (default: fp16 on a GPU, fp32 on the CPU)")
     args = ap.parse_args(argv)
 
     interpret = os.environ.get("TRITON_INTERPRET") == "1"
@@ -209,13 +211,16 @@ def main(argv: list[str] | None = None) -> int:
     else:
         warmup, repeats = args.warmup, args.repeats
         h, w, tlc, train = 1080, 1920, 96, (32, 48, 48)
-    rows = [
-        bench_dyn_conv(1, 48, h, w, dtype, device, warmup, repeats, peak),
-        bench_attention(1, 48, h, w, tlc, dtype, device, warmup, repeats, peak),
-        bench_attention(1, 48, h, w, None, dtype, device, warmup, repeats, peak),
-        bench_dyn_conv(train[0], 48, train[1], train[2], dtype, device, warmup, repeats, peak, train=True),
-        bench_attention(train[0], 48, train[1], train[2], None, dtype, device, warmup, repeats, peak, train=True),
-    ]
+    names = dict(fp32=torch.float32, fp16=torch.float16, bf16=torch.bfloat16)
+    rows = []
+    for dtype in [names[d] for d in args.dtypes] if args.dtypes else [dtype]:
+        rows += [
+            bench_dyn_conv(1, 48, h, w, dtype, device, warmup, repeats, peak),
+            bench_attention(1, 48, h, w, tlc, dtype, device, warmup, repeats, peak),
+            bench_attention(1, 48, h, w, None, dtype, device, warmup, repeats, peak),
+            bench_dyn_conv(train[0], 48, train[1], train[2], dtype, device, warmup, repeats, peak, train=True),
+            bench_attention(train[0], 48, train[1], train[2], None, dtype, device, warmup, repeats, peak, train=True),
+        ]
     if not args.no_network:
         rows.append(bench_network(h, w, 2, dtype, device, 1 if args.tiny else 2, repeats,
                                   tlc_kernel=tlc if args.tiny else None))
