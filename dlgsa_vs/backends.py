@@ -4,7 +4,8 @@
   kept in the engine cache (``dlgsa_vs.trt``);
 * ``cuda``: PyTorch on an NVIDIA GPU in fp16, bf16 or fp32, optionally ``torch.compile``d
   (and with CUDA graphs);
-* ``cpu``: PyTorch on the CPU in fp32. Always available.
+* ``cpu``: the CPU, always available: in bf16 where the CPU computes it natively (OpenVINO or
+  eager PyTorch, ``cpu_runner``), else PyTorch in fp32.
 
 Which backend, precision, kernels and tile is decided in ``run_plan`` (``select_backend``,
 ``resolve``; re-exported here); this module only builds what the plan says, and runs it from
@@ -48,7 +49,12 @@ def create_backend_upscaler(settings: RunSettings, backend: Backend | None = Non
     network: Callable[[torch.Tensor], torch.Tensor] = model
     network_for = None  # a static engine's way to another crop size (out-of-memory recovery)
     # (the front ends say the tile chosen, Upscaler.tile_summary, where it fits their output)
-    if plan.compile:
+    if plan.cpu_engine is not None and (plan.precision != "fp32" or plan.cpu_engine != "torch"):
+        from .cpu_runner import prepare_cpu_model
+
+        network = prepare_cpu_model(model, plan.precision, plan.cpu_engine, plan.cpu_engine_reason,
+                                    threads=settings.threads, log=log)
+    elif plan.compile:
         network = torch.compile(model, mode=plan.compile_mode)
     elif backend.name == "trt":
         from .trt.engine import engine_for
@@ -59,7 +65,7 @@ def create_backend_upscaler(settings: RunSettings, backend: Backend | None = Non
 
         network = network_for(plan.engine_hw)
     # the fp16 overflow guard's way out, whatever ran before: the model itself, eagerly, in a wider type
-    return Upscaler(model, device=backend.device, dtype=plan.dtype, tile=plan.tile, tile_pad=plan.tile_pad,
+    return Upscaler(model, device=backend.device, dtype=plan.model_dtype, tile=plan.tile, tile_pad=plan.tile_pad,
                     batch=plan.batch, network=network, fallback=lambda wider: model.to(backend.device, wider),
                     network_for=network_for, plan=plan)
 

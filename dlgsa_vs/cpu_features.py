@@ -80,14 +80,14 @@ def cpu_precision(requested: str | None, flags: Iterable[str] | None = None) -> 
     native = [f for f in BF16_FLAGS if f in flags]
     if requested is None:
         if native:
-            return "bf16", f"automatic: the CPU has {native[0]}"
-        return "fp32", "automatic: the CPU has no amx_bf16 or avx512_bf16 (bf16 would be slower)"
+            return "bf16", f"the CPU has {native[0]}"
+        return "fp32", "the CPU has no amx_bf16 or avx512_bf16: bf16 would be slower"
     if requested == "bf16":
         if native:
-            return "bf16", f"as asked (the CPU has {native[0]})"
-        return "bf16", "as asked (the CPU has no amx_bf16 or avx512_bf16: bf16 is emulated, slower than fp32)"
+            return "bf16", f"as asked; the CPU has {native[0]}"
+        return "bf16", "as asked; the CPU has no amx_bf16 or avx512_bf16, so bf16 is emulated, slower than fp32"
     if requested == "fp32":
         return "fp32", "as asked"
     if requested == "fp16":
-        return "fp32", "fp16 is not used on the CPU (no fast fp16 path): it computes in fp32"
+        return "fp32", "fp16 has no fast path on the CPU"
     raise ValueError(f"unknown precision {requested!r}: use fp16, bf16 or fp32")

@@ -1,6 +1,7 @@
 """Fast CPU execution of the network, in bf16 where the CPU computes it natively (issue #24).
 
-``prepare_cpu_model(model, precision)`` returns a :class:`CpuNetwork`: a callable taking
+``choose_engine(precision, asked)`` decides which engine runs (``run_plan.resolve`` calls it
+once) and ``prepare_cpu_model(model, precision, engine)`` returns a :class:`CpuNetwork`: a callable taking
 (N, 3, H, W) float frames on the CPU and returning (N, 3, sH, sW) float32, the drop-in
 ``network`` of an ``inference.Upscaler`` built with ``dtype=torch.float32`` (the runner
 converts to its own precision inside; bf16 has fp32's range, so no overflow guard is needed).
@@ -35,7 +36,7 @@ from typing import Callable
 
 import torch
 
-ENGINES = ("auto", "openvino", "torch")
+from .settings import CPU_ENGINES as ENGINES
 PRECISIONS = ("bf16", "fp32")
 ONNX_OPSET = 18
 COMPILED_SHAPES = 4
@@ -49,7 +50,9 @@ def openvino_problem() -> str | None:
     try:
         import openvino
     except Exception as exc:  # noqa: BLE001 - not installed, or a broken installation
-        return f"openvino is not installed ({type(exc).__name__}: {exc}; pip install openvino)"
+        if isinstance(exc, ModuleNotFoundError) and exc.name == "openvino":
+            return "openvino is not installed: pip install openvino"
+        return f"openvino cannot be imported ({exc})"
     try:
         if "CPU" not in openvino.Core().available_devices:
             return "openvino sees no CPU device"
@@ -99,8 +102,8 @@ class CpuNetwork:
         raise NotImplementedError
 
     def describe(self) -> str:
-        """One phrase for the log: what runs, in which precision and why."""
-        return f"{self.engine} {self.precision} ({self.reason})"
+        """One phrase: what runs, in which precision, and why where there is a reason."""
+        return f"{self.engine} {self.precision}" + (f" ({self.reason})" if self.reason else "")
 
 
 class TorchCpuNetwork(CpuNetwork):
@@ -233,29 +236,48 @@ class OpenVinoCpuNetwork(CpuNetwork):
         return torch.cat(out)
 
 
-def prepare_cpu_model(model: torch.nn.Module, precision: str, engine: str = "auto", threads: int | None = None,
-                      cache_dir: str | os.PathLike | None = None,
-                      log: Callable[[str], None] | None = None) -> CpuNetwork:
-    """The fastest CPU execution of ``model`` in ``precision`` (``bf16`` or ``fp32``, e.g. the
-    first value of ``cpu_features.cpu_precision``).
+class EngineUnavailable(RuntimeError):
+    """The openvino engine was asked for and cannot run here (the message says why)."""
 
-    engine: ``auto`` (bf16: OpenVINO where it is installed and works, else eager torch; fp32:
-    eager torch, the model itself), ``openvino`` or ``torch``. ``threads``: OpenVINO's thread
-    count (torch's own is ``torch.set_num_threads``; default: ``torch.get_num_threads()``). ``log`` gets the one-time export note. The result's
-    ``describe()`` is the phrase for the log line. ``model`` is left as it was (fp32).
+
+def choose_engine(precision: str, asked: str = "auto") -> tuple[str, str]:
+    """The engine that runs ``precision`` for the cpu_engine setting ``asked``, and why.
+
+    auto: bf16 runs in OpenVINO where it is installed and works (as fast as eager torch bf16 on
+    a quiet CPU, much faster under load, bench/README.md), else eager torch; fp32 runs in eager
+    torch (OpenVINO f32 is not reliably faster). Decided once, by ``run_plan.resolve``. Raises
+    ``EngineUnavailable`` where openvino is asked for and cannot run.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"CPU precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    if engine not in ENGINES:
-        raise ValueError(f"CPU engine must be one of {', '.join(ENGINES)}, got {engine!r}")
-    if engine == "torch":
-        return TorchCpuNetwork(model, precision, "asked for")
-    if engine == "auto" and precision == "fp32":  # OpenVINO f32: 1.12x here, slower on a Xeon (bench/README.md)
-        return TorchCpuNetwork(model, precision, "fp32 runs in eager torch (OpenVINO f32 is not reliably faster)")
+    if asked not in ENGINES:
+        raise ValueError(f"CPU engine must be one of {', '.join(ENGINES)}, got {asked!r}")
+    if asked == "torch":
+        return "torch", "as asked"
+    if asked == "auto" and precision == "fp32":
+        return "torch", ""  # the plain case: not worth a reason
     problem = openvino_problem()
-    if problem is not None:
-        if engine == "openvino":
-            raise RuntimeError(f"the openvino CPU engine cannot run: {problem}")
-        return TorchCpuNetwork(model, precision, f"OpenVINO not used: {problem}")
-    reason = "asked for" if engine == "openvino" else "OpenVINO is installed: as fast as eager torch bf16 on a quiet CPU, faster under load"
-    return OpenVinoCpuNetwork(model, precision, reason, threads=threads, cache_dir=cache_dir, log=log)
+    if problem is None:
+        return "openvino", "as asked" if asked == "openvino" else "OpenVINO is installed"
+    if asked == "openvino":
+        raise EngineUnavailable(problem)
+    return "torch", problem
+
+
+def prepare_cpu_model(model: torch.nn.Module, precision: str, engine: str, reason: str = "",
+                      threads: int | None = None, cache_dir: str | os.PathLike | None = None,
+                      log: Callable[[str], None] | None = None) -> CpuNetwork:
+    """``model`` run on the CPU in ``precision`` (``bf16`` or ``fp32``) by ``engine`` (``torch``
+    or ``openvino``, as ``choose_engine`` decided; ``reason`` is its why, for ``describe()``).
+
+    ``threads``: OpenVINO's thread count (torch's own is ``torch.set_num_threads``; default:
+    ``torch.get_num_threads()``). ``log`` gets the one-time export note. ``model`` is left as
+    it was (fp32).
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"CPU precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if engine == "torch":
+        return TorchCpuNetwork(model, precision, reason)
+    if engine == "openvino":
+        return OpenVinoCpuNetwork(model, precision, reason, threads=threads, cache_dir=cache_dir, log=log)
+    raise ValueError(f"CPU engine must be torch or openvino, got {engine!r}")

@@ -93,6 +93,9 @@ def select_backend(settings: RunSettings | str = "auto", device_index: int = 0) 
 class RunPlan:
     """A run's decided values (``resolve`` makes it; nothing downstream decides again).
 
+    precision: what the network computes in; precision_reason: why. cpu_engine: on the CPU
+    backend, what runs the network ("torch" or "openvino", ``cpu_runner.choose_engine``) and
+    cpu_engine_reason why ("" for the plain fp32 case); None elsewhere.
     kernels: "triton" or "torch", the network's forms (an engine holds the torch forms).
     tile: (height, width) of LR tiles, (0, 0) = whole frames, or the device's ``AutoTiles``
     budget (the tile then follows each frame size). engine_hw: the trt backend's static engine
@@ -103,10 +106,13 @@ class RunPlan:
     settings: RunSettings
     backend: Backend
     precision: str
+    precision_reason: str
     kernels: str
     kernels_reason: str
     tile: tuple[int, int] | AutoTiles
     engine_hw: tuple[int, int] | None
+    cpu_engine: str | None = None
+    cpu_engine_reason: str = ""
 
     @property
     def device(self) -> torch.device:
@@ -115,6 +121,11 @@ class RunPlan:
     @property
     def dtype(self) -> torch.dtype:
         return torch_dtype(self.precision)
+
+    @property
+    def model_dtype(self) -> torch.dtype:
+        """The dtype of the model's weights and of the network's input and output."""
+        return model_dtype(self.backend, self.precision)
 
     @property
     def batch(self) -> int:
@@ -140,37 +151,69 @@ class RunPlan:
 
     def notes(self, names: Names = Names()) -> list[str]:
         """The log lines of the plan's choices, worded with a front end's ``names``: a precision
-        asked for and not used, and the kernels (on a GPU, or when asked for)."""
+        asked for and not used (fp16 on the CPU), and the kernels (on a GPU, or when asked for).
+        What the CPU computes in, why and in which engine is in ``summary``/``compute``."""
         lines = []
         asked = self.settings.precision
         if asked not in (None, self.precision):
-            lines.append(f"{names.subject('precision', asked)} is ignored on the {self.backend.name.upper()}: "
-                         f"it computes in {self.precision}")
+            lines.append(f"{names.name('precision')} {asked} -> {self.precision} ({self.precision_reason})")
         if self.backend.name != "trt" and (self.backend.name != "cpu" or self.settings.kernels != "auto"):
             lines.append(f"kernels {self.settings.kernels} -> {self.kernels} ({self.kernels_reason})")
         return lines
 
+    def compute(self) -> str:
+        """What the network computes in, and on the CPU why and in which engine, e.g. ``bfloat16
+        (the CPU has avx512_bf16) in torch (openvino is not installed: pip install openvino)``."""
+        text = str(self.dtype).removeprefix("torch.")
+        if self.cpu_engine is None:
+            return text
+        engine_reason = f" ({self.cpu_engine_reason})" if self.cpu_engine_reason else ""
+        return f"{text} ({self.precision_reason}) in {self.cpu_engine}{engine_reason}"
+
     def summary(self) -> str:
-        """``backend dtype`` and, for an automatic choice, why (the CLIs' summary line)."""
-        text = f"{self.backend.name} {str(self.dtype).removeprefix('torch.')}"
+        """``backend compute`` and, for an automatic backend, why (the CLIs' summary line)."""
+        text = f"{self.backend.name} {self.compute()}"
         return text + (f"; auto: {self.backend.reason}" if self.settings.backend == "auto" else "")
 
 
-def resolve_precision(backend: Backend, settings: RunSettings) -> str:
-    """The precision the backend computes in.
+def model_dtype(backend: Backend, precision: str) -> torch.dtype:
+    """The dtype the model is held in and the network takes and returns: the precision's,
+    except on the CPU, where ``cpu_runner`` takes and returns float32 and converts its own
+    copy of the model (so the float32 model stays for exports and fallbacks)."""
+    return torch.float32 if backend.name == "cpu" else torch_dtype(precision)
 
-    The CPU computes in fp32: fp16 or bf16 asked for there is one note (``RunPlan.notes``),
-    never an error (VapourSynth users pass RGBH clips and expect them to work, and a script
-    moved between machines keeps working). A GPU computes in the asked precision, default
-    fp16; bf16 where the GPU lacks it is an error.
+
+def resolve_precision(backend: Backend, settings: RunSettings) -> tuple[str, str]:
+    """The precision the backend computes in, and why.
+
+    The CPU: ``cpu_features.cpu_precision`` (automatic: bf16 where the CPU has native bf16,
+    else fp32; fp16 asked there computes in fp32, one note in ``RunPlan.notes``, never an
+    error: VapourSynth users pass RGBH clips and a script moved between machines keeps
+    working). A GPU computes in the asked precision, default fp16; bf16 where the GPU lacks it
+    is an error.
     """
     if backend.name == "cpu":
-        return "fp32"
-    precision = settings.precision or GPU_DEFAULT_PRECISION
-    if precision == "bf16" and torch.cuda.is_available() and not torch.cuda.is_bf16_supported():
+        from .cpu_features import cpu_precision
+
+        return cpu_precision(settings.precision)
+    if settings.precision is None:
+        return GPU_DEFAULT_PRECISION, "the GPU default"
+    if settings.precision == "bf16" and torch.cuda.is_available() and not torch.cuda.is_bf16_supported():
         raise BackendError("precision", f"is not supported by {torch.cuda.get_device_name(backend.device)}: "
-                           f"use fp16 or fp32", precision)
-    return precision
+                           f"use fp16 or fp32", settings.precision)
+    return settings.precision, "as asked"
+
+
+def resolve_cpu_engine(settings: RunSettings, precision: str) -> tuple[str, str]:
+    """What runs the network on the CPU backend, and why (``cpu_runner.choose_engine``); the
+    openvino engine asked for where it cannot run is a ``BackendError``."""
+    from .cpu_runner import EngineUnavailable, choose_engine
+
+    try:
+        return choose_engine(precision, settings.cpu_engine)
+    except EngineUnavailable as exc:
+        raise BackendError("cpu_engine", f"{{cpu_engine}} openvino cannot run: {exc}, or use "
+                           f"{{cpu_engine}} torch") from None
 
 
 def resolve(settings: RunSettings, backend: Backend | None = None, *, input_hw: tuple[int, int] | None = None,
@@ -186,9 +229,10 @@ def resolve(settings: RunSettings, backend: Backend | None = None, *, input_hw: 
     """
     backend = backend or select_backend(settings)
     settings.check_backend(backend.name)
-    precision = resolve_precision(backend, settings)
+    precision, precision_reason = resolve_precision(backend, settings)
+    held = model_dtype(backend, precision)
     if model is not None:  # as it will run: the auto tile budget is measured on that
-        model.eval().to(backend.device, torch_dtype(precision))
+        model.eval().to(backend.device, held)
     if backend.name == "trt":
         kernels, kernels_reason = "torch", "a TensorRT engine holds the exported torch forms"
     elif model is not None:  # the model decides (kernels.resolve_kernels) and takes its forms
@@ -204,7 +248,7 @@ def resolve(settings: RunSettings, backend: Backend | None = None, *, input_hw: 
             raise TypeError("resolve: tile 'auto' is measured on the model: pass model=")
         from .tiling import plan as tile_budget
 
-        tile = tile_budget(model, backend.device, torch_dtype(precision), settings.batch)
+        tile = tile_budget(model, backend.device, held, settings.batch)
         if backend.name == "trt" and input_hw is not None:  # one static engine: one tile size
             tile = tile.tile_for(*input_hw, settings.tile_pad)
     engine_hw = None
@@ -213,4 +257,6 @@ def resolve(settings: RunSettings, backend: Backend | None = None, *, input_hw: 
             raise BackendError("backend", "the trt backend needs the frame size up front (input_hw) to build "
                                "its engine")
         engine_hw = network_input_hw(*input_hw, tile, settings.tile_pad)
-    return RunPlan(settings, backend, precision, kernels, kernels_reason, tile, engine_hw)
+    cpu_engine, cpu_engine_reason = resolve_cpu_engine(settings, precision) if backend.name == "cpu" else (None, "")
+    return RunPlan(settings, backend, precision, precision_reason, kernels, kernels_reason, tile, engine_hw,
+                   cpu_engine, cpu_engine_reason)

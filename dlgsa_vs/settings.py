@@ -24,7 +24,10 @@ from .packaged import MODELS
 
 BACKENDS = ("auto", "trt", "cuda", "cpu")
 GPU_DEFAULT_PRECISION = "fp16"
-"""What a GPU backend computes in when no precision is given (the CPU always computes in fp32)."""
+"""What a GPU backend computes in when no precision is given (the CPU's own rule:
+``cpu_features.cpu_precision``, bf16 where the CPU has native bf16, else fp32)."""
+CPU_ENGINES = ("auto", "torch", "openvino")
+"""What runs the network on the CPU backend (``cpu_runner.prepare_cpu_model``)."""
 
 _NO_VALUE = object()
 
@@ -129,8 +132,11 @@ class RunSettings:
         compressed video, the video command lines' default).
     tlc: the authors' test-time local converter windows (off = global attention).
     backend: auto, trt, cuda or cpu; device_index: the CUDA device.
-    precision: fp16, bf16 or fp32; None = the backend's own (fp16 on a GPU). The CPU computes
-        in fp32 whatever is asked (said once in the log, never an error).
+    precision: fp16, bf16 or fp32; None = the backend's own: fp16 on a GPU; on the CPU bf16
+        where it has native bf16 (amx_bf16 / avx512_bf16), else fp32 (``cpu_features``). fp16
+        asked on the CPU computes in fp32 (said once in the log, never an error).
+    cpu_engine: auto, torch or openvino: what runs the network on the CPU backend
+        (``cpu_runner.prepare_cpu_model``; auto: OpenVINO for bf16 where it is installed).
     tile: "auto" (default: the largest tile that fits the device's memory and, on the CPU, runs
         fastest; ``dlgsa_vs/tiling.py``), or (height, width) of LR tiles, (0, 0) = whole frames;
         tile_pad: LR context around each.
@@ -155,6 +161,7 @@ class RunSettings:
     cuda_graphs: bool = False
     kernels: str = "auto"
     threads: int | None = None
+    cpu_engine: str = "auto"
 
     def __post_init__(self) -> None:
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 - frozen
@@ -189,6 +196,8 @@ class RunSettings:
             raise SettingsError("kernels", f"is unknown: use one of {', '.join(KERNELS)}", self.kernels)
         if self.threads is not None:
             check_at_least("threads", self.threads, 1)
+        if self.cpu_engine not in CPU_ENGINES:
+            raise SettingsError("cpu_engine", f"is unknown: use one of {', '.join(CPU_ENGINES)}", self.cpu_engine)
         if backend != "auto":
             self.check_backend(backend)
 
@@ -196,6 +205,9 @@ class RunSettings:
         """The rules that depend on the backend: checked here, and again once ``auto`` resolves."""
         if (self.compile or self.cuda_graphs) and name != "cuda":
             raise SettingsError("compile", "{compile} and {cuda_graphs} apply to the cuda backend only")
+        if self.cpu_engine != "auto" and name != "cpu":
+            raise SettingsError("cpu_engine", "applies to the cpu backend only: leave it out, or use {backend} cpu",
+                                self.cpu_engine)
 
     def replace(self, **changes: Any) -> "RunSettings":
         """A copy with some fields changed (validated again)."""

@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from dlgsa_vs.cpu_features import cpu_flags, cpu_model_name, cpu_precision  # noqa: E402
-from dlgsa_vs.cpu_runner import openvino_problem, prepare_cpu_model  # noqa: E402
+from dlgsa_vs.cpu_runner import choose_engine, openvino_problem, prepare_cpu_model  # noqa: E402
 from dlgsa_vs.inference import Upscaler, image_to_tensor  # noqa: E402
 from dlgsa_vs.weights import load_model  # noqa: E402
 
@@ -118,11 +118,12 @@ def build_rows(model, threads: int, h: int, w: int, log) -> tuple[list[dict], di
 
     add("torch bf16 autocast", autocast)
     add("torch bf16 weights, fp32 head+tail (cpu_runner engine=torch)",
-        prepare_cpu_model(model, "bf16", engine="torch"))
+        prepare_cpu_model(model, "bf16", "torch"))
     problem = openvino_problem()
+    engine, engine_reason = choose_engine(precision)  # what the cpu backend's plan decides (run_plan)
     if problem is None:
         t0 = time.perf_counter()
-        ours = prepare_cpu_model(model, precision, engine="auto", threads=threads, log=log)
+        ours = prepare_cpu_model(model, precision, engine, engine_reason, threads=threads, log=log)
         onnx = ours.onnx_path(h, w) if hasattr(ours, "onnx_path") else None
         if onnx is not None:
             ours._export(h, w)  # the one-time export, outside the timings
@@ -135,7 +136,7 @@ def build_rows(model, threads: int, h: int, w: int, log) -> tuple[list[dict], di
             extra["openvino_default_precision"] = chosen
     else:
         extra["openvino"] = problem
-        ours = prepare_cpu_model(model, precision, engine="auto", threads=threads)
+        ours = prepare_cpu_model(model, precision, engine, engine_reason, threads=threads)
     add("our default CPU path (cpu_runner, auto)", Upscaler(model, network=ours), ours.describe())
     extra["default_path"] = ours.describe()
     return rows, extra

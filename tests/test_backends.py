@@ -6,6 +6,8 @@ import torch
 
 from conftest import randomize_, small_config
 from dlgsa_vs.arch import DLGSANet
+from dlgsa_vs.cpu_features import cpu_precision
+from dlgsa_vs.cpu_runner import CpuNetwork
 from dlgsa_vs.backends import (BackendError, StreamRunner, create_backend_upscaler, resolve_precision,
                                select_backend)
 from dlgsa_vs.settings import Names, RunSettings, SettingsError
@@ -41,16 +43,42 @@ def test_gpu_backends_without_a_gpu_are_clear_errors(name):
 
 def test_precision_rules():
     cpu = select_backend("cpu")
-    assert resolve_precision(cpu, RunSettings()) == "fp32"
+    assert resolve_precision(cpu, RunSettings()) == cpu_precision(None)  # the CPU's own choice
+    assert resolve_precision(cpu, RunSettings(precision="fp32")) == ("fp32", "as asked")
     # one policy everywhere: half precision asked for on the CPU is fp32 and one note
-    assert resolve_precision(cpu, RunSettings(precision="fp16")) == "fp32"
+    assert resolve_precision(cpu, RunSettings(precision="fp16"))[0] == "fp32"
     notes = []
-    up = create_backend_upscaler(RunSettings(variant="light", scale=2, precision="bf16"), cpu, log=notes.append,
+    up = create_backend_upscaler(RunSettings(variant="light", scale=2, precision="fp16"), cpu, log=notes.append,
                                  names=Names({"precision": "--precision"}, "option"))
-    assert up.dtype == torch.float32
-    assert notes == ["--precision bf16 is ignored on the CPU: it computes in fp32"]
+    assert up.dtype == torch.float32 and up.network is up.model  # fp32: the model itself, eagerly
+    assert notes == ["--precision fp16 -> fp32 (fp16 has no fast path on the CPU)"]
     with pytest.raises(SettingsError, match="precision='fp8' is unknown: use fp16, bf16 or fp32"):
         RunSettings(precision="fp8")
+
+
+def test_cpu_bf16_runs_the_cpu_runner_and_says_so():
+    """bf16 on the CPU (asked, or the CPU's automatic choice): the network is cpu_runner's, the
+    upscaler's frames stay float32, and the summary says what computes, in which engine and why."""
+    notes = []
+    up = create_backend_upscaler(RunSettings(variant="light", scale=2, precision="bf16", cpu_engine="torch",
+                                             tile=(0, 0)), select_backend("cpu"), log=notes.append)
+    assert isinstance(up.network, CpuNetwork) and up.network.precision == "bf16"
+    assert up.dtype == torch.float32 and up.model.mean.dtype == torch.float32
+    assert notes == [] and up.plan.compute().endswith(" in torch (as asked)")
+    assert up.network.describe() == "torch bf16 (as asked)"
+    x = torch.rand(1, 3, 24, 32)
+    with torch.inference_mode():
+        ref = up.model(x).clamp(0, 1)
+    out = up(x)
+    assert out.dtype == torch.float32 and out.shape == ref.shape
+    assert 0 < (out - ref).abs().max() < 0.05  # bf16, not fp32, and close to it
+
+
+def test_cpu_engine_is_for_the_cpu_backend_only():
+    with pytest.raises(SettingsError, match="cpu_engine='openvino' applies to the cpu backend only"):
+        RunSettings(backend="cuda", cpu_engine="openvino")
+    with pytest.raises(SettingsError, match="cpu_engine='onnx' is unknown: use one of auto, torch, openvino"):
+        RunSettings(cpu_engine="onnx")
 
 
 def test_compile_is_for_the_cuda_backend_only():
@@ -63,8 +91,9 @@ def test_compile_is_for_the_cuda_backend_only():
 
 
 def test_cpu_backend_upscaler_runs_the_packaged_model():
-    up = create_backend_upscaler(RunSettings(variant="light", scale=2, tile=(24, 24)), select_backend("cpu"))
-    assert up.dtype == torch.float32 and up.network is up.model
+    up = create_backend_upscaler(RunSettings(variant="light", scale=2, tile=(24, 24), precision="fp32"),
+                                 select_backend("cpu"))
+    assert up.dtype == torch.float32 and up.network is up.model  # fp32: the model itself, eager
     assert up.network_input_hw(100, 30) == (24 + 2 * 16, 30)
     y = up(torch.rand(1, 3, 20, 28))
     assert y.shape == (1, 3, 40, 56) and 0 <= y.min() and y.max() <= 1
@@ -112,8 +141,9 @@ def test_kernels_choice_travels_from_the_settings_to_the_network():
         RunSettings(kernels="cuda")
     cpu = select_backend("cpu")
     notes = []
-    auto = create_backend_upscaler(RunSettings(variant="light", scale=2), cpu, log=notes.append)
+    fp32 = {"variant": "light", "scale": 2, "precision": "fp32"}  # (bf16 CPUs: the same, in cpu_runner)
+    auto = create_backend_upscaler(RunSettings(**fp32), cpu, log=notes.append)
     assert auto.model.kernels == "torch" and auto.model.kernels_reason == "auto: device cpu is not CUDA"
-    assert notes == []  # the default on the CPU is not worth a line
-    asked = create_backend_upscaler(RunSettings(variant="light", scale=2, kernels="torch"), cpu, log=notes.append)
+    assert notes == []  # the default kernels on the CPU are not worth a line
+    asked = create_backend_upscaler(RunSettings(**fp32, kernels="torch"), cpu, log=notes.append)
     assert asked.model.kernels == "torch" and notes == ["kernels torch -> torch (requested)"]

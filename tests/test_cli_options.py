@@ -52,4 +52,4 @@ def test_image_cli_names_the_backend_flag(tmp_path, capsys):
 def test_fp16_on_the_cpu_is_a_note_not_an_error(tmp_path, capsys):
     rc = upscale_image.main(["--demo", "-o", str(tmp_path / "d_x2.png"), "--backend", "cpu", "--fp16"])
     assert rc == 0 and (tmp_path / "d_x2.png").is_file()
-    assert "--precision fp16 is ignored on the CPU: it computes in fp32" in capsys.readouterr().err
+    assert "--precision fp16 -> fp32 (fp16 has no fast path on the CPU)" in capsys.readouterr().err

@@ -10,7 +10,8 @@ import torch
 
 from conftest import SHARED_DATA, randomize_, small_config
 from dlgsa_vs.arch import DLGSANet
-from dlgsa_vs.cpu_runner import TorchCpuNetwork, model_digest, openvino_problem, prepare_cpu_model
+from dlgsa_vs.cpu_runner import (EngineUnavailable, TorchCpuNetwork, choose_engine, model_digest, openvino_problem,
+                                 prepare_cpu_model)
 from dlgsa_vs.inference import Upscaler
 from dlgsa_vs.weights import load_model
 
@@ -48,7 +49,7 @@ def fp32_reference(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
 def test_torch_bf16_meets_the_floor_on_the_packaged_weights(light_x2):
     x = smooth_image(40, 56)
     ref = fp32_reference(light_x2, x)
-    net = prepare_cpu_model(light_x2, "bf16", engine="torch")
+    net = prepare_cpu_model(light_x2, "bf16", "torch")
     out = net(x)
     assert out.dtype == torch.float32 and out.shape == ref.shape == (1, 3, 80, 112)
     db = psnr(out, ref)
@@ -65,13 +66,13 @@ def test_torch_bf16_meets_the_floor_on_a_set5_crop(light_x2):
 
     x = image_to_tensor(read_image(SET5_LR / "butterflyx2.png"))[..., 20:68, 30:94]
     ref = fp32_reference(light_x2, x)
-    db = psnr(prepare_cpu_model(light_x2, "bf16", engine="torch")(x), ref)
+    db = psnr(prepare_cpu_model(light_x2, "bf16", "torch")(x), ref)
     assert FLOOR_DB <= db < BF16_CEILING_DB, f"bf16 vs fp32 on a Set5 crop: {db:.2f} dB"
 
 
 def test_fp32_torch_engine_is_the_model_itself(light_x2):
     x = smooth_image(24, 32)
-    net = prepare_cpu_model(light_x2, "fp32", engine="torch")
+    net = prepare_cpu_model(light_x2, "fp32", "torch")
     assert net.model is light_x2
     assert torch.equal(net(x), fp32_reference(light_x2, x))
 
@@ -79,7 +80,7 @@ def test_fp32_torch_engine_is_the_model_itself(light_x2):
 def test_as_the_network_of_an_upscaler_in_tiles(light_x2):
     """Wired as the Upscaler's network (dtype fp32): tiled and batched frames come out clamped and close."""
     frames = torch.cat([smooth_image(40, 48), smooth_image(40, 48).flip(-1)])
-    net = prepare_cpu_model(light_x2, "bf16", engine="torch")
+    net = prepare_cpu_model(light_x2, "bf16", "torch")
     fast = Upscaler(light_x2, network=net, tile=(24, 24), tile_pad=8, batch=2)(frames)
     ref = Upscaler(light_x2, tile=(24, 24), tile_pad=8, batch=2)(frames)
     assert fast.shape == ref.shape == (2, 3, 80, 96)
@@ -89,9 +90,9 @@ def test_as_the_network_of_an_upscaler_in_tiles(light_x2):
 
 def test_bad_arguments_are_errors(light_x2):
     with pytest.raises(ValueError, match="fp16"):
-        prepare_cpu_model(light_x2, "fp16")
-    with pytest.raises(ValueError, match="engine"):
-        prepare_cpu_model(light_x2, "bf16", engine="onnx")
+        prepare_cpu_model(light_x2, "fp16", "torch")
+    with pytest.raises(ValueError, match="CPU engine must be torch or openvino, got 'auto'"):
+        prepare_cpu_model(light_x2, "bf16", "auto")  # decided before: choose_engine
 
 
 def test_the_export_key_follows_the_weights_and_tlc():
@@ -114,7 +115,7 @@ def test_openvino_engine_against_fp32(tmp_path, tlc):
     model, bf16 meets the floor, two shapes and a batch, each size exported once and cached on disk."""
     model = randomize_(DLGSANet(**small_config(tlc_flag=tlc))).eval()
     notes: list[str] = []
-    net32 = prepare_cpu_model(model, "fp32", engine="openvino", cache_dir=tmp_path, log=notes.append)
+    net32 = prepare_cpu_model(model, "fp32", "openvino", cache_dir=tmp_path, log=notes.append)
     assert net32.engine == "openvino" and not notes  # nothing exported before a size is seen
     for h, w in [(20, 36), (17, 16)]:  # TLC on: windows of 16 px, two per axis or one
         x = torch.rand(2, 3, h, w)
@@ -124,12 +125,12 @@ def test_openvino_engine_against_fp32(tmp_path, tlc):
         torch.testing.assert_close(out, ref, atol=2e-4, rtol=1e-3)
         assert net32.onnx_path(h, w).is_file()
     assert len(list(tmp_path.glob("*.onnx"))) == 2 and len(notes) == 4
-    net16 = prepare_cpu_model(model, "bf16", engine="openvino", cache_dir=tmp_path, log=notes.append)
+    net16 = prepare_cpu_model(model, "bf16", "openvino", cache_dir=tmp_path, log=notes.append)
     x = smooth_image(20, 36)
     db = psnr(net16(x), fp32_reference(model, x))
     assert len(notes) == 4  # the cached file is reused: no second export
     # random weights amplify rounding (~40 dB here): OpenVINO's bf16 is no worse than torch's
-    torch_db = psnr(prepare_cpu_model(model, "bf16", engine="torch")(x), fp32_reference(model, x))
+    torch_db = psnr(prepare_cpu_model(model, "bf16", "torch")(x), fp32_reference(model, x))
     assert torch_db - 1 <= db < BF16_CEILING_DB, f"OpenVINO bf16 {db:.2f} dB, torch bf16 {torch_db:.2f} dB vs fp32"
 
 
@@ -139,24 +140,29 @@ def test_openvino_bf16_meets_the_floor(tmp_path):
     ~100 s per size to export on 2 cores: its floor is measured by scripts/bench_cpu_precision.py)."""
     model = DLGSANet(**small_config()).eval()
     x = smooth_image(20, 36)
-    db = psnr(prepare_cpu_model(model, "bf16", engine="openvino", cache_dir=tmp_path)(x), fp32_reference(model, x))
+    db = psnr(prepare_cpu_model(model, "bf16", "openvino", cache_dir=tmp_path)(x), fp32_reference(model, x))
     assert FLOOR_DB <= db < BF16_CEILING_DB, f"OpenVINO bf16 vs fp32: {db:.2f} dB"
 
 
-def test_auto_engine_says_why(tmp_path):
-    net = prepare_cpu_model(DLGSANet(**small_config()).eval(), "bf16", engine="auto", cache_dir=tmp_path)
-    if openvino_problem() is None:
-        assert net.engine == "openvino"
+def test_auto_engine_is_openvino_for_bf16_where_installed_and_says_why():
+    problem = openvino_problem()
+    assert choose_engine("bf16") == (("openvino", "OpenVINO is installed") if problem is None else ("torch", problem))
+    assert choose_engine("fp32") == ("torch", "")  # OpenVINO f32 is not reliably faster
+    assert choose_engine("bf16", "torch") == ("torch", "as asked")
+    if problem is None:
+        assert choose_engine("fp32", "openvino") == ("openvino", "as asked")
     else:
-        assert isinstance(net, TorchCpuNetwork) and "OpenVINO not used" in net.reason
-    assert net.precision in net.describe() and net.engine in net.describe()
+        with pytest.raises(EngineUnavailable, match="openvino is not installed: pip install openvino"):
+            choose_engine("bf16", "openvino")
+    with pytest.raises(ValueError, match="CPU engine must be one of auto, torch, openvino, got 'onnx'"):
+        choose_engine("bf16", "onnx")
 
 
-def test_auto_fp32_is_the_eager_model(tmp_path):
+def test_fp32_torch_is_the_eager_model(tmp_path):
     model = DLGSANet(**small_config()).eval()
-    net = prepare_cpu_model(model, "fp32", cache_dir=tmp_path)
+    net = prepare_cpu_model(model, "fp32", "torch")
     assert isinstance(net, TorchCpuNetwork) and net.model is model and net.body is None
-    assert not list(tmp_path.iterdir())  # nothing exported
+    assert net.describe() == "torch fp32"
 
 
 @pytest.mark.skipif(openvino_problem() is not None, reason=f"OpenVINO not usable: {openvino_problem()}")
@@ -165,12 +171,12 @@ def test_openvino_failure_runs_eager_torch_with_one_warning(tmp_path):
     blocked = tmp_path / "not_a_folder"
     blocked.write_text("")
     model = DLGSANet(**small_config()).eval()
-    net = prepare_cpu_model(model, "bf16", engine="openvino", cache_dir=blocked)
+    net = prepare_cpu_model(model, "bf16", "openvino", cache_dir=blocked)
     x = smooth_image(20, 36)
     with pytest.warns(RuntimeWarning, match="OpenVINO could not prepare 36x20 frames"):
         out = net(x)
     assert net.engine == "torch" and "OpenVINO failed" in net.describe()
-    torch.testing.assert_close(out, prepare_cpu_model(model, "bf16", engine="torch")(x))
+    torch.testing.assert_close(out, prepare_cpu_model(model, "bf16", "torch")(x))
     import warnings
 
     with warnings.catch_warnings():

@@ -19,7 +19,7 @@ from dlgsa_vs.backends import create_upscaler
 from dlgsa_vs.inference import Upscaler
 from dlgsa_vs.vapoursynth import filter as vsfilter
 from dlgsa_vs.vapoursynth.colour import RANGE_PROP
-from vs_support import clip_from_arrays, core, planes, random_rgb, small_model  # noqa: F401 (fixtures)
+from vs_support import clip_from_arrays, core, planes, psnr, random_rgb, small_model  # noqa: F401 (fixtures)
 
 
 def reference(model_path, frames, **kw) -> np.ndarray:
@@ -238,6 +238,10 @@ ERRORS = [
     (dict(device_index=-1), r"device_index=-1 is invalid"),
     (dict(fp16=2), r"fp16 must be 0/1"),
     (dict(kernels="cuda"), r"kernels='cuda' is unknown: use one of auto, triton, torch"),
+    (dict(precision="fp8"), r"precision='fp8' is unknown: use fp16, bf16 or fp32"),
+    (dict(cpu_engine="onnx"), r"cpu_engine='onnx' is unknown: use one of auto, torch, openvino"),
+    (dict(backend="cuda", cpu_engine="torch"), r"cpu_engine='torch' applies to the cpu backend only: leave it out, "
+                                               r"or use backend cpu"),
     (dict(matrix=3), r"matrix=3 is not a matrix VapourSynth's resize can convert"),
     (dict(range=2), r"range=2 is invalid: use vs\.RANGE_FULL \(\d\) or vs\.RANGE_LIMITED \(\d, TV range\)"),
     (dict(transfer=3), r"transfer=3 is not a transfer code VapourSynth knows"),
@@ -311,7 +315,22 @@ def test_messages_go_to_stderr_never_stdout(core, small_model, capfd):
     expected = "backend auto -> " + ("" if torch.cuda.is_available() else "cpu (no CUDA GPU: ")
     assert f"dlgsa.Upscale: {expected}" in captured.err
     if not torch.cuda.is_available():
-        assert "dlgsa.Upscale: fp16 is ignored on the CPU" in captured.err
+        assert "dlgsa.Upscale: precision fp16 -> fp32 (fp16 has no fast path on the CPU)" in captured.err
+
+
+def test_precision_and_cpu_engine_on_the_cpu(core, capfd):
+    """precision="bf16" on the CPU runs the bf16 CPU path (cpu_runner) and says so; its output is
+    within bf16's reach of fp32's (packaged weights: random ones amplify rounding), and
+    cpu_engine="torch" is the engine said to run."""
+    clip = clip_from_arrays(random_rgb(1, 40, 32, seed=9), vs.RGBS)
+    fp32 = core.dlgsa.Upscale(clip, variant="light", backend="cpu", precision="fp32")
+    bf16 = core.dlgsa.Upscale(clip, variant="light", backend="cpu", precision="bf16", cpu_engine="torch")
+    a, b = (np.stack(frames_of(c)[0]) for c in (fp32, bf16))
+    assert bf16.format.id == vs.RGBS and a.shape == b.shape == (3, 64, 80)
+    assert not np.array_equal(a, b) and psnr(a, b, peak=1.0) >= 40
+    err = capfd.readouterr().err
+    assert "dlgsa.Upscale: cpu: float32 (as asked) in torch\n" in err
+    assert "dlgsa.Upscale: cpu: bfloat16 (as asked" in err and "in torch (as asked)\n" in err
 
 
 def test_import_dlgsa_vs_is_lazy():

@@ -94,7 +94,7 @@ def engine_precision(settings: RunSettings) -> str:
     """The engine's precision: the trt backend's (``run_plan.resolve_precision``)."""
     from ..run_plan import resolve_precision
 
-    return resolve_precision(trt_backend(settings), settings)
+    return resolve_precision(trt_backend(settings), settings)[0]
 
 
 def check_build_options(args: argparse.Namespace) -> None:

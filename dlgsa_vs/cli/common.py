@@ -15,7 +15,7 @@ from typing import NoReturn
 
 from ..arch.variants import SCALES
 from ..packaged import MODELS, default_for
-from ..settings import BACKENDS, KERNELS, PRECISIONS, Names, RunSettings, SettingsError
+from ..settings import BACKENDS, CPU_ENGINES, KERNELS, PRECISIONS, Names, RunSettings, SettingsError
 
 DEFAULTS = RunSettings()
 
@@ -25,7 +25,7 @@ OPTION_NAMES = Names({
     # --tile is typed W H; the field holds (H, W)
     "tile": lambda hw: "--tile" if hw is None else f"--tile {hw}" if isinstance(hw, str) else f"--tile {hw[1]} {hw[0]}",
     "tile_pad": "--tile-pad", "batch": "--batch", "num_streams": "--num-streams", "compile": "--compile",
-    "cuda_graphs": "--cuda-graphs", "kernels": "--kernels", "threads": "--threads",
+    "cuda_graphs": "--cuda-graphs", "kernels": "--kernels", "threads": "--threads", "cpu_engine": "--cpu-engine",
 }, style="option")
 
 
@@ -63,8 +63,9 @@ def add_device_options(ap: argparse.ArgumentParser, backends=BACKENDS, compile_o
                         "(PyTorch on the GPU), cpu; auto (default) takes the first that works and says why")
     g.add_argument("--device-index", type=int, metavar="N", help="CUDA device number (default 0)")
     g.add_argument("--precision", choices=list(PRECISIONS),
-                   help="GPU arithmetic (default fp16; a frame that overflows in fp16 is redone in "
-                        "bf16/fp32, with a warning); the CPU computes in fp32 (a request is noted, not refused)")
+                   help="arithmetic. GPU: default fp16 (a frame that overflows in fp16 is redone in "
+                        "bf16/fp32, with a warning). CPU: default bf16 where the CPU has amx_bf16 or "
+                        "avx512_bf16, else fp32; fp16 computes in fp32 there (noted, not refused)")
     g.add_argument("--fp16", action="store_const", const="fp16", dest="precision", help="same as --precision fp16")
     g.add_argument("--batch", type=int, metavar="N", help=f"frames per network call (default {DEFAULTS.batch})")
     if streams_option:
@@ -72,6 +73,10 @@ def add_device_options(ap: argparse.ArgumentParser, backends=BACKENDS, compile_o
                        help=f"cuda/trt: batches in flight at once, each on its own CUDA stream, so one "
                             f"batch's uploads and colour conversions overlap another's network "
                             f"(default {DEFAULTS.num_streams}; the CPU runs one pass at a time)")
+    g.add_argument("--cpu-engine", choices=list(CPU_ENGINES),
+                   help="cpu: what runs the network: torch (eager PyTorch), openvino (OpenVINO on our ONNX "
+                        "export, exported once per frame size and cached: minutes the first time), auto "
+                        "(default): openvino for bf16 where it is installed, else torch")
     g.add_argument("--kernels", choices=list(KERNELS),
                    help="the network's fused Triton GPU kernels or its plain PyTorch forms; auto (default): "
                         "triton on a CUDA GPU where triton imports, else torch")
@@ -100,7 +105,7 @@ _ARG_FIELDS = {  # argparse destination -> settings field
     "model": "model_path", "variant": "variant", "scale": "scale", "backend": "backend",
     "device_index": "device_index", "precision": "precision", "tile_pad": "tile_pad", "batch": "batch",
     "num_streams": "num_streams", "compile": "compile", "cuda_graphs": "cuda_graphs", "kernels": "kernels",
-    "threads": "threads",
+    "threads": "threads", "cpu_engine": "cpu_engine",
 }
 
 

@@ -108,7 +108,7 @@ def _tile_subject(hw: tuple[int, int] | None) -> str:
     return f"tile_w={hw[1]}" if hw[1] < 0 else f"tile_h={hw[0]}"
 
 
-KEYWORDS = Names({"tile": _tile_subject, "precision": lambda value: "fp16"}, style="keyword")
+KEYWORDS = Names({"tile": _tile_subject}, style="keyword")
 """The filter's parameter names for the settings' fields (the rest are named alike)."""
 
 
@@ -304,7 +304,7 @@ def upscale(clip: vs.VideoNode, scale: int | None = None, variant: str | None = 
             device_index: int | None = None, fp16: bool | None = None, tile_w: int | None = None,
             tile_h: int | None = None, tile_pad: int | None = None, batch: int | None = None,
             num_streams: int | None = None, tlc: bool | None = None, kernels: str | None = None,
-            matrix: int | None = None,
+            precision: str | None = None, cpu_engine: str | None = None, matrix: int | None = None,
             transfer: int | None = None, primaries: int | None = None,
             range: int | None = None) -> vs.VideoNode:  # noqa: A002 - VapourSynth's name
     """Upscale a clip with DLGSANet; the same filter as ``core.dlgsa.Upscale``.
@@ -320,9 +320,14 @@ def upscale(clip: vs.VideoNode, scale: int | None = None, variant: str | None = 
     backend: "trt" (TensorRT engine, built once and cached), "cuda" (PyTorch on the GPU) or "cpu";
         default "auto": the first of these that works here, said on stderr with the reason.
     device_index: CUDA device (default 0).
-    fp16: half precision on the GPU (default: on for RGBH clips on cuda/trt, off otherwise; the
-        CPU always computes in fp32). A frame whose fp16 result overflows is redone in bf16/fp32,
-        which is then kept, with a warning.
+    fp16: True is precision "fp16", False is "fp32" (on the CPU too); unset: precision's default.
+        A frame whose fp16 result overflows is redone in bf16/fp32, which is then kept, with a warning.
+    precision: "fp16", "bf16" or "fp32", overriding fp16. Default on the GPU: fp16 for RGBH
+        clips, else fp32; on the CPU: bf16 where it has native bf16 (amx_bf16, avx512_bf16),
+        else fp32 (said on stderr with the reason; fp16 computes in fp32 there). The clip's
+        format is kept whatever the network computes in.
+    cpu_engine: "torch", "openvino" or "auto" (default: OpenVINO for bf16 where it is installed;
+        it exports the network once per frame size, minutes the first time, cached on disk).
     tile_w, tile_h: split frames into tiles of this many input pixels (tile_w=0, tile_h=0: whole
         frames; one given alone is used for both); both omitted (default): auto, the largest tile
         that fits the device's memory and, on the CPU, runs fastest (said on stderr); out of memory
@@ -350,8 +355,8 @@ def upscale(clip: vs.VideoNode, scale: int | None = None, variant: str | None = 
                  # one given alone is used for both
                  tile=None if tile_w is None and tile_h is None else
                  (tile_h if tile_h is not None else tile_w, tile_w if tile_w is not None else tile_h),
-                 # default: half precision for RGBH clips (the CPU computes in fp32 and says so)
-                 precision="fp16" if (clip.format.id == vs.RGBH if fp16 is None else fp16) else "fp32")
+                 precision=_text("precision", precision) or {True: "fp16", False: "fp32"}.get(fp16),
+                 cpu_engine=_text("cpu_engine", cpu_engine))
     try:
         settings = RunSettings(**{k: v for k, v in given.items() if v is not None})
     except SettingsError as exc:
@@ -363,11 +368,15 @@ def upscale(clip: vs.VideoNode, scale: int | None = None, variant: str | None = 
 
     try:
         chosen = select_backend(settings)
+        if settings.precision is None and chosen.name != "cpu":  # the GPU's default follows the clip
+            settings = settings.replace(precision="fp16" if clip.format.id == vs.RGBH else "fp32")
     except SettingsError as exc:
         raise _settings_error(exc) from None
     if settings.backend == "auto":
         log(f"backend auto -> {chosen.name} ({chosen.reason})")
     runner = get_runner(settings, chosen, (clip.height, clip.width))
+    if chosen.name == "cpu":  # what it computes in depends on the CPU: say it, and why
+        log(f"cpu: {runner.upscaler.plan.compute()}")
     if runner.upscaler.tile_for(clip.height, clip.width) != (0, 0):
         log(runner.upscaler.tile_summary(clip.height, clip.width))
 

@@ -77,6 +77,8 @@ static const char UPSCALE_ARGS[] =
     "num_streams:int:opt;"
     "tlc:int:opt;"
     "kernels:data:opt;"
+    "precision:data:opt;"
+    "cpu_engine:data:opt;"
     "matrix:int:opt;"
     "transfer:int:opt;"
     "primaries:int:opt;"
