@@ -14,8 +14,9 @@ bf16): eager (torch forms), triton, triton + torch.compile; fps, peak memory, an
 each output against the fp32 eager output of the same frame.
 
 ``--dry-run``: the same code on the CPU with tiny frames and Triton's interpreter (set
-TRITON_INTERPRET=1 before running; the CPU computes fp32 whatever precision is asked, which
-the rows record; compile rows use torch.compile's aot_eager backend there, as the settings
+TRITON_INTERPRET=1 before running; the cpu backend computes fp16 rows in fp32 and bf16 rows
+in its own bf16 path, ``cpu_runner``, with float32 frames in and out, which the rows record
+as the dtype run; compile rows use torch.compile's aot_eager backend there, as the settings
 allow compile only on cuda). It rehearses a GPU run where no GPU is; its numbers mean nothing.
 
     python scripts/bench_gpu.py --json bench/gpu.json --profile
