@@ -89,13 +89,19 @@ def _decode_pixels(blob: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return np.stack([planes[1] + g, g, planes[2] + g], axis=-1)
 
 
-def save_image_pack(path: str | os.PathLike, images: list[TrainingImage]) -> Path:
-    """Write images into one ``.npz`` (no pickles), atomically."""
-    path = Path(path)
+def image_pack_arrays(images: list[TrainingImage]) -> dict[str, np.ndarray]:
+    """The arrays of an image pack (``save_image_pack`` writes them; a degradation pack adds its LR)."""
     arrays = {"labels": np.array([im.label for im in images]),
               "shapes": np.array([im.pixels.shape[:2] for im in images], dtype=np.int64).reshape(-1, 2)}
     for i, im in enumerate(images):
         arrays[f"image{i}"] = encode_pixels(im.pixels)
+    return arrays
+
+
+def save_image_pack(path: str | os.PathLike, images: list[TrainingImage]) -> Path:
+    """Write images into one ``.npz`` (no pickles), atomically."""
+    path = Path(path)
+    arrays = image_pack_arrays(images)
     tmp = path.with_name(f".{path.name}.part")
     with open(tmp, "wb") as fh:
         np.savez(fh, **arrays)

@@ -35,8 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dlgsa_vs.training import (TrainingImage, encode_pixels, load_training_images, pixel_digest,
-                               save_image_pack)
+from dlgsa_vs.training import (TrainingImage, encode_pixels, image_pack_arrays, load_training_images,
+                               pixel_digest, save_image_pack)
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "train"
 
@@ -75,9 +75,7 @@ def save_degradation_pack(path: Path, images: list[TrainingImage], scales: list[
                           sources: list[str]) -> dict:
     import av
 
-    save_image_pack(path, images)  # the HR part, exactly today's pack
-    with np.load(path, allow_pickle=False) as pack:
-        arrays = {k: pack[k] for k in pack.files}
+    arrays = image_pack_arrays(images)  # the HR part, exactly an image pack's (nothing is written until the end)
     lr_arrays, summary = degradation_arrays(images, scales, config)
     arrays.update(lr_arrays)
     meta = {"kind": "degradation", "scales": scales, "degrade": config.to_dict(),

@@ -1,6 +1,7 @@
 """Compressed-input degradations (dlgsa_vs.degrade) through real encoders with PyAV, and the
 scripts that use them (eval_sr.py --degrade, make_train_pack.py --degrade). Tiny images."""
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -182,6 +183,31 @@ def test_make_train_pack_degrade(tmp_path):
         assert any(k.startswith("lib") for k in kinds), kinds
     with pytest.raises(ValueError, match="no x3 LR in this pack"):
         read_degradation_pack(packs[0], 3)
+
+
+def test_an_interrupted_degradation_pack_leaves_nothing(tmp_path):
+    """Ctrl-C while the LR are encoded (the long part): no file at the output path, not even
+    the HR part, and no temporary left (an earlier version wrote the HR pack there first)."""
+    from dlgsa_vs.imageio import write_png
+
+    src = tmp_path / "imgs"
+    src.mkdir()
+    for i in range(3):
+        write_png(src / f"a{i}.png", _image(66, 70, seed=40 + i))
+    out = tmp_path / "pack.npz"
+    code = ("import sys, dlgsa_vs.degrade as d\n"
+            "real = d.degrade_images\n"
+            "def interrupt_after_one(lrs, config, start=0):\n"
+            "    real(lrs[:1], config, start=start)  # the real encoders run, then Ctrl-C arrives\n"
+            "    raise KeyboardInterrupt\n"
+            "d.degrade_images = interrupt_after_one\n"
+            f"sys.path.insert(0, {str(REPO / 'scripts')!r})\n"
+            "import make_train_pack\n"
+            f"make_train_pack.main([{str(src)!r}, '-o', {str(out)!r}, '--degrade', '--scale', '2'])\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=REPO,
+                       env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert r.returncode != 0 and "KeyboardInterrupt" in r.stderr, r.stderr[-2000:]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["imgs"]
 
 
 def test_train_script_learns_from_the_degraded_lr(tmp_path):
