@@ -37,7 +37,23 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
+try:  # the progress bar only: a lent GPU machine may have torch and numpy and nothing else
+    from tqdm import tqdm
+except ImportError:
+    tqdm = None
+
+
+class NoProgressBar:
+    """Where tqdm is not installed: no bar (train.jsonl and the validation lines still log)."""
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def set_postfix(self, **values) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 from dlgsa_vs.arch import build_model
 from dlgsa_vs.metrics import psnr_y
@@ -244,8 +260,8 @@ def main(argv=None) -> int:
         log("\nstopping after this step (the checkpoint is saved; run the same command to resume)")
 
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    bar = tqdm(total=None if budget else args.iters, initial=start, disable=args.quiet,
-               dynamic_ncols=True, desc=f"{args.variant} x{args.scale}")
+    bar = (tqdm(total=None if budget else args.iters, initial=start, disable=args.quiet,
+                dynamic_ncols=True, desc=f"{args.variant} x{args.scale}") if tqdm is not None else NoProgressBar())
     loss_log = open(out / "train.jsonl", "a")
     tick = time.time()
     done = start
