@@ -236,6 +236,11 @@ class OpenVinoCpuNetwork(CpuNetwork):
         return torch.cat(out)
 
 
+def _check_precision(precision: str) -> None:
+    if precision not in PRECISIONS:
+        raise ValueError(f"CPU precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+
+
 class EngineUnavailable(RuntimeError):
     """The openvino engine was asked for and cannot run here (the message says why)."""
 
@@ -248,8 +253,7 @@ def choose_engine(precision: str, asked: str = "auto") -> tuple[str, str]:
     torch (OpenVINO f32 is not reliably faster). Decided once, by ``run_plan.resolve``. Raises
     ``EngineUnavailable`` where openvino is asked for and cannot run.
     """
-    if precision not in PRECISIONS:
-        raise ValueError(f"CPU precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    _check_precision(precision)
     if asked not in ENGINES:
         raise ValueError(f"CPU engine must be one of {', '.join(ENGINES)}, got {asked!r}")
     if asked == "torch":
@@ -274,8 +278,7 @@ def prepare_cpu_model(model: torch.nn.Module, precision: str, engine: str, reaso
     ``torch.get_num_threads()``). ``log`` gets the one-time export note. ``model`` is left as
     it was (fp32).
     """
-    if precision not in PRECISIONS:
-        raise ValueError(f"CPU precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    _check_precision(precision)
     if engine == "torch":
         return TorchCpuNetwork(model, precision, reason)
     if engine == "openvino":
