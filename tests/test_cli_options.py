@@ -53,3 +53,17 @@ def test_fp16_on_the_cpu_is_a_note_not_an_error(tmp_path, capsys):
     rc = upscale_image.main(["--demo", "-o", str(tmp_path / "d_x2.png"), "--backend", "cpu", "--fp16"])
     assert rc == 0 and (tmp_path / "d_x2.png").is_file()
     assert "--precision fp16 -> fp32 (fp16 has no fast path on the CPU)" in capsys.readouterr().err
+
+
+def test_cpu_precision_and_engine_options(tmp_path, capsys):
+    """--precision bf16 --cpu-engine torch on the cpu backend: the summary line says what computed,
+    why and in which engine; --cpu-engine with another backend is one error naming the fix."""
+    rc = upscale_image.main(["--demo", "-o", str(tmp_path / "d.png"), "--backend", "cpu", "--precision", "bf16",
+                             "--cpu-engine", "torch"])
+    err = capsys.readouterr().err
+    assert rc == 0 and (tmp_path / "d.png").is_file()
+    assert "on cpu bfloat16 (as asked; " in err and err.rstrip().endswith(" in torch (as asked)")
+    rc = upscale_image.main(["--demo", "-o", str(tmp_path / "e.png"), "--backend", "cuda", "--cpu-engine", "openvino"])
+    line = one_line_error(capsys.readouterr().err)
+    assert rc == 2 and not (tmp_path / "e.png").exists()
+    assert line.endswith("--cpu-engine openvino applies to the cpu backend only: leave it out, or use --backend cpu")

@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"note: {upscaler.tile_summary(*rgb.shape[:2])}", file=sys.stderr)
     h, w = rgb.shape[:2]
     print(f"{src} ({w}x{h}) -> {out} ({result.shape[1]}x{result.shape[0]}), x{upscaler.scale} "
-          f"in {seconds:.1f} s on {backend.name} ({str(upscaler.plan.dtype).removeprefix('torch.')})", file=sys.stderr)
+          f"in {seconds:.1f} s on {upscaler.plan.summary()}", file=sys.stderr)
     return 0
 
 
