@@ -25,6 +25,7 @@ with ``amx_bf16`` or ``avx512_bf16``).
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import os
 import threading
@@ -45,8 +46,10 @@ COMPILED_SHAPES = 4
 _DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
 
 
+@functools.lru_cache(maxsize=1)
 def openvino_problem() -> str | None:
-    """None where OpenVINO's CPU plugin can be used, else why not (one phrase)."""
+    """None where OpenVINO's CPU plugin can be used, else why not (one phrase). Asked once per
+    process: every plan on the CPU backend asks, and the answer does not change while it runs."""
     try:
         import openvino
     except Exception as exc:  # noqa: BLE001 - not installed, or a broken installation

@@ -27,7 +27,7 @@ GPU_DEFAULT_PRECISION = "fp16"
 """What a GPU backend computes in when no precision is given (the CPU's own rule:
 ``cpu_features.cpu_precision``, bf16 where the CPU has native bf16, else fp32)."""
 CPU_ENGINES = ("auto", "torch", "openvino")
-"""What runs the network on the CPU backend (``cpu_runner.prepare_cpu_model``)."""
+"""What runs the network on the CPU backend (decided by ``cpu_runner.choose_engine``)."""
 
 _NO_VALUE = object()
 
@@ -136,7 +136,7 @@ class RunSettings:
         where it has native bf16 (amx_bf16 / avx512_bf16), else fp32 (``cpu_features``). fp16
         asked on the CPU computes in fp32 (said once in the log, never an error).
     cpu_engine: auto, torch or openvino: what runs the network on the CPU backend
-        (``cpu_runner.prepare_cpu_model``; auto: OpenVINO for bf16 where it is installed).
+        (``cpu_runner.choose_engine``; auto: OpenVINO for bf16 where it is installed).
     tile: "auto" (default: the largest tile that fits the device's memory and, on the CPU, runs
         fastest; ``dlgsa_vs/tiling.py``), or (height, width) of LR tiles, (0, 0) = whole frames;
         tile_pad: LR context around each.
