@@ -12,7 +12,7 @@ A degradation pack (``make_train_pack.py --degrade``) brings its own LR for each
 bicubic LR passed through a real encoder (or left clean, for a share); the target stays the
 clean HR, and the held-aside images are validated on their degraded LR too.
 
-L1 loss, Adam (lr 5e-4, betas 0.9/0.99), step schedule (halving at the given fractions of
+L1 loss (``--loss mse`` for the squared error), Adam (lr 5e-4, betas 0.9/0.99), step schedule (halving at the given fractions of
 the run) or, with ``--minutes``, a cosine decay over a wall-clock budget (for a lent GPU whose
 speed is not known in advance); EMA of the weights (0.999). Every ``--ckpt-every`` iterations: ``last.pt`` (the
 resumable state) and ``ema.safetensors`` (the weights to ship); every ``--val-every``:
@@ -62,6 +62,7 @@ from dlgsa_vs.training import (EMA, PairedPatches, degradation_pack_config, load
 from dlgsa_vs.weights import read_state_dict, save_safetensors
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "train"
+LOSSES = {"l1": torch.nn.functional.l1_loss, "mse": torch.nn.functional.mse_loss}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -89,6 +90,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--warmup", type=int, default=0,
                     help="with --minutes: linear learning-rate warm-up over this many iterations "
                          "(for a fresh optimizer on --init weights)")
+    ap.add_argument("--loss", default="l1", choices=sorted(LOSSES),
+                    help="pixel loss against the HR patch: l1 (default, the authors'), or mse (what "
+                         "PSNR measures: the mean, not the median, of what the LR allows)")
     ap.add_argument("--ema", type=float, default=0.999)
     ap.add_argument("--reset-ema", action="store_true",
                     help="on resume, restart the EMA from the current weights (with its warm-up)")
@@ -222,6 +226,7 @@ def main(argv=None) -> int:
     (out / "config.json").write_text(json.dumps(config, indent=1))
 
     forward = torch.compile(model) if args.compile else model  # shares the parameters
+    pixel_loss = LOSSES[args.loss]
 
     def checkpoint(iteration: int) -> None:
         save_checkpoint(ckpt, model=model.state_dict(), ema=ema.model.state_dict(),
@@ -276,7 +281,7 @@ def main(argv=None) -> int:
             hr_img = hr_img.pin_memory().to(args.device, non_blocking=True)
         else:  # channels-last input: ~10% faster steps on the CPU (measured, bench/README.md)
             lr_img = lr_img.contiguous(memory_format=torch.channels_last)
-        loss = torch.nn.functional.l1_loss(forward(lr_img), hr_img)
+        loss = pixel_loss(forward(lr_img), hr_img)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

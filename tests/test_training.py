@@ -139,6 +139,25 @@ def test_train_script_saves_on_ctrl_c_and_continues_the_same_budget(tmp_path):
     assert third["wall_seconds"] >= second["wall_seconds"] + longer_s
 
 
+def test_train_script_loss_option_trains_on_that_loss(tmp_path):
+    """--loss mse: with the learning rate 0 the model stays the initial one, so both runs log
+    their loss of the same network on the same batch; in [0, 1], L1^2 <= MSE <= L1 (Jensen,
+    and e^2 <= |e|), and they differ."""
+    pack = save_image_pack(tmp_path / "p.npz", images(6, seed=3))
+    logged = {}
+    for loss in ("l1", "mse"):
+        out = tmp_path / loss
+        run = subprocess.run([sys.executable, str(REPO / "scripts" / "train.py"), "--variant", "tiny",
+                              "--scale", "2", "--data", str(pack), "--val-count", "1", "--val-crop", "32",
+                              "--batch", "2", "--patch", "16", "--iters", "20", "--lr", "0", "--loss", loss,
+                              "--ckpt-every", "20", "--val-every", "1000", "--threads", "1", "--quiet",
+                              "--out", str(out)], capture_output=True, text=True, timeout=300)
+        assert run.returncode == 0, run.stderr
+        logged[loss] = json.loads((out / "train.jsonl").read_text().splitlines()[-1])["loss"]
+        assert json.loads((out / "config.json").read_text())["loss"] == loss
+    assert logged["l1"] ** 2 <= logged["mse"] < logged["l1"]
+
+
 @pytest.mark.skipif(os.environ.get("DLGSA_SLOW_TESTS") != "1",
                     reason="slow: compiling a training step takes ~12 min on 2 cores; DLGSA_SLOW_TESTS=1 runs it")
 def test_compiled_training_step_matches_eager():
