@@ -225,13 +225,14 @@ def degrade_image(image: np.ndarray, degradation: Degradation,
 
 
 def degrade_images(images: list[np.ndarray], config: DegradeConfig = DegradeConfig(),
-                   start: int = 0) -> tuple[list[np.ndarray], list[Degradation]]:
-    """Degrade each image with its own draw (``default_rng([seed, start + i])``).
+                   start: int = 0, draw: int = 0) -> tuple[list[np.ndarray], list[Degradation]]:
+    """Degrade each image with its own draw: ``default_rng([seed, start + i])``, and for a
+    further draw of the same images ``default_rng([seed, start + i, draw])``.
 
     Returns the degraded images (clean ones bit-identical copies) and what was done to each."""
     out, done = [], []
     for i, image in enumerate(images):
-        rng = np.random.default_rng([config.seed, start + i])
+        rng = np.random.default_rng([config.seed, start + i] + ([draw] if draw else []))
         d = draw_degradation(rng, config)
         out.append(degrade_image(image, d, rng))
         done.append(d)

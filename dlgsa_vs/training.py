@@ -130,9 +130,18 @@ def degradation_pack_config(path: str | os.PathLike) -> dict | None:
     return config if config.get("kind") == "degradation" else None
 
 
-def read_degradation_pack(path: str | os.PathLike, scale: int) -> tuple[dict, list[TrainingImage], list[np.ndarray]]:
-    """(settings, HR images, their degraded LR at ``scale``) of a degradation pack. The LR of
-    image i was made from ``modcrop(hr_i, scale)``: a bicubic downscale, then an encoder round trip."""
+def lr_array_prefix(scale: int, draw: int) -> str:
+    """Where a degradation pack keeps draw ``draw`` of its x``scale`` LR inputs:
+    ``{prefix}_shapes``, ``{prefix}_degradations``, ``{prefix}_image{i}`` (the first draw under
+    the names of the packs made before ``--draws`` existed)."""
+    return f"lr_x{scale}" if draw == 0 else f"lr_x{scale}_draw{draw}"
+
+
+def read_degradation_pack(path: str | os.PathLike, scale: int
+                          ) -> tuple[dict, list[TrainingImage], list[list[np.ndarray]]]:
+    """(settings, HR images, each image's degraded LR draws at ``scale``) of a degradation pack.
+    Every draw of image i was made from ``modcrop(hr_i, scale)``: a bicubic downscale, then its
+    own encoder round trip (``make_train_pack.py --draws``: one draw unless asked)."""
     config = degradation_pack_config(path)
     if config is None:
         raise ValueError(f"{path}: not a degradation pack (make it with make_train_pack.py --degrade)")
@@ -140,33 +149,39 @@ def read_degradation_pack(path: str | os.PathLike, scale: int) -> tuple[dict, li
         raise ValueError(f"{path}: no x{scale} LR in this pack (it has x{', x'.join(map(str, config['scales']))}); "
                          f"make one with make_train_pack.py --degrade --scale {scale}")
     images = load_image_pack(path)
+    lrs: list[list[np.ndarray]] = [[] for _ in images]
     with np.load(path, allow_pickle=False) as pack:
-        shapes = pack[f"lr_x{scale}_shapes"]
-        lrs = [_decode_pixels(pack[f"lr_x{scale}_image{i}"], (int(h), int(w))) for i, (h, w) in enumerate(shapes)]
+        for draw in range(config.get("draws", 1)):
+            prefix = lr_array_prefix(scale, draw)
+            for i, (h, w) in enumerate(pack[f"{prefix}_shapes"]):
+                lrs[i].append(_decode_pixels(pack[f"{prefix}_image{i}"], (int(h), int(w))))
     return config, images, lrs
 
 
 class PairedPatches:
     """HR/LR image pairs in memory, sampled as random aligned patches. The LR is the MATLAB
-    bicubic downscale of each HR unless ``lrs`` gives it (a degradation pack's, same order)."""
+    bicubic downscale of each HR unless ``lrs`` gives it: a degradation pack's draws for each
+    image (same order), one of which each patch takes at random. ``lr[i]`` holds image i's
+    draws; ``lr[i][0]`` is the one validation uses."""
 
     def __init__(self, images: list[TrainingImage], scale: int, min_lr_side: int,
-                 lrs: list[np.ndarray] | None = None):
+                 lrs: list[list[np.ndarray]] | None = None):
         self.scale = scale
         self.images: list[TrainingImage] = []
         self.hr: list[np.ndarray] = []
-        self.lr: list[np.ndarray] = []
+        self.lr: list[list[np.ndarray]] = []
         for i, image in enumerate(images):
             hr = modcrop(image.pixels, scale)
             if min(hr.shape[:2]) // scale < min_lr_side:
                 continue  # too small for a patch
-            lr = bicubic_downscale(hr, scale) if lrs is None else lrs[i]
-            if lr.shape[:2] != (hr.shape[0] // scale, hr.shape[1] // scale):
-                raise ValueError(f"{image.label}: LR {lr.shape[1]}x{lr.shape[0]} is not the HR "
-                                 f"{hr.shape[1]}x{hr.shape[0]} / {scale}")
+            draws = [bicubic_downscale(hr, scale)] if lrs is None else lrs[i]
+            for lr in draws:
+                if lr.shape[:2] != (hr.shape[0] // scale, hr.shape[1] // scale):
+                    raise ValueError(f"{image.label}: LR {lr.shape[1]}x{lr.shape[0]} is not the HR "
+                                     f"{hr.shape[1]}x{hr.shape[0]} / {scale}")
             self.images.append(image)
             self.hr.append(np.ascontiguousarray(hr))
-            self.lr.append(np.ascontiguousarray(lr))
+            self.lr.append([np.ascontiguousarray(lr) for lr in draws])
         if not self.images:
             raise ValueError(f"no image is large enough for {min_lr_side}-px LR patches at x{scale}")
 
@@ -179,7 +194,9 @@ class PairedPatches:
         s, p = self.scale, lr_patch
         lrs, hrs = [], []
         for idx in rng.integers(0, len(self.images), size=batch):
-            lr, hr = self.lr[idx], self.hr[idx]
+            draws, hr = self.lr[idx], self.hr[idx]
+            # a draw is picked only where there are several: one-draw batches stay as they were
+            lr = draws[int(rng.integers(len(draws)))] if len(draws) > 1 else draws[0]
             y = int(rng.integers(0, lr.shape[0] - p + 1))
             x = int(rng.integers(0, lr.shape[1] - p + 1))
             lr_p = lr[y:y + p, x:x + p]

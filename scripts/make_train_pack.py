@@ -24,6 +24,11 @@ settings, library versions, the image labels and digests) and ``lr_x{s}_degradat
 was done to each image) record it. Stored arrays: ``lr_x{s}_image{i}`` (encoded like the HR),
 ``lr_x{s}_shapes``; ``dlgsa_vs.training.read_degradation_pack`` reads them back, and
 ``scripts/train.py --data PACK`` trains on these pairs (degraded LR -> clean HR).
+
+``--draws N`` stores N degraded LR per image and scale, each drawn on its own
+(``default_rng([seed, s * 100000 + i, d])`` for draw d > 0, under ``lr_x{s}_draw{d}_*``;
+the first draw is the 1-draw pack's): a long (GPU) run then sees each image under several
+codecs and strengths, for the price of the LR only (the HR is stored once).
 """
 from __future__ import annotations
 
@@ -36,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from dlgsa_vs.training import (TrainingImage, encode_pixels, image_pack_arrays, load_training_images,
-                               pixel_digest, save_image_pack)
+                               lr_array_prefix, pixel_digest, save_image_pack)
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "train"
 
@@ -50,37 +55,43 @@ def centre_crop(image: TrainingImage, long_side: int, short_side: int) -> Traini
     return TrainingImage(image.label, pixel_digest(pixels), pixels)
 
 
-def degradation_arrays(images: list[TrainingImage], scales: list[int], config) -> tuple[dict, dict]:
-    """The LR arrays of a degradation pack and a summary of the draws, per scale."""
+def degradation_arrays(images: list[TrainingImage], scales: list[int], config,
+                       draws: int = 1) -> tuple[dict, dict]:
+    """The LR arrays of a degradation pack (``draws`` degraded LR per image and scale) and a
+    count of what was drawn, per scale (over all draws)."""
     from dlgsa_vs.degrade import degrade_images
     from dlgsa_vs.imresize import bicubic_downscale, modcrop
 
     arrays, summary = {}, {}
     for s in scales:
         lrs = [bicubic_downscale(modcrop(im.pixels, s), s) for im in images]
-        degraded, done = degrade_images(lrs, config, start=s * 100000)
-        arrays[f"lr_x{s}_shapes"] = np.array([d.shape[:2] for d in degraded], dtype=np.int64).reshape(-1, 2)
-        arrays[f"lr_x{s}_degradations"] = np.array([d.describe() for d in done])
-        for i, d in enumerate(degraded):
-            arrays[f"lr_x{s}_image{i}"] = encode_pixels(d)
         counts: dict[str, int] = {}
-        for d in done:
-            key = d.encoder or "clean"
-            counts[key] = counts.get(key, 0) + 1
-        summary[s] = dict(counts, inter=sum(d.frames > 1 for d in done))
+        inter = 0
+        for draw in range(draws):
+            degraded, done = degrade_images(lrs, config, start=s * 100000, draw=draw)
+            prefix = lr_array_prefix(s, draw)
+            arrays[f"{prefix}_shapes"] = np.array([d.shape[:2] for d in degraded], dtype=np.int64).reshape(-1, 2)
+            arrays[f"{prefix}_degradations"] = np.array([d.describe() for d in done])
+            for i, d in enumerate(degraded):
+                arrays[f"{prefix}_image{i}"] = encode_pixels(d)
+            for d in done:
+                key = d.encoder or "clean"
+                counts[key] = counts.get(key, 0) + 1
+            inter += sum(d.frames > 1 for d in done)
+        summary[s] = dict(counts, inter=inter)
     return arrays, summary
 
 
 def save_degradation_pack(path: Path, images: list[TrainingImage], scales: list[int], config,
-                          sources: list[str]) -> dict:
+                          sources: list[str], draws: int = 1) -> dict:
     import av
 
     arrays = image_pack_arrays(images)  # the HR part, exactly an image pack's (nothing is written until the end)
-    lr_arrays, summary = degradation_arrays(images, scales, config)
+    lr_arrays, summary = degradation_arrays(images, scales, config, draws)
     arrays.update(lr_arrays)
-    meta = {"kind": "degradation", "scales": scales, "degrade": config.to_dict(),
+    meta = {"kind": "degradation", "scales": scales, "draws": draws, "degrade": config.to_dict(),
             "lr": "HR mod-cropped to the scale, MATLAB bicubic downscale, then dlgsa_vs.degrade",
-            "target": "clean HR (mod-cropped to the scale)", "rng": "default_rng([seed, scale * 100000 + i])",
+            "target": "clean HR (mod-cropped to the scale)", "rng": "default_rng([seed, scale * 100000 + i]), draw d > 0: default_rng([seed, scale * 100000 + i, d])",
             "sources": sources, "images": [f"{im.label} {im.digest}" for im in images],
             "pyav": av.__version__, "ffmpeg": {k: ".".join(map(str, v)) if isinstance(v, tuple) else str(v)
                                               for k, v in av.library_versions.items()},
@@ -110,9 +121,14 @@ def main(argv=None) -> int:
                     help="with --degrade: share of LR inputs left clean bicubic (default 0.15)")
     ap.add_argument("--encoders", nargs="+", default=None,
                     help="with --degrade: encoders to draw from (default all four)")
+    ap.add_argument("--draws", type=int, default=None,
+                    help="with --degrade: degraded LR inputs per image and scale, each its own draw "
+                         "(default 1; the first is the one a 1-draw pack of the same seed has)")
     args = ap.parse_args(argv)
-    if not args.degrade and (args.scale or args.encoders):
-        ap.error("--scale and --encoders need --degrade")
+    if not args.degrade and (args.scale or args.encoders or args.draws):
+        ap.error("--scale, --encoders and --draws need --degrade")
+    if args.draws is not None and args.draws < 1:
+        ap.error(f"--draws {args.draws}: give 1 or more")
     images = load_training_images(args.sources)
     if min(args.max_side) > 0:
         images = [centre_crop(im, *args.max_side) for im in images]
@@ -126,7 +142,8 @@ def main(argv=None) -> int:
         if bad or not 0 <= args.clean_share <= 1:
             ap.error(f"unknown encoder(s) {bad} (of {', '.join(ENCODERS)})" if bad else "--clean-share is 0..1")
         config = DegradeConfig(seed=args.seed, clean_share=args.clean_share, encoders=encoders)
-        meta = save_degradation_pack(out, images, sorted(set(args.scale or [2])), config, args.sources)
+        meta = save_degradation_pack(out, images, sorted(set(args.scale or [2])), config, args.sources,
+                                     args.draws or 1)
         print(f"degradations (seed {args.seed}): {json.dumps(meta['drawn'])}")
     else:
         save_image_pack(out, images)

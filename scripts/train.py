@@ -9,8 +9,9 @@
         --lr 2e-4 --minutes 45 --out runs/video_x2        # compressed-video LR (a degradation pack)
 
 A degradation pack (``make_train_pack.py --degrade``) brings its own LR for each image: the
-bicubic LR passed through a real encoder (or left clean, for a share); the target stays the
-clean HR, and the held-aside images are validated on their degraded LR too.
+bicubic LR passed through a real encoder (or left clean, for a share), in one or more draws
+(``--draws``: each patch takes one at random); the target stays the clean HR, and the
+held-aside images are validated on their (first) degraded LR too.
 
 L1 loss (``--loss mse`` for the squared error), Adam (lr 5e-4, betas 0.9/0.99), step schedule (halving at the given fractions of
 the run) or, with ``--minutes``, a cosine decay over a wall-clock budget (for a lent GPU whose
@@ -143,11 +144,13 @@ def budget_lr(args, iteration: int, seconds: float) -> float:
 
 @torch.no_grad()
 def validate(model: torch.nn.Module, pairs: PairedPatches, crop: int, device: str) -> float:
-    """Mean Y-PSNR (crop border = scale) over centre crops of the held-aside images."""
+    """Mean Y-PSNR (crop border = scale) over centre crops of the held-aside images (their
+    first LR draw: the same input whatever the pack's number of draws)."""
     s = pairs.scale
     p = crop // s
     scores = []
-    for lr, hr in zip(pairs.lr, pairs.hr):
+    for draws, hr in zip(pairs.lr, pairs.hr):
+        lr = draws[0]
         y0, x0 = max((lr.shape[0] - p) // 2, 0), max((lr.shape[1] - p) // 2, 0)
         lr_c = lr[y0:y0 + p, x0:x0 + p]
         hr_c = hr[y0 * s:(y0 + p) * s, x0 * s:(x0 + p) * s]
@@ -218,7 +221,8 @@ def main(argv=None) -> int:
         ema.model.load_state_dict(model.state_dict())
         log(f"warm start: {n} tensors from {args.init}")
 
-    config = dict(vars(args), lr_inputs=degraded and {"pack": degraded["degrade"], "drawn": degraded["drawn"]},
+    config = dict(vars(args), lr_inputs=degraded and {"pack": degraded["degrade"], "draws": degraded.get("draws", 1),
+                                           "drawn": degraded["drawn"]},
                   train_images=[f"{im.label} {im.digest}" for im in train.images],
                   val_images=[f"{im.label} {im.digest}" for im in (val.images if val else [])],
                   torch=torch.__version__, machine=platform.platform(), cpu_count=os.cpu_count(),

@@ -170,7 +170,8 @@ def test_make_train_pack_degrade(tmp_path):
         assert cfg["degrade"]["clean_share"] == 0.3 and len(cfg["images"]) == 5
 
         n_clean = 0
-        for image, lr, lr2 in zip(images, lrs, lrs2):
+        assert all(len(draws) == 1 for draws in lrs)  # one draw unless asked
+        for image, (lr,), (lr2,) in zip(images, lrs, lrs2):
             label, hr = image.label, modcrop(image.pixels, scale)
             assert np.array_equal(lr, lr2), label  # deterministic from the seed
             assert lr.dtype == np.uint8 and lr.shape == (hr.shape[0] // scale, hr.shape[1] // scale, 3)
@@ -197,8 +198,8 @@ def test_an_interrupted_degradation_pack_leaves_nothing(tmp_path):
     out = tmp_path / "pack.npz"
     code = ("import sys, dlgsa_vs.degrade as d\n"
             "real = d.degrade_images\n"
-            "def interrupt_after_one(lrs, config, start=0):\n"
-            "    real(lrs[:1], config, start=start)  # the real encoders run, then Ctrl-C arrives\n"
+            "def interrupt_after_one(lrs, config, start=0, draw=0):\n"
+            "    real(lrs[:1], config, start=start, draw=draw)  # the real encoders run, then Ctrl-C arrives\n"
             "    raise KeyboardInterrupt\n"
             "d.degrade_images = interrupt_after_one\n"
             f"sys.path.insert(0, {str(REPO / 'scripts')!r})\n"
@@ -226,9 +227,9 @@ def test_train_script_learns_from_the_degraded_lr(tmp_path):
                     "--degrade", "--scale", "2", "--clean-share", "0"], check=True, capture_output=True)
     _, images, lrs = read_degradation_pack(pack, 2)
     pairs = PairedPatches(images, 2, 16, lrs)
-    for image, lr in zip(images, pairs.lr):
+    for image, (lr,) in zip(images, pairs.lr):
         assert not np.array_equal(lr, bicubic_downscale(modcrop(image.pixels, 2), 2)), image.label
-    assert all(np.array_equal(a, b) for a, b in zip(pairs.lr, lrs))
+    assert all(np.array_equal(a[0], b[0]) for a, b in zip(pairs.lr, lrs))
 
     out = tmp_path / "run"
     cmd = [sys.executable, str(REPO / "scripts" / "train.py"), "--variant", "tiny", "--scale", "2",
@@ -248,3 +249,46 @@ def test_train_script_learns_from_the_degraded_lr(tmp_path):
     wrong = subprocess.run([*cmd[:5], "4", *cmd[6:-1], str(tmp_path / "run3")], capture_output=True,
                            text=True, timeout=300)
     assert wrong.returncode == 1 and "no x4 LR in this pack" in wrong.stderr, wrong.stderr
+
+
+def test_a_pack_of_several_draws(tmp_path):
+    """make_train_pack.py --draws 2: the first draw is the 1-draw pack's (same seed), the second
+    its own; PairedPatches' patches take both; train.py trains on it and records the draws."""
+    from dlgsa_vs.imageio import write_png
+    from dlgsa_vs.training import PairedPatches, read_degradation_pack
+
+    src = tmp_path / "imgs"
+    src.mkdir()
+    for i in range(4):
+        write_png(src / f"c{i}.png", _image(64, 68 + 4 * i, seed=60 + i))
+    make = [sys.executable, str(REPO / "scripts" / "make_train_pack.py"), str(src), "--degrade", "--scale", "2",
+            "--clean-share", "0", "--seed", "5", "--encoders", "libx264", "-o"]
+    one, two = tmp_path / "one.npz", tmp_path / "two.npz"
+    subprocess.run(make + [str(one)], check=True, capture_output=True)
+    made = subprocess.run(make + [str(two), "--draws", "2"], check=True, capture_output=True, text=True)
+    assert '"libx264": 8' in made.stdout  # both draws counted
+    cfg, images, lrs = read_degradation_pack(two, 2)
+    _, _, lrs_one = read_degradation_pack(one, 2)
+    assert cfg["draws"] == 2 and [len(d) for d in lrs] == [2] * 4
+    assert all(np.array_equal(a[0], b[0]) for a, b in zip(lrs, lrs_one))  # the first draw: unchanged
+    assert any(not np.array_equal(a, b) for a, b in lrs)  # the second: a draw of its own (CRF, frames)
+    with np.load(two) as pack:
+        assert len(pack["lr_x2_draw1_degradations"]) == 4
+
+    # patches take either draw: two distinguishable "draws" (all black, all white) of one image
+    black, white = (np.full(lrs[0][0].shape, v, np.uint8) for v in (0, 255))
+    pairs = PairedPatches(images[:1], 2, 8, [[black, white]])
+    means = pairs.batch(0, 0, 32, 8)[0].mean(dim=(1, 2, 3))
+    assert set(means.tolist()) == {0.0, 1.0}
+    with pytest.raises(ValueError, match="is not the HR"):
+        PairedPatches(images[:1], 2, 8, [[black, black[1:]]])
+
+    out = tmp_path / "run"
+    run = subprocess.run([sys.executable, str(REPO / "scripts" / "train.py"), "--variant", "tiny", "--scale", "2",
+                          "--data", str(two), "--val-count", "1", "--val-crop", "32", "--batch", "2", "--patch",
+                          "16", "--iters", "2", "--ckpt-every", "2", "--val-every", "2", "--threads", "1",
+                          "--quiet", "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert json.loads((out / "config.json").read_text())["lr_inputs"]["draws"] == 2
+    bad = subprocess.run(make + [str(tmp_path / "bad.npz"), "--draws", "0"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "--draws 0: give 1 or more" in bad.stderr
