@@ -10,9 +10,10 @@
 # a run cut short still brings back its last checkpoint. DATA (default .gpu/train_pack.npz)
 # and NAME (default light) pick the model: the compressed-video weights train with
 # DATA=.gpu/degrade_pack_x2_x4.npz NAME=light_video (warm-started from dlgsanet_light_video_xN;
-# package with package_weights.py <run> --as light-video). That pack, small enough to be carried
-# (33.8 MB; with the 17 MB tree under the device's 64 MiB): make_train_pack.py -o
-# .gpu/degrade_pack_x2_x4.npz --degrade --scale 2 --scale 4 --seed 0 --max-side 320 240
+# package with package_weights.py <run> --as light-video). That pack, two draws per image and
+# scale and small enough to be carried (41.8 MB; with the 17 MB tree under the device's 64 MiB):
+# make_train_pack.py -o .gpu/degrade_pack_x2_x4.npz --degrade --scale 2 --scale 4 --seed 0
+# --max-side 320 240 --draws 2
 #
 #   python scripts/make_train_pack.py -o .gpu/train_pack.npz     # here: the data, 44.5 MB
 #   [SCALES="4 2 3"] bash scripts/gpu_train.sh MINUTES [RESULTS_DIR]   # there
