@@ -148,10 +148,11 @@ def read_degradation_pack(path: str | os.PathLike, scale: int
     if scale not in config["scales"]:
         raise ValueError(f"{path}: no x{scale} LR in this pack (it has x{', x'.join(map(str, config['scales']))}); "
                          f"make one with make_train_pack.py --degrade --scale {scale}")
+    config.setdefault("draws", 1)  # packs made before --draws have one
     images = load_image_pack(path)
     lrs: list[list[np.ndarray]] = [[] for _ in images]
     with np.load(path, allow_pickle=False) as pack:
-        for draw in range(config.get("draws", 1)):
+        for draw in range(config["draws"]):
             prefix = lr_array_prefix(scale, draw)
             for i, (h, w) in enumerate(pack[f"{prefix}_shapes"]):
                 lrs[i].append(_decode_pixels(pack[f"{prefix}_image{i}"], (int(h), int(w))))

@@ -65,8 +65,7 @@ def degradation_arrays(images: list[TrainingImage], scales: list[int], config,
     arrays, summary = {}, {}
     for s in scales:
         lrs = [bicubic_downscale(modcrop(im.pixels, s), s) for im in images]
-        counts: dict[str, int] = {}
-        inter = 0
+        all_done = []
         for draw in range(draws):
             degraded, done = degrade_images(lrs, config, start=s * 100000, draw=draw)
             prefix = lr_array_prefix(s, draw)
@@ -74,11 +73,12 @@ def degradation_arrays(images: list[TrainingImage], scales: list[int], config,
             arrays[f"{prefix}_degradations"] = np.array([d.describe() for d in done])
             for i, d in enumerate(degraded):
                 arrays[f"{prefix}_image{i}"] = encode_pixels(d)
-            for d in done:
-                key = d.encoder or "clean"
-                counts[key] = counts.get(key, 0) + 1
-            inter += sum(d.frames > 1 for d in done)
-        summary[s] = dict(counts, inter=inter)
+            all_done += done
+        counts: dict[str, int] = {}
+        for d in all_done:
+            key = d.encoder or "clean"
+            counts[key] = counts.get(key, 0) + 1
+        summary[s] = dict(counts, inter=sum(d.frames > 1 for d in all_done))
     return arrays, summary
 
 

@@ -221,7 +221,7 @@ def main(argv=None) -> int:
         ema.model.load_state_dict(model.state_dict())
         log(f"warm start: {n} tensors from {args.init}")
 
-    config = dict(vars(args), lr_inputs=degraded and {"pack": degraded["degrade"], "draws": degraded.get("draws", 1),
+    config = dict(vars(args), lr_inputs=degraded and {"pack": degraded["degrade"], "draws": degraded["draws"],
                                            "drawn": degraded["drawn"]},
                   train_images=[f"{im.label} {im.digest}" for im in train.images],
                   val_images=[f"{im.label} {im.digest}" for im in (val.images if val else [])],
