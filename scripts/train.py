@@ -178,9 +178,16 @@ def main(argv=None) -> int:
     t0 = time.time()
     images, lrs, degraded = read_data(args.data, args.scale)
     cut = len(images) - args.val_count
-    train = PairedPatches(images[:cut], args.scale, args.patch, lrs and lrs[:cut])
-    val = PairedPatches(images[cut:], args.scale, args.val_crop // args.scale,
-                        lrs and lrs[cut:]) if images[cut:] else None
+    try:
+        train = PairedPatches(images[:cut], args.scale, args.patch, lrs and lrs[:cut])
+    except ValueError as exc:
+        sys.exit(f"error: training images: {exc}; pass larger images or a smaller --patch")
+    try:
+        val = PairedPatches(images[cut:], args.scale, args.val_crop // args.scale,
+                            lrs and lrs[cut:]) if images[cut:] else None
+    except ValueError as exc:
+        sys.exit(f"error: the {args.val_count} validation images (the last of --data): {exc}; "
+                 f"pass a smaller --val-crop or --val-count 0")
     log(f"data: {len(train)} training images, {len(val) if val else 0} for validation "
         f"({'degraded LR from the pack' if degraded else 'bicubic LR'}; read in {time.time() - t0:.0f} s)")
 

@@ -158,6 +158,22 @@ def test_train_script_loss_option_trains_on_that_loss(tmp_path):
     assert logged["l1"] ** 2 <= logged["mse"] < logged["l1"]
 
 
+def test_train_script_names_images_too_small_for_the_patches(tmp_path):
+    """Images smaller than the patches or the validation crops: one error line naming the option
+    to change, before any training (the images here are 40-89 px, LR 20-44 px at x2)."""
+    pack = save_image_pack(tmp_path / "p.npz", images(6, seed=3))
+    base = [sys.executable, str(REPO / "scripts" / "train.py"), "--variant", "tiny", "--scale", "2",
+            "--data", str(pack), "--val-count", "1", "--iters", "1", "--threads", "1", "--quiet"]
+    for extra, says in ((["--patch", "48", "--val-crop", "32"], "smaller --patch"),
+                        (["--patch", "16", "--val-crop", "192"], "smaller --val-crop")):
+        out = tmp_path / says.split()[-1].strip("-")
+        run = subprocess.run(base + extra + ["--out", str(out)], capture_output=True, text=True, timeout=300)
+        assert run.returncode == 1
+        lines = run.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and says in lines[0], run.stderr
+        assert "large enough" in lines[0] and not (out / "ema.safetensors").exists()
+
+
 @pytest.mark.skipif(os.environ.get("DLGSA_SLOW_TESTS") != "1",
                     reason="slow: compiling a training step takes ~12 min on 2 cores; DLGSA_SLOW_TESTS=1 runs it")
 def test_compiled_training_step_matches_eager():
