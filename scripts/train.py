@@ -186,7 +186,7 @@ def main(argv=None) -> int:
         val = PairedPatches(images[cut:], args.scale, args.val_crop // args.scale,
                             lrs and lrs[cut:]) if images[cut:] else None
     except ValueError as exc:
-        sys.exit(f"error: the {args.val_count} validation images (the last of --data): {exc}; "
+        sys.exit(f"error: validation images (the last {args.val_count} of --data): {exc}; "
                  f"pass a smaller --val-crop or --val-count 0")
     log(f"data: {len(train)} training images, {len(val) if val else 0} for validation "
         f"({'degraded LR from the pack' if degraded else 'bicubic LR'}; read in {time.time() - t0:.0f} s)")
