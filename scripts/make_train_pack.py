@@ -36,6 +36,7 @@ import argparse
 import json
 import os
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -74,10 +75,7 @@ def degradation_arrays(images: list[TrainingImage], scales: list[int], config,
             for i, d in enumerate(degraded):
                 arrays[f"{prefix}_image{i}"] = encode_pixels(d)
             all_done += done
-        counts: dict[str, int] = {}
-        for d in all_done:
-            key = d.encoder or "clean"
-            counts[key] = counts.get(key, 0) + 1
+        counts = Counter(d.encoder or "clean" for d in all_done)
         summary[s] = dict(counts, inter=sum(d.frames > 1 for d in all_done))
     return arrays, summary
 
