@@ -72,7 +72,12 @@ def create_backend_upscaler(settings: RunSettings, backend: Backend | None = Non
 
 def create_upscaler(**settings) -> Upscaler:
     """``create_backend_upscaler(RunSettings(**settings))``: the short form for Python callers,
-    e.g. ``create_upscaler(variant="light", scale=4, tile=(512, 512))``."""
+    e.g. ``create_upscaler(variant="light", scale=4, tile=(384, 512))``.
+
+    Sizes here are in tensor order, (height, width): ``tile=(384, 512)`` is 512 wide, 384 high
+    (the command lines write width x height: ``--tile 512 384``). The upscaler takes float
+    frames (N, 3, H, W) in [0, 1] and returns them (N, 3, sH, sW); uint8 frames are refused
+    (divide by 255 first), values far outside [0, 1] warn once."""
     return create_backend_upscaler(RunSettings(**settings))
 
 

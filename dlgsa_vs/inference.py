@@ -99,6 +99,9 @@ class Upscaler:
         # a network of one input size (a static engine): how to get one for another crop size
         self._network_for = network_for
         self._switch_lock = threading.Lock()
+        # the input range check: every call on the CPU until it warns; elsewhere (a GPU, where it
+        # would wait for the device) the first call only
+        self._range_checked = self._range_warned = False
 
     def tile_for(self, height: int, width: int) -> tuple[int, int]:
         """The (tile_h, tile_w) used for frames of this size ((0, 0): whole frames)."""
@@ -151,9 +154,20 @@ class Upscaler:
 
     @torch.inference_mode()
     def __call__(self, frames: torch.Tensor) -> torch.Tensor:
-        """(N, 3, H, W) float in [0, 1] -> (N, 3, sH, sW) float32 in [0, 1], on frames' device."""
+        """(N, 3, H, W) float in [0, 1] -> (N, 3, sH, sW) float32 in [0, 1], on frames' device.
+
+        Integer frames (uint8 pictures) are refused with a TypeError: divide by 255 first
+        (``image_to_tensor`` does it for an H x W x 3 uint8 array). Values far outside [0, 1]
+        (floats in 0..255) give one RuntimeWarning per upscaler (see ``check_frame_range``)."""
         if frames.dim() != 4 or frames.shape[1] != 3:
             raise ValueError(f"expected RGB frames shaped (N, 3, H, W), got {tuple(frames.shape)}")
+        if not frames.is_floating_point():
+            raise TypeError(f"frames are {str(frames.dtype).removeprefix('torch.')}: the upscaler takes float "
+                            f"frames in [0, 1] (uint8 pictures: frames.float() / 255, or "
+                            f"dlgsa_vs.inference.image_to_tensor for an H x W x 3 array)")
+        if not self._range_warned and (frames.device.type == "cpu" or not self._range_checked):
+            self._range_checked = True
+            self._range_warned = check_frame_range(frames)
         h, w = frames.shape[2:]
         while True:
             tile = self.tile_for(h, w)
@@ -241,6 +255,24 @@ class Upscaler:
                             (c.own_start - c.crop) * s:(c.own_end - c.crop) * s]
                     del crops, results
         return out.clamp_(0.0, 1.0).to(frames.device)
+
+
+FRAME_RANGE = (-0.5, 1.5)
+"""Input values outside this are far outside [0, 1]: not small overshoots of a colour conversion,
+but frames in another scale (0..255), which would come out all white."""
+
+
+def check_frame_range(frames: torch.Tensor) -> bool:
+    """Warn (RuntimeWarning) when ``frames`` hold values far outside [0, 1]; True when it warned."""
+    if frames.numel() == 0:
+        return False
+    low, high = (float(v) for v in torch.aminmax(frames.detach()))
+    if low >= FRAME_RANGE[0] and high <= FRAME_RANGE[1]:
+        return False
+    hint = " (0..255? divide by 255)" if high > 2 else ""
+    warnings.warn(f"the frames hold values from {low:g} to {high:g}, far outside the [0, 1] the upscaler "
+                  f"takes{hint}: the result is clamped to [0, 1]", RuntimeWarning, stacklevel=3)
+    return True
 
 
 def image_to_tensor(rgb: np.ndarray) -> torch.Tensor:

@@ -138,7 +138,8 @@ class RunSettings:
     cpu_engine: auto, torch or openvino: what runs the network on the CPU backend
         (``cpu_runner.choose_engine``; auto: OpenVINO for bf16 where it is installed).
     tile: "auto" (default: the largest tile that fits the device's memory and, on the CPU, runs
-        fastest; ``dlgsa_vs/tiling.py``), or (height, width) of LR tiles, (0, 0) = whole frames;
+        fastest; ``dlgsa_vs/tiling.py``), or (height, width) of LR tiles, (0, 0) = whole frames:
+        tensor order, as every size in the Python API (command lines write W x H, as FFmpeg);
         tile_pad: LR context around each.
     batch: frames (or tiles) per forward pass; num_streams: CUDA streams in flight.
     compile / cuda_graphs: torch.compile the network (cuda backend).

@@ -82,3 +82,31 @@ def test_bad_frames_and_options_are_reported():
         Upscaler(ConvUpscaler())(torch.rand(3, 8, 8))
     with pytest.raises(ValueError, match="batch=0 is invalid: it must be >= 1"):
         Upscaler(ConvUpscaler(), batch=0)
+
+
+def test_uint8_frames_are_refused_in_one_line():
+    # issue #36: create_upscaler(...)(uint8 frames) returned an all-white frame without a word
+    from dlgsa_vs.backends import create_upscaler
+
+    upscaler = create_upscaler(backend="cpu", tile=(0, 0), threads=1)  # the packaged light x2 weights
+    frames = (torch.rand(1, 3, 12, 16) * 255).to(torch.uint8)
+    with pytest.raises(TypeError, match=r"^frames are uint8: the upscaler takes float frames in \[0, 1\] "
+                                        r"\(uint8 pictures: frames.float\(\) / 255"):
+        upscaler(frames)
+    out = upscaler(frames.float() / 255)  # the fix the message names
+    assert out.shape == (1, 3, 24, 32) and 0.05 < out.mean() < 0.95
+
+
+def test_frames_far_outside_0_1_warn_once(recwarn):
+    # floats in 0..255 came out all white with no warning (issue #36)
+    up = Upscaler(ConvUpscaler())
+    frames = torch.rand(1, 3, 8, 8)
+    up(frames)
+    up(frames * 1.2 - 0.1)  # small overshoots, as colour conversions make: no warning
+    assert not [w for w in recwarn if "outside" in str(w.message)]
+    with pytest.warns(RuntimeWarning, match=r"values from .* to .*, far outside the \[0, 1\] the upscaler "
+                                            r"takes \(0..255\? divide by 255\)"):
+        up(frames * 255)
+    recwarn.clear()
+    up(frames * 255)
+    assert not [w for w in recwarn if "outside" in str(w.message)]
