@@ -116,7 +116,8 @@ def test_asking_for_an_engine_without_tensorrt_says_what_is_missing(tmp_path, ca
         assert 'pip install "dlgsa-vs[trt]"' in text and "NVIDIA GPU" in text
     assert list(tmp_path.iterdir()) == []  # nothing was started in the cache
 
-    assert build_cli.main(["--size", "64x64", "--cache-dir", str(tmp_path)]) == 1
+    # exit 2, as dlgsa-upscale --backend trt for the same cause (was 1: issue #36)
+    assert build_cli.main(["--size", "64x64", "--cache-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: cannot build a TensorRT engine here: ")
     assert len(err.strip().splitlines()) == 1 and "tensorrt package is not installed" in err

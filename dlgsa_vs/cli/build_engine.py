@@ -299,7 +299,8 @@ def main(argv: list[str] | None = None) -> int:
 
         ok, reason = trt_available(settings.device_index)
         if not ok:
-            return fail(f"cannot build a TensorRT engine here: {one_line(reason)}", 1)
+            # 2, as dlgsa-upscale --backend trt says for the same cause: the machine cannot do what was asked
+            return fail(f"cannot build a TensorRT engine here: {one_line(reason)}", 2)
         log(f"{PROG}: {reason}")
         if shapes is not None:
             log(f"{PROG}: note: a dynamic engine is for Python's engine_for(shapes=...); the trt backend asks for "
