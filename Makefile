@@ -7,7 +7,7 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 TORCH_CI := 2.14.1
 
-.PHONY: demo test bench clean-venv
+.PHONY: demo test bench clean-venv vs-config
 
 $(STAMP): setup.cfg pyproject.toml setup.py dlgsa_vs/vapoursynth/plugin.c
 	@test -n "$(PYTHON)" || { echo "error: Python >= 3.12 not found (VapourSynth's wheels need it); set PYTHON=/path/to/python3.12" >&2; exit 1; }
@@ -16,9 +16,17 @@ $(STAMP): setup.cfg pyproject.toml setup.py dlgsa_vs/vapoursynth/plugin.c
 	$(VENV)/bin/python -m pip install -e '.[dev]' 'torch==$(TORCH_CI)'
 	@# torch-tensorrt's Python source alone, without TensorRT, for tests/test_trt_contract.py (no wheel: they skip)
 	$(VENV)/bin/python -m pip install --no-deps 'torch-tensorrt==2.14.*' || echo "note: no torch-tensorrt wheel here; the TensorRT API-contract tests will skip"
+	$(MAKE) --no-print-directory vs-config VENV=$(VENV)
 	touch $(STAMP)
 
-demo: $(STAMP)
+# vspipe embeds Python through VSScript, which reads the Python to load from
+# $XDG_CONFIG_HOME/vapoursynth/vapoursynth.toml (~/.config/...); without an entry for this venv it runs
+# `vapoursynth config` from PATH, which fails unless the venv is activated. Write the entry once.
+vs-config:
+	@if [ -x $(VENV)/bin/vapoursynth ]; then $(VENV)/bin/vapoursynth config; \
+	else echo "note: no VapourSynth in $(VENV) (pip install '.[vapoursynth]'): vspipe not set up"; fi
+
+demo: $(STAMP) vs-config
 	mkdir -p out
 	$(VENV)/bin/dlgsa-upscale --make-sample out/sample.mp4
 	$(VENV)/bin/dlgsa-upscale out/sample.mp4
