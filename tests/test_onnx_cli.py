@@ -38,14 +38,14 @@ def session(path):
 @pytest.fixture(scope="module")
 def static_run(weights, tmp_path_factory):
     out = tmp_path_factory.mktemp("static") / "sub" / "static.onnx"
-    return out, export("-m", weights, "--size", "24x30", "-o", out)
+    return out, export("-m", weights, "--size", "30x24", "-o", out)
 
 
 def test_static_fp32_file_matches_pytorch(weights, static_run):
     out, res = static_run
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == str(out) and out.is_file()
-    assert "verified with onnxruntime (CPU) at 24x30: max abs err" in res.stderr
+    assert "verified with onnxruntime (CPU) at 30x24: max abs err" in res.stderr
     assert not [p for p in out.parent.iterdir() if p != out]  # no temporary file left
     assert "torchvision" not in res.stderr  # the exporter's own notes are kept quiet
 
@@ -92,7 +92,7 @@ def test_tlc_files_have_no_scatter_add_and_run_the_same_every_time(weights, stat
 @pytest.fixture(scope="module")
 def dynamic_fp16_run(weights, tmp_path_factory):
     out = tmp_path_factory.mktemp("dynamic") / "dyn16.onnx"
-    return out, export("-m", weights, "--min", "16x16", "--opt", "24x30", "--max", "200x200", "--fp16", "-o", out)
+    return out, export("-m", weights, "--min", "16x16", "--opt", "30x24", "--max", "200x200", "--fp16", "-o", out)
 
 
 def test_dynamic_fp16_file_takes_the_windows_and_runs(weights, dynamic_fp16_run):
@@ -137,13 +137,13 @@ def test_verify_finds_a_file_of_other_weights(weights, static_run):
 
 @pytest.mark.parametrize("argv,message", [
     ([], "choose the input size"),
-    (["--size", "24x30", "--min", "16x16"], "not both"),
-    (["--size", "24"], "is not a size HxW"),
+    (["--size", "30x24", "--min", "16x16"], "not both"),
+    (["--size", "24"], "is not a size WxH"),
     (["--size", "1x30"], "smallest supported LR size"),
     (["--min", "16x16", "--max", "64x64", "--verify-size", "99x20"], "outside"),
-    (["--size", "24x30", "-o", "x.txt"], "should end in .onnx"),
-    (["--size", "24x30", "--opset", "11"], "--opset must be >= 18"),
-    (["--variant", "tiny", "--scale", "4", "--size", "24x30"], "no packaged weights for tiny x4"),
+    (["--size", "30x24", "-o", "x.txt"], "should end in .onnx"),
+    (["--size", "30x24", "--opset", "11"], "--opset must be >= 18"),
+    (["--variant", "tiny", "--scale", "4", "--size", "30x24"], "no packaged weights for tiny x4"),
 ])
 def test_usage_errors_are_one_line_with_code_2(argv, message, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -161,17 +161,17 @@ def test_default_output_name(weights, tmp_path):
     model = load_model(weights)
     from dlgsa_vs.export import ShapeRange
 
-    assert cli.default_name(model, None, 24, 30, None, False) == "dlgsanet_custom_x2_24x30.onnx"
+    assert cli.default_name(model, None, 24, 30, None, False) == "dlgsanet_custom_x2_30x24.onnx"
     assert cli.default_name(load_model(weights, tlc=False), None, None, None, ShapeRange((16, 16), (24, 30), (64, 64)),
                             True) == "dlgsanet_custom_x2_16x16-64x64_notlc_fp16.onnx"
-    assert cli.default_name(model, "light-video", 24, 30, None, False) == "dlgsanet_light_video_x2_24x30.onnx"
+    assert cli.default_name(model, "light-video", 24, 30, None, False) == "dlgsanet_light_video_x2_30x24.onnx"
 
 
 @pytest.mark.parametrize("verbose", [False, True])
 def test_other_errors_are_one_line_with_code_1_and_a_traceback_with_v(verbose, capsys, tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    argv = ["--variant", "light", "-s", "2", "--size", "24x30", "-o", str(blocker / "x.onnx")]
+    argv = ["--variant", "light", "-s", "2", "--size", "30x24", "-o", str(blocker / "x.onnx")]
     assert cli.main(argv + ["-v"] * verbose) == 1
     err = capsys.readouterr().err
     assert err.splitlines()[-1].startswith("error: FileExistsError: ")

@@ -94,7 +94,7 @@ def test_build_engine_asks_the_plan():
     """dlgsa-build-engine's engine size and precision are the trt backend's plan for the run."""
     from dlgsa_vs.cli import build_engine as be
 
-    args = be.build_parser().parse_args(["--size", "270x480", "--tile", "200", "100", "--tile-pad", "8"])
+    args = be.build_parser().parse_args(["--size", "480x270", "--tile", "200", "100", "--tile-pad", "8"])
     settings = be.run_settings(args)
     plan = resolve(settings, TRT, input_hw=(270, 480))
     assert be.engine_size(args, settings) == (*plan.engine_hw, None) == (116, 216, None)

@@ -154,7 +154,7 @@ def test_engine_wrapper_batches_pads_and_checks_sizes(small):
     assert (out.float() - ref).abs().max() <= 1e-5 * ref.abs().max()
     assert engine.supports(20, 28) and not engine.supports(20, 29)
     assert engine(torch.rand(0, 3, 20, 28)).shape == (0, 3, 40, 56)
-    with pytest.raises(ValueError, match=r"takes LR frames of 20x28, got 21x28.*--size 21x28"):
+    with pytest.raises(ValueError, match=r"takes LR frames of 28x20, got 28x21.*--size 28x21"):
         engine(torch.rand(1, 3, 21, 28))
     with pytest.raises(ValueError, match=r"\(N, 3, H, W\)"):
         engine(torch.rand(3, 20, 28))
@@ -168,5 +168,5 @@ def test_engine_wrapper_feeds_the_tlc_windows_of_a_dynamic_graph(small):
             ref = small(x)
         assert (engine(x) - ref).abs().max() <= 1e-5 * ref.abs().max(), (h, w)
     assert set(engine._windows) == {(16, 16), (37, 50), (48, 64)}  # computed once per size
-    with pytest.raises(ValueError, match="16x16..48x64"):
+    with pytest.raises(ValueError, match="16x16..64x48"):  # WxH, as the command lines
         engine(torch.rand(1, 3, 49, 20))

@@ -316,7 +316,7 @@ def test_build_command_lists_and_clears(tmp_path, capsys):
                        b.load, log=None)
     assert build_cli.main(["--list", "--cache-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "light x2" in out and "dyn 16x16..1088x1920 (opt 540x960)" in out and " 540x960 " in out
+    assert "light x2" in out and "dyn 16x16..1920x1088 (opt 960x540)" in out and " 960x540 " in out
     assert "fp32" in out and "NVIDIA H100 80GB HBM3 (9.0)" in out and "2 engine(s)" in out
 
     assert build_cli.main(["--clear", "--stale", "--cache-dir", str(tmp_path)]) == 0  # built by other versions
@@ -326,8 +326,8 @@ def test_build_command_lists_and_clears(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["--size", "540"], "is not a size HxW"),
-    (["--size", "540x960", "--max", "1080x1920"], "not both"),
+    (["--size", "540"], "is not a size WxH"),
+    (["--size", "960x540", "--max", "1920x1080"], "not both"),
     (["--min", "64x64", "--max", "32x32"], "min <= opt <= max"),
     (["--list", "--clear"], "do not go together"),
     (["--stale"], "--stale goes with --clear"),
@@ -348,11 +348,11 @@ def test_build_command_usage_errors_are_one_line(argv, message, capsys):
     ([], ((16, 16), (540, 960), (1088, 1920))),                       # the default range (Python's ShapeRange())
     (["--max", "256x256"], ((16, 16), (256, 256), (256, 256))),       # opt kept inside the range
     (["--min", "600x600"], ((600, 600), (600, 960), (1088, 1920))),
-    (["--min", "8x8", "--opt", "64x64", "--max", "2160x3840"], ((8, 8), (64, 64), (2160, 3840))),
+    (["--min", "8x8", "--opt", "64x64", "--max", "3840x2160"], ((8, 8), (64, 64), (2160, 3840))),
 ])
 def test_partial_size_ranges_are_completed_within_the_given_bounds(argv, expected):
     from dlgsa_vs.cli.shapes import shape_from_args
 
     h, w, shapes = shape_from_args(build_cli.build_parser().parse_args(argv), default_dynamic=True)
     assert (h, w) == (None, None) and (shapes.min_hw, shapes.opt_hw, shapes.max_hw) == expected
-    assert shape_from_args(build_cli.build_parser().parse_args(["--size", "20x30"]), True) == (20, 30, None)
+    assert shape_from_args(build_cli.build_parser().parse_args(["--size", "30x20"]), True) == (20, 30, None)  # WxH in, (H, W) out

@@ -258,7 +258,7 @@ def _request(argv):
 
 
 def test_the_default_build_is_the_engine_the_trt_backend_asks_for():
-    settings, h, w, shapes = _request(["--size", "540x960"])
+    settings, h, w, shapes = _request(["--size", "960x540"])
     built = engine_key(build_cli.load_network(settings), precision=build_cli.engine_precision(settings),
                        batch=settings.batch, height=h, width=w, shapes=shapes, gpu=GPU)
     # the backend as the video front ends run it: their packaged model (light-video x2) as it
@@ -274,17 +274,17 @@ def test_the_default_build_is_the_engine_the_trt_backend_asks_for():
 def test_with_tiles_the_build_is_for_the_tile_crop_the_upscaler_feeds():
     from dlgsa_vs.inference import tile_spans
 
-    _, h, w, shapes = _request(["--size", "1080x1920", "--tile", "512", "512", "--tile-pad", "16"])
+    _, h, w, shapes = _request(["--size", "1920x1080", "--tile", "512", "512", "--tile-pad", "16"])
     assert (h, w, shapes) == (544, 544, None)
     assert (h, w) == (tile_spans(1080, 512, 16)[0].size, tile_spans(1920, 512, 16)[0].size)
-    _, h, w, _ = _request(["--size", "300x400", "--tile", "512", "512"])  # tiles larger than the frame
+    _, h, w, _ = _request(["--size", "400x300", "--tile", "512", "512"])  # tiles larger than the frame
     assert (h, w) == (300, 400)
 
 
 def test_without_a_size_the_build_asks_for_one(capsys):
     assert build_cli.main([]) == 2
     err = capsys.readouterr().err
-    assert "give --size HxW" in err and "trt backend" in err and len(err.strip().splitlines()) == 1
+    assert "give --size WxH" in err and "trt backend" in err and len(err.strip().splitlines()) == 1
     _, h, w, shapes = _request(["--min", "64x64"])  # dynamic only when asked for
     assert h is None and shapes.min_hw == (64, 64)
     with pytest.raises(build_cli.UsageError, match="--tile goes with --size"):

@@ -51,7 +51,7 @@ def test_the_presets_file_is_package_data_and_trt_readme_points_to_it():
     readme = (ROOT / "trt" / "README.md").read_text()
     assert "dlgsa_vs/trt/profiles.toml" in readme
     for name, (h, w) in EXPECTED.items():
-        assert f"| {name} | {h}x{w} |" in readme  # the README's table follows the file
+        assert f"| {name} | {w}x{h} |" in readme  # the README's table follows the file (WxH)
 
 
 @pytest.mark.parametrize("text,message", [
@@ -70,9 +70,9 @@ def test_a_broken_presets_file_is_named_with_what_is_wrong(text, message):
 
 def test_a_presets_file_of_ones_own(tmp_path):
     path = tmp_path / "p.toml"
-    path.write_text('[profiles."cif"]\ndescription = "CIF"\nstatic = "288x352"\nmin = "144x176"\n'
-                    'opt = "288x352"\nmax = "288x352"\n')
-    assert load_profiles(path)["cif"].static == (288, 352)
+    path.write_text('[profiles."cif"]\ndescription = "CIF"\nstatic = "352x288"\nmin = "176x144"\n'
+                    'opt = "352x288"\nmax = "352x288"\n')
+    assert load_profiles(path)["cif"].static == (288, 352)  # written WxH, held (H, W)
 
 
 def _request(argv):
@@ -84,7 +84,7 @@ def _request(argv):
 @pytest.mark.parametrize("name", list(EXPECTED))
 def test_profile_builds_the_static_and_dynamic_engines_of_the_preset(name):
     p = get_profile(name)
-    assert _request(["--profile", name])[1] == _request(["--size", "%dx%d" % p.static])[1] == (*p.static, None)
+    assert _request(["--profile", name])[1] == _request(["--size", "%dx%d" % p.static[::-1]])[1] == (*p.static, None)
     _, (h, w, shapes) = _request(["--profile", name, "--dynamic"])
     assert (h, w) == (None, None) and shapes == ShapeRange(p.min_hw, p.opt_hw, p.max_hw)
     settings, tiled = _request(["--profile", name, "--tile", "512", "384", "--tile-pad", "8"])
@@ -114,7 +114,10 @@ def test_the_cache_keys_of_the_presets(small):
 def test_list_profiles_prints_every_preset(capsys):
     assert build_cli.main(["--list-profiles"]) == 0
     out = capsys.readouterr().out
-    assert all(name in out for name in EXPECTED) and "1088x1920" in out
+    assert all(name in out for name in EXPECTED) and "1920x1088" in out
+    # WxH, once (was "480x854 ... 16:9 480p (854x480) frames", issue #36)
+    line = next(ln for ln in out.splitlines() if ln.startswith("480p "))
+    assert "854x480" in line and "480x854" not in line and line.count("854x480") == 2  # static and opt
 
 
 def load_script():

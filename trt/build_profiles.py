@@ -74,9 +74,9 @@ def verify(engine, model, settings, sizes, precision: str) -> tuple[bool, str]:
             ref = eager(x)
         y = engine(x).float()
         if y.shape != ref.shape or not bool(torch.isfinite(y).all()):
-            return False, f"at {h}x{w}: output {tuple(y.shape)}, finite {bool(torch.isfinite(y).all())}"
+            return False, f"at {w}x{h}: output {tuple(y.shape)}, finite {bool(torch.isfinite(y).all())}"
         worst = max(worst, (y - ref).abs().max().item())
-    sizes_text = ", ".join(f"{h}x{w}" for h, w in sizes)
+    sizes_text = ", ".join(f"{w}x{h}" for h, w in sizes)
     return worst <= LIMITS[precision], (f"max |TensorRT {precision} - PyTorch fp32| = {worst:.2e} "
                                         f"(<= {LIMITS[precision]:g}) at {sizes_text}")
 
@@ -125,8 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, dynamic, eargs, settings, (h, w, shapes) in requests:
         start = time.monotonic()
         kind = "dynamic" if dynamic else "static"
-        size = (f"{shapes.min_hw[0]}x{shapes.min_hw[1]}..{shapes.max_hw[0]}x{shapes.max_hw[1]}" if shapes
-                else f"{h}x{w}")
+        size = (f"{shapes.min_hw[1]}x{shapes.min_hw[0]}..{shapes.max_hw[1]}x{shapes.max_hw[0]}" if shapes
+                else f"{w}x{h}")
         try:
             engine = engine_for(model, precision=precision, batch=settings.batch, height=h, width=w, shapes=shapes,
                                 device=f"cuda:{settings.device_index}", cache=cache, force=args.force,

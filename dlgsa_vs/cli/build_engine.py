@@ -1,8 +1,8 @@
 """Build (or list, or clear) the cached TensorRT engines of DLGSANet.
 
-    dlgsa-build-engine --variant light --scale 2 --size 540x960          # static, fp16
-    dlgsa-build-engine --size 1080x1920 --tile 512 512                    # the 544x544 tile engine
-    dlgsa-build-engine -m net_g.pth --min 64x64 --opt 540x960 --max 1088x1920 --precision bf16
+    dlgsa-build-engine --variant light --scale 2 --size 960x540          # static, fp16
+    dlgsa-build-engine --size 1920x1080 --tile 512 512                    # the 544x544 tile engine
+    dlgsa-build-engine -m net_g.pth --min 64x64 --opt 960x540 --max 1920x1088 --precision bf16
     dlgsa-build-engine --profile 1080p                                    # a preset size (--list-profiles)
     dlgsa-build-engine --list
     dlgsa-build-engine --clear [--stale]
@@ -13,7 +13,7 @@ and the same network, precision and batch as the run, this builds exactly the en
 backend will ask for (a static one), so a build here saves the first video the minutes of
 building. Dynamic engines (``--min/--opt/--max``) are for Python's ``engine_for``; the backend
 does not use them. ``--profile NAME`` takes the sizes of a preset
-(``dlgsa_vs/trt/profiles.toml``). Sizes are LR pixels, height x width. The engine's path is printed on
+(``dlgsa_vs/trt/profiles.toml``). Sizes are LR pixels, width x height (WxH, as FFmpeg and ``--tile W H``). The engine's path is printed on
 stdout; progress goes to stderr.
 """
 from __future__ import annotations
@@ -130,7 +130,7 @@ def engine_size(args: argparse.Namespace, settings: RunSettings | None = None):
     if args.profile is not None:
         height, width, shapes = profile_size(args)
     elif args.size is None and not ranged(args):
-        raise UsageError("give --size HxW, the video's LR frame size (with --tile W H if the run tiles), or "
+        raise UsageError("give --size WxH, the video's LR frame size (with --tile W H if the run tiles), or "
                          "--profile NAME: that builds the static engine the trt backend asks for; "
                          "--min/--opt/--max build a dynamic one for Python's engine_for")
     else:
@@ -157,7 +157,7 @@ def list_profiles(out=None) -> None:
 
     out = out or sys.stdout
     profiles = load_profiles()
-    rows = [["profile", "static (LR HxW)", "dynamic min / opt / max", "for"]]
+    rows = [["profile", "static (LR WxH)", "dynamic min / opt / max", "for"]]
     rows += [[p.name, hw_text(p.static), " / ".join(map(hw_text, (p.min_hw, p.opt_hw, p.max_hw))), p.description]
              for p in profiles.values()]
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
@@ -222,7 +222,7 @@ def print_table(cache: EngineCache, out=None, current: dict | None = None,
         return 0
     current = runtime_versions() if current is None else current
     gpus = visible_gpus() if gpus is None else gpus
-    head = ["digest", "network", "prec", "LR size (HxW)", "batch", "TLC", "GPU", "TensorRT", "weights",
+    head = ["digest", "network", "prec", "LR size (WxH)", "batch", "TLC", "GPU", "TensorRT", "weights",
             "MiB", "trt backend", "built"]
     rows = [head] + [_row(e, backend_use(e, cache, current, gpus)) for e in entries]
     widths = [max(len(r[i]) for r in rows) for i in range(len(head) - 1)]
@@ -250,7 +250,7 @@ def _check(engine, model, log) -> None:
         ref = net(x.to(dtype)).float()
     y = engine(x).float()
     err = (y - ref).abs().max().item()
-    log(f"{PROG}: check at {h}x{w}: max |TensorRT - PyTorch {key.precision}| = {err:.3g} "
+    log(f"{PROG}: check at {w}x{h}: max |TensorRT - PyTorch {key.precision}| = {err:.3g} "
         f"(output range {ref.min().item():.3g}..{ref.max().item():.3g})")
 
 

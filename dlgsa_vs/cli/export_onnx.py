@@ -1,10 +1,10 @@
 """Export DLGSANet to ONNX, checked with onnxruntime against PyTorch.
 
-    dlgsa-export-onnx --variant light --scale 2 --size 540x960 -o light_x2_540p.onnx
-    dlgsa-export-onnx -m net_g.pth --min 16x16 --opt 540x960 --max 1088x1920 --no-tlc
+    dlgsa-export-onnx --variant light --scale 2 --size 960x540 -o light_x2_540p.onnx
+    dlgsa-export-onnx -m net_g.pth --min 16x16 --opt 960x540 --max 1920x1088 --no-tlc
     dlgsa-export-onnx --size 256x256 --fp16
 
-Sizes are LR pixels, height x width. Input ``input`` (N, 3, H, W) in [0, 1], output ``output``
+Sizes are LR pixels, width x height (WxH, as FFmpeg); the graph's tensors are (N, 3, H, W). Input ``input`` (N, 3, H, W) in [0, 1], output ``output``
 (N, 3, sH, sW); a dynamic export with TLC on also takes ``windows_h`` / ``windows_w`` (see
 docs/tensorrt.md: vs-mlrt wants a static file, or --no-tlc). The file is written under a
 temporary name and appears only once it has been exported and verified.
@@ -54,7 +54,7 @@ def build_parser() -> Parser:
                    help="half-precision weights, input and output")
     g.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
     g.add_argument("--no-verify", action="store_true", help="skip the onnxruntime check against PyTorch")
-    g.add_argument("--verify-size", type=parse_hw, action="append", metavar="HxW",
+    g.add_argument("--verify-size", type=parse_hw, action="append", metavar="WxH",
                    help="size(s) to check a dynamic file at (default: the smallest and one odd size in range)")
     ap.add_argument("-v", "--verbose", action="store_true",
                     help="show the exporter's log and the Python traceback of unexpected errors")
@@ -64,7 +64,7 @@ def build_parser() -> Parser:
 def default_name(model, name: str | None, height, width, shapes, fp16: bool) -> str:
     """``name``: the packaged model's (light-video, ...); a model file is named by its architecture."""
     variant = (name or variant_name(detect_config(model.state_dict()))).replace("-", "_")
-    size = f"{height}x{width}" if shapes is None else f"{hw_text(shapes.min_hw)}-{hw_text(shapes.max_hw)}"
+    size = hw_text((height, width)) if shapes is None else f"{hw_text(shapes.min_hw)}-{hw_text(shapes.max_hw)}"
     tlc = "" if tlc_on(model) else "_notlc"
     return f"dlgsanet_{variant}_x{model.upscale}_{size}{tlc}{'_fp16' if fp16 else ''}.onnx"
 
@@ -79,7 +79,7 @@ def verify_sizes(height, width, shapes, requested) -> list[tuple[int, int]]:
     if shapes is None:
         if requested and set(requested) != {(height, width)}:
             raise UsageError(f"--verify-size {hw_text(requested[0])}: a static file is verified at its own size "
-                             f"(--size {height}x{width}); --verify-size is for --min/--opt/--max files")
+                             f"(--size {width}x{height}); --verify-size is for --min/--opt/--max files")
         return [(height, width)]
     if requested:
         bad = [hw for hw in requested if not all(a <= v <= b for a, v, b in zip(shapes.min_hw, hw, shapes.max_hw))]
@@ -115,17 +115,17 @@ def verify(path: Path, model, sizes, batch: int, fp16: bool, log) -> str | None:
             ref = net(x)
         out = torch.from_numpy(session.run(None, feeds)[0]).float()
         if out.shape != ref.shape:
-            return f"at {h}x{w} onnxruntime gave shape {tuple(out.shape)}, PyTorch {tuple(ref.shape)}"
+            return f"at {w}x{h} onnxruntime gave shape {tuple(out.shape)}, PyTorch {tuple(ref.shape)}"
         err = (out - ref).abs().max().item()
         if fp16:
             limit = FP16_RELATIVE_LIMIT * max(1.0, ref.abs().max().item())
             rule = f"{FP16_RELATIVE_LIMIT:g} x max(1, max|output|): fp16 file against the fp32 PyTorch output"
         else:
             limit, rule = FP32_LIMIT, "fp32"
-        log(f"{PROG}: verified with onnxruntime (CPU) at {h}x{w}: max abs err {err:.3g} "
+        log(f"{PROG}: verified with onnxruntime (CPU) at {w}x{h}: max abs err {err:.3g} "
             f"(limit {limit:.3g}, {rule}; {time.monotonic() - start:.1f} s)")
         if not err <= limit:
-            return f"at {h}x{w} the ONNX output differs from PyTorch by {err:.3g} (limit {limit:.3g})"
+            return f"at {w}x{h} the ONNX output differs from PyTorch by {err:.3g} (limit {limit:.3g})"
     return None
 
 
@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
 
         start = time.monotonic()
         log(f"{PROG}: exporting {'a dynamic' if shapes else 'a static'} {'fp16' if fp16 else 'fp32'} graph "
-            f"({hw_text(shapes.min_hw) + '..' + hw_text(shapes.max_hw) if shapes else f'{height}x{width}'}, "
+            f"({hw_text(shapes.min_hw) + '..' + hw_text(shapes.max_hw) if shapes else hw_text((height, width))}, "
             f"batch {settings.batch}, TLC {'on' if settings.tlc else 'off'})")
         export_onnx(copy.deepcopy(model), tmp, height or 0, width or 0, batch=settings.batch, shapes=shapes,
                     fp16=fp16, opset=args.opset)

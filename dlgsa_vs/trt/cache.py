@@ -158,9 +158,13 @@ class EngineKey:
         return cls(**{k: v for k, v in data.items() if k in names})
 
     def shape_text(self) -> str:
+        """The engine's LR size(s), WxH as the command lines write them (the key holds (H, W))."""
+        def wxh(hw: tuple[int, int]) -> str:
+            return f"{hw[1]}x{hw[0]}"
+
         if not self.dynamic:
-            return "{}x{}".format(*self.opt_hw)
-        return "{}x{}..{}x{} (opt {}x{})".format(*self.min_hw, *self.max_hw, *self.opt_hw)
+            return wxh(self.opt_hw)
+        return f"{wxh(self.min_hw)}..{wxh(self.max_hw)} (opt {wxh(self.opt_hw)})"
 
     def describe(self) -> str:
         """One line for logs: 'light x2 fp16 static 540x960 batch 1 TLC on NVIDIA ...'."""

@@ -408,9 +408,9 @@ class TrtEngine:
             raise ValueError(f"expected frames shaped (N, 3, H, W), got {tuple(x.shape)}")
         n, _, h, w = x.shape
         if not self.supports(h, w):
-            fix = (f"dlgsa-build-engine --size {h}x{w}" if not self.key.dynamic
-                   else f"dlgsa-build-engine --min/--opt/--max covering {h}x{w}")
-            raise ValueError(f"this TensorRT engine takes LR frames of {self.key.shape_text()}, got {h}x{w}: "
+            fix = (f"dlgsa-build-engine --size {w}x{h}" if not self.key.dynamic
+                   else f"dlgsa-build-engine --min/--opt/--max covering {w}x{h}")
+            raise ValueError(f"this TensorRT engine takes LR frames of {self.key.shape_text()}, got {w}x{h}: "
                              f"build one for that size ({fix}) or use tiles that fit")
         if n == 0:
             return x.new_empty((0, 3, h * self.scale, w * self.scale))

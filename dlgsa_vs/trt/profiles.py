@@ -1,8 +1,9 @@
 """Shape-profile presets for common video sizes (``profiles.toml`` next to this file).
 
-Each preset names a static engine size and a dynamic range (min/opt/max), in LR pixels
-(height, width). ``dlgsa-build-engine --profile NAME`` and ``trt/build_profiles.py`` read them
-from here, so the installed tool and the repository's script use one file. No torch here.
+Each preset names a static engine size and a dynamic range (min/opt/max), in LR pixels,
+written "WxH" in the file (as on the command lines) and held as (height, width) here.
+``dlgsa-build-engine --profile NAME`` and ``trt/build_profiles.py`` read them from here, so
+the installed tool and the repository's script use one file. No torch here.
 """
 from __future__ import annotations
 
@@ -41,8 +42,8 @@ class Profile:
 def _hw(text: object, where: str) -> tuple[int, int]:
     m = re.fullmatch(r"(\d+)x(\d+)", str(text).strip())
     if not m or min(int(m.group(1)), int(m.group(2))) < 2:
-        raise ProfileError(f"{where} must be a size \"HxW\" of at least 2x2, got {text!r}")
-    return int(m.group(1)), int(m.group(2))
+        raise ProfileError(f"{where} must be a size \"WxH\" of at least 2x2, got {text!r}")
+    return int(m.group(2)), int(m.group(1))  # "WxH" -> (height, width)
 
 
 def parse_profiles(text: str, source: str = PROFILES_FILE) -> dict[str, Profile]:

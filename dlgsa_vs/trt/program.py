@@ -101,7 +101,7 @@ def trt_program(model: DLGSANet, *, batch: int = 1, height: int | None = None, w
     net = copy.deepcopy(model).eval().to(device, dtype)
     if shapes is None:
         if height < 2 or width < 2:
-            raise ValueError(f"the smallest supported LR size is 2x2 pixels, got {height}x{width}")
+            raise ValueError(f"the smallest supported LR size is 2x2 pixels, got {width}x{height}")
         program = export_program(net, height, width, batch, None, dtype, device)
         spec = InputSpec("input", *(3 * ((batch, 3, height, width),)), dtype)
         x = torch.rand(batch, 3, height, width, dtype=dtype, device=device)
