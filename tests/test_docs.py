@@ -86,3 +86,46 @@ def test_python_block_compiles_and_imports_resolve(text):
         module = importlib.import_module(mod)
         for name in filter(None, (n.strip() for n in (m.group(2) or "").split(","))):
             assert hasattr(module, name) or importlib.util.find_spec(f"{mod}.{name}"), f"{mod}.{name}"
+
+
+# --- what a new user met (issue #36) ---
+
+def _fenced(doc: Path) -> str:
+    return "\n".join(m.group(2) for m in FENCE.finditer(doc.read_text()))
+
+
+def test_install_lines_work_from_a_clone():
+    """dlgsa-vs is not on PyPI: every install line installs the clone ('.[extra]'), and the
+    README says how, and that the published name does not exist."""
+    readme = (ROOT / "README.md").read_text()
+    assert "pip install '.[vapoursynth]'" in _fenced(ROOT / "README.md")
+    assert "not published on PyPI" in readme
+    for doc in DOCS:
+        code = _fenced(doc)
+        assert not re.search(r"^\s*pip install [\"']?dlgsa-vs\b", code, re.M), \
+            f"{doc.name}: installs the unpublished name"
+
+
+def test_examples_do_not_point_to_the_projects_own_fixtures():
+    for doc in DOCS:
+        assert "shared/data" not in _fenced(doc), f"{doc.name}: an example uses ../shared/data, which users lack"
+
+
+def test_readme_opens_with_what_it_is_and_links_the_paper_and_the_authors():
+    readme = (ROOT / "README.md").read_text()
+    first = readme.split("\n\n")[1]  # the paragraph after the title
+    assert "DLGSANet" in first and "arxiv.org/abs/2301.02031" in first
+    assert "github.com/NeonLeexiang/DLGSANet" in first
+    assert not re.search(r"\d+ (min|s)\b|passed|fps", first), "timings belong in bench/README.md"
+    assert not re.search(r"fps \d", readme), "a ratio written as fps"
+    assert "vapoursynth config" in readme  # vspipe's one-time setup
+
+
+def test_what_the_docs_say_is_missing_is_missing():
+    """'no `--option`' in the docs is checked against the command line's real parser."""
+    from dlgsa_vs.cli import video
+
+    options = {o for a in video.build_parser()._actions for o in a.option_strings}
+    for doc in DOCS:
+        for option in re.findall(r"\bno `(--[a-z][a-z-]*)`", doc.read_text()):
+            assert option not in options, f"{doc.name} says there is no {option}, but dlgsa-upscale has it"
