@@ -85,7 +85,7 @@ def test_several_files_a_folder_and_one_bad_file(tmp_path, capsys):
     rc, lines = run(capsys, shots, tmp_path / "fake.png", "--output-dir", tmp_path / "big", "--format", "webp")
     assert rc == 2
     assert sorted(p.name for p in (tmp_path / "big").iterdir()) == ["a_x2.webp", "b_x2.webp"]
-    assert any(f"fake.png: not an image FFmpeg can decode" in ln for ln in lines)
+    assert any("fake.png: not an image FFmpeg can decode" in ln for ln in lines)
     assert lines[-1] == "error: 1 of 3 pictures could not be upscaled (said above); the others were"
     # a folder alone goes to <folder>_x2
     rc, _ = run(capsys, shots)

@@ -23,8 +23,8 @@ import numpy as np
 import torch
 
 from ..backends import create_backend_upscaler, select_backend
-from ..imageio import (ALPHA_EXTENSIONS, IMAGE_FORMATS, ImageError, Picture, encode_png, read_picture,
-                       resize_alpha, write_image, write_png)
+from ..imageio import (ALPHA_EXTENSIONS, IMAGE_FORMATS, Picture, encode_png, read_picture, resize_alpha,
+                       write_image, write_png)
 from ..inference import image_to_tensor, tensor_to_image
 from ..packaged import DEFAULT_MODEL
 from ..settings import SettingsError
@@ -94,8 +94,13 @@ def output_paths(inputs: list[tuple[Path, Path | None]], args: argparse.Namespac
         ext = "." + (args.format or "png")
         outs = []
         for src, folder in inputs:
-            where = (Path(args.output_dir) if args.output_dir else
-                     folder.with_name(f"{folder.resolve().name}_x{scale}") if folder is not None else src.parent)
+            if args.output_dir:
+                where = Path(args.output_dir)
+            elif folder is not None:  # <folder>_x<scale> beside it ('.' too: its resolved name)
+                base = folder if folder.name else folder.resolve()
+                where = base.with_name(f"{base.name}_x{scale}")
+            else:
+                where = src.parent
             outs.append(where / f"{src.stem}_x{scale}{ext}")
     seen: dict[Path, Path] = {}
     sources = {src.resolve() for src, _ in inputs}
@@ -118,6 +123,15 @@ def check_alpha(src: Path, picture: Picture, out: Path) -> None:
     if picture.alpha is not None and out.suffix.lower() not in ALPHA_EXTENSIONS:
         raise ValueError(f"{src} has an alpha channel and {out.suffix} files have none: write "
                          f"{', '.join(ALPHA_EXTENSIONS)} to keep it (-o or --format)")
+
+
+def check_size(backend: str, src: Path, picture: Picture, first: Picture) -> None:
+    """The trt backend's engine is built for one input size (the first picture's): another
+    size is one line (ValueError), not a failed engine call."""
+    (h, w), (fh, fw) = picture.rgb.shape[:2], first.rgb.shape[:2]
+    if backend == "trt" and (h, w) != (fh, fw):
+        raise ValueError(f"{src} is {w}x{h}: --backend trt runs one picture size per call (its engine is "
+                         f"static, built for {fw}x{fh}); upscale it in a call of its own")
 
 
 def upscale_picture(upscaler, picture: Picture) -> tuple[np.ndarray, np.ndarray | None]:
@@ -151,11 +165,14 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.demo:
         src = Path(args.output or "demo_x.png").with_name("demo.png")
-        data = encode_png(demo_image())
-        if src.exists() and src.read_bytes() != data and not args.overwrite:
-            return fail(f"{src} exists and is not the demo picture: add -y/--overwrite to replace it")
-        src.parent.mkdir(parents=True, exist_ok=True)
-        write_png(src, demo_image())
+        picture = demo_image()
+        if src.exists() and src.read_bytes() != encode_png(picture):
+            if not args.overwrite:
+                return fail(f"{src} exists and is not the demo picture: add -y/--overwrite to replace it")
+            write_png(src, picture)
+        elif not src.exists():
+            src.parent.mkdir(parents=True, exist_ok=True)
+            write_png(src, picture)
         names = [str(src)]
     else:
         names = args.input
@@ -185,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             picture = first if i == 0 else read_picture(src)
             check_alpha(src, picture, out)
+            check_size(backend.name, src, picture, first)
         except (ValueError, OSError) as exc:  # one line, and on to the next picture
             print(f"error: {exc}", file=sys.stderr)
             failed += 1
