@@ -88,7 +88,7 @@ def run_from_args(args, settings: RunSettings, inputs: list[str], address: str |
     from .common import encoder_options, weights_message
     from ..video.errors import VideoError
     from ..video.output import default_output
-    from ..weights import WeightsError, load_model
+    from ..weights import WeightsError, model_scale
 
     for flag in ("start", "frames", "preview", "compile", "cuda_graphs"):
         if getattr(args, flag, None):
@@ -107,7 +107,7 @@ def run_from_args(args, settings: RunSettings, inputs: list[str], address: str |
 
     files = _inputs(inputs)
     try:
-        scale = load_model(settings.model_path, variant=settings.variant, scale=settings.scale).upscale
+        scale = model_scale(settings.model_path, variant=settings.variant, scale=settings.scale)
     except WeightsError as exc:
         raise VideoError(weights_message(exc), code=2) from None
     out_dir = None

@@ -34,8 +34,6 @@ from .manifest import sha256_file
 # cluster, a progress bar in the one-machine run)
 ProgressSink = Callable[[str, int, str], None]
 
-_UPSCALERS: dict = {}   # one loaded network per settings, kept by the (reused) worker process
-
 
 @dataclass(frozen=True)
 class JobSettings:
@@ -72,15 +70,6 @@ class ChunkSpec:
     settings: dict             # the manifest's JobSettings.to_dict() (identical for every chunk)
     key: str = ""              # "<job>:<chunk>" for progress reports
     crash_marker: str | None = None   # tests only: exit the process once, mid-chunk
-
-
-def _upscaler(run: RunSettings, hw: tuple[int, int]):
-    from ..backends import create_backend_upscaler
-
-    key = (run, hw)
-    if key not in _UPSCALERS:
-        _UPSCALERS[key] = create_backend_upscaler(run, input_hw=hw)
-    return _UPSCALERS[key]
 
 
 def _first_frame(path: str) -> av.VideoFrame:
@@ -167,10 +156,6 @@ def encode_chunk(spec: ChunkSpec, progress: ProgressSink | None = None, upscaler
     t0 = time.perf_counter()
     set_log_mode(False)
     job = JobSettings.from_dict(spec.settings)
-    if job.run.threads and upscaler is None:
-        import torch
-
-        torch.set_num_threads(job.run.threads)
     worker = f"{socket.gethostname()}:{os.getpid()}"
     final = Path(spec.path)
     info = probe(spec.input)
@@ -181,8 +166,10 @@ def encode_chunk(spec: ChunkSpec, progress: ProgressSink | None = None, upscaler
         info.layout = planar_equivalent(first.format.name)
         info.colour = first_frame_colour(info, first)
         info.hdr10 = read_hdr10(info.video.codec_context.coded_side_data, first.side_data)  # as video/job.py
-        if upscaler is None:
-            upscaler = _upscaler(job.run, (info.height, info.width))
+        if upscaler is None:  # the worker process keeps it for its next chunks (open_runner)
+            from ..backends import open_runner
+
+            upscaler = open_runner(job.run, (info.height, info.width))
         out = open_output(info, final, upscaler.scale, encoder=job.encoder, crf=job.crf, pix_fmt=job.pix_fmt,
                           encoder_options=dict(job.encoder_options))
         reporter = _Reporter(progress, spec.key, worker, spec.crash_marker)
