@@ -123,3 +123,47 @@ def test_no_import_loop_between_subpackages():
     edges = [f"  {m} -> {t}" for loop in loops for m, targets in sorted(graph.items()) for t in sorted(targets)
              if folder(m) in loop and folder(t) in loop and folder(m) != folder(t) and m != "dlgsa_vs"]
     assert not loops, f"folder-level import loops {loops}, through:\n" + "\n".join(edges)
+
+
+# The layers, lowest first: a module imports its own layer and the ones below, never one above.
+# network: DLGSANet with its kernels and forms, and leaf helpers that import nothing of ours;
+# runtime: settings, run plan, weights, backends, inference, tiling, CPU engines, export, trt;
+# media and training: the video pipeline, segments, the cluster, training data and evaluation;
+# front ends: the command lines, the VapourSynth filter and the integrations.
+LAYERS = {
+    "network": {"arch", "kernels", "forms", "tlc_grid", "_version", "imageio", "imresize", "metrics",
+                "cpu_features"},
+    "runtime": {"settings", "packaged", "weights", "run_plan", "backends", "inference", "tiling", "cpu_runner",
+                "export", "trt", "ncnn_runner", "reuse"},
+    "media": {"video", "segments", "cluster", "degrade", "training", "evaluate"},
+    "front ends": {"cli", "vapoursynth", "vsscale", "spandrel_arch"},
+}
+ORDER = list(LAYERS)
+
+
+def layer(unit: str) -> str | None:
+    """The layer of a folder-level unit (``dlgsa_vs.video`` -> "media")."""
+    name = unit.split(".")[1] if "." in unit else ""
+    return next((k for k, names in LAYERS.items() if name in names), None)
+
+
+def test_every_unit_has_a_layer():
+    units = {folder(m) for m in import_graph() if m != "dlgsa_vs"}
+    assert not sorted(u for u in units if layer(u) is None), "add the new module to a layer in LAYERS"
+
+
+def test_imports_go_down_the_layers_only():
+    """network below runtime below media below front ends: the network never knows how it is
+    loaded or run, the runtime never knows who calls it."""
+    upward = [f"{source} ({layer(source)}) -> {target} ({layer(target)})"
+              for source, targets in sorted(folder_graph(import_graph()).items()) for target in sorted(targets)
+              if layer(source) and layer(target) and ORDER.index(layer(target)) > ORDER.index(layer(source))]
+    assert not upward, "imports up the layers:\n" + "\n".join(upward)
+
+
+def test_front_ends_open_runners_one_way():
+    """Runners are made in backends.open_runner only: no front end, pipeline or worker builds one."""
+    makers = ("create_backend_upscaler", "StreamRunner(")
+    found = [f"{_where(p)}: {m}" for p in PACKAGE.rglob("*.py") if layer(folder(module_name(p))) in ("media", "front ends")
+             for m in makers if m in p.read_text() and not p.name == "upscale_image.py"]
+    assert not found, "runners built outside backends.open_runner:\n" + "\n".join(found)
