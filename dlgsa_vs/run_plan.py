@@ -249,13 +249,12 @@ def resolve(settings: RunSettings, backend: Backend | None = None, *, input_hw: 
         model.eval().to(backend.device, held)
     if backend.name == "trt":
         kernels, kernels_reason = "torch", "a TensorRT engine holds the exported torch forms"
-    elif model is not None:  # the model decides (kernels.resolve_kernels) and takes its forms
-        model.set_kernels(settings.kernels)
-        kernels, kernels_reason = model.kernels, model.kernels_reason
     else:
         from .kernels import resolve_kernels
 
         kernels, kernels_reason = resolve_kernels(settings.kernels, backend.device)
+        if model is not None:  # the network takes the decided forms
+            model.set_kernels(kernels, kernels_reason)
     tile: tuple[int, int] | AutoTiles = settings.tile
     if tile == "auto":
         if model is None:

@@ -10,7 +10,6 @@ checkpoints load unchanged; this file knows nothing about how weights are loaded
 """
 from __future__ import annotations
 
-import warnings
 
 import torch
 import torch.nn as nn
@@ -319,25 +318,24 @@ class DLGSANet(nn.Module):
     kernels = "torch"
     kernels_reason = "default"
 
-    def set_kernels(self, kernels: str) -> "DLGSANet":
+    def set_kernels(self, kernels: str, reason: str | None = None) -> "DLGSANet":
         """Run the dynamic conv and the sparse attention as fused Triton kernels or in torch.
 
-        ``kernels``: ``"triton"``, ``"torch"`` or ``"auto"`` (triton on a CUDA device where
-        triton imports, judged by where the parameters are now). The choice and its reason are
-        kept in ``self.kernels`` and ``self.kernels_reason``. Exports (torch.export, ONNX) always
-        contain the torch forms; a kernel that fails to compile or launch warns once and runs
-        the torch form.
+        ``kernels``: a decided choice, ``"triton"`` or ``"torch"``, with its ``reason`` (the run
+        plan decides, ``kernels.resolve_kernels``); ``"auto"`` (or a choice without a reason,
+        for scripts) is resolved by the same function, for where the parameters are now. The
+        choice and its reason are kept in ``self.kernels`` and ``self.kernels_reason``; the
+        network says nothing. Exports (torch.export, ONNX) always contain the torch forms; a
+        kernel that fails to compile or launch warns once and runs the torch form.
         """
-        from ..kernels import resolve_kernels
+        if reason is None:
+            from ..kernels import resolve_kernels
 
-        choice, reason = resolve_kernels(kernels, self.mean.device)
-        if kernels == "triton" and choice != "triton":
-            warnings.warn(f"dlgsa: kernels='triton' unavailable ({reason}); using the torch forms",
-                          RuntimeWarning, stacklevel=2)
+            kernels, reason = resolve_kernels(kernels, self.mean.device)
         for m in self.modules():
             if isinstance(m, (KernelHyperNet, SparseGlobalAttention)):
-                m.kernels = choice
-        self.kernels, self.kernels_reason = choice, reason
+                m.kernels = kernels
+        self.kernels, self.kernels_reason = kernels, reason
         return self
 
     def uses_tlc(self) -> bool:
