@@ -10,7 +10,6 @@ and the output folder at the same path); a re-run after a crash resumes from it.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -18,7 +17,6 @@ from ..settings import RunSettings, SettingsError
 
 VIDEO_EXTENSIONS = {".mp4", ".mkv", ".mov", ".m4v", ".webm", ".ts", ".m2ts", ".avi", ".mxf", ".nut"}
 RAY_BACKENDS = ("auto", "cuda", "cpu")       # trt engines are not built on Ray workers yet
-CRASH_ENV = "DLGSA_CLUSTER_TEST_CRASH_ONCE"    # tests: a marker path; chunk 1's first attempt dies
 
 
 def add_cluster_options(ap: argparse.ArgumentParser, ray_flag: bool = True) -> None:
@@ -132,8 +130,7 @@ def run_from_args(args, settings: RunSettings, inputs: list[str], address: str |
         jobs.append(plan_job(f, out, job_settings, args.chunk_seconds))
     run.connect(address or None, args.workers)
     run.run_jobs(jobs, cpus_per_task=args.cpus_per_task, max_retries=args.retries,
-                 keep_chunks=args.keep_chunks, verbose=args.verbose, progress=not args.quiet,
-                 crash_marker=os.environ.get(CRASH_ENV))
+                 keep_chunks=args.keep_chunks, verbose=args.verbose, progress=not args.quiet)
     status = 0
     for job in jobs:
         if job.failed:

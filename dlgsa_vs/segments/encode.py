@@ -69,7 +69,6 @@ class ChunkSpec:
     path: str                  # the chunk file to write (final name)
     settings: dict             # the manifest's JobSettings.to_dict() (identical for every chunk)
     key: str = ""              # "<job>:<chunk>" for progress reports
-    crash_marker: str | None = None   # tests only: exit the process once, mid-chunk
 
 
 def _first_frame(path: str) -> av.VideoFrame:
@@ -108,17 +107,13 @@ def chunk_frames(info: InputInfo, start: int | None, end: int | None) -> Iterato
 class _Reporter:
     """Pipeline progress -> the chunk's progress sink, at most a few times a second."""
 
-    def __init__(self, sink: ProgressSink | None, key: str, worker: str, crash_marker: str | None):
+    def __init__(self, sink: ProgressSink | None, key: str, worker: str):
         self.sink, self.key, self.worker = sink, key, worker
         self.done = 0
         self.sent = 0.0
-        self.crash_marker = crash_marker
 
     def update(self, n: int = 1) -> None:
         self.done += n
-        if self.crash_marker and self.done >= 2 and not os.path.exists(self.crash_marker):
-            Path(self.crash_marker).write_text(f"{self.key} {os.getpid()}\n")
-            os._exit(17)    # a worker process that dies mid-chunk (tests)
         now = time.monotonic()
         if self.sink is not None and now - self.sent > 0.3:
             self.sent = now
@@ -172,7 +167,7 @@ def encode_chunk(spec: ChunkSpec, progress: ProgressSink | None = None, upscaler
             upscaler = open_runner(job.run, (info.height, info.width))
         out = open_output(info, final, upscaler.scale, encoder=job.encoder, crf=job.crf, pix_fmt=job.pix_fmt,
                           encoder_options=dict(job.encoder_options))
-        reporter = _Reporter(progress, spec.key, worker, spec.crash_marker)
+        reporter = _Reporter(progress, spec.key, worker)
         try:
             stats = Pipeline(SimpleNamespace(info=info), chunk_frames(info, spec.start, spec.end), [],
                              upscaler, out, info.colour, batch=upscaler.batch, progress=reporter).run()
