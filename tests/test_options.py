@@ -16,9 +16,9 @@ import torch
 
 from dlgsa_vs.cli import video as video_cli
 from dlgsa_vs.cli.common import OPTION_NAMES, settings_from_args
-from dlgsa_vs.packaged import VIDEO_DEFAULT_MODEL, default_for
-from dlgsa_vs.run_plan import Backend, resolve_precision
-from dlgsa_vs.settings import Option, RunSettings, keywords, options
+from dlgsa_vs.runtime.packaged import VIDEO_DEFAULT_MODEL, default_for
+from dlgsa_vs.runtime.run_plan import Backend, resolve_precision
+from dlgsa_vs.runtime.settings import Option, RunSettings, keywords, options
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULTS = RunSettings()
@@ -70,7 +70,7 @@ def test_the_vapoursynth_signature_and_plugin_c_follow_the_table():
 def test_vsscale_takes_every_keyword_of_the_filter():
     pytest.importorskip("vsscale", reason="vsjetpack is not installed (vsscale, vskernels)")
     from dlgsa_vs.vapoursynth.filter import SIGNATURE
-    from dlgsa_vs.vsscale import DLGSA, FILTER_OPTIONS
+    from dlgsa_vs.integrations.vsscale import DLGSA, FILTER_OPTIONS
 
     assert FILTER_OPTIONS == tuple(name for name in SIGNATURE.parameters if name != "clip")
     values = {name: f"value-of-{name}" for name in FILTER_OPTIONS}
@@ -85,7 +85,7 @@ def test_dlgsa_takes_precision_bf16():
     from vs_support import clip_from_arrays
 
     from dlgsa_vs import upscale
-    from dlgsa_vs.vsscale import DLGSA
+    from dlgsa_vs.integrations.vsscale import DLGSA
 
     rng = np.random.default_rng(5)
     clip = clip_from_arrays([[rng.random((12, 16), dtype=np.float32) for _ in range(3)]], vs.RGBS)

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from .dynamic_conv import dynamic_dw_conv, dynamic_dw_conv_fused_1x1, fast_inference_possible
 from .tlc import TLCWindows, from_windows, pad_to_window, tlc_windows, to_windows
-from ..tlc_grid import tlc_window_starts
+from .tlc_grid import tlc_window_starts
 
 RGB_MEAN = (0.4488, 0.4371, 0.4040)
 
@@ -84,7 +84,7 @@ class KernelHyperNet(nn.Module):
         x = x.contiguous()
         proj = self.conv2[0]
         if self.kernels == "triton":
-            from .. import kernels
+            from . import kernels
 
             out = None if kernels.exporting() else kernels.dynamic_conv(
                 x, hidden, proj.weight, proj.bias, self.kernel_size)
@@ -113,7 +113,7 @@ class SparseGlobalAttention(nn.Module):
 
     In eval mode with ``tlc`` on, the attention runs on overlapping ``tlc_kernel`` windows
     (see ``tlc.py``); in training mode, or with ``tlc`` off, over the whole map.
-    ``kernels = "triton"`` runs either form without window copies (``dlgsa_vs.kernels``).
+    ``kernels = "triton"`` runs either form without window copies (``dlgsa_vs.arch.kernels``).
     """
 
     kernels = "torch"
@@ -140,7 +140,7 @@ class SparseGlobalAttention(nn.Module):
     def _attend_triton(self, qkv: torch.Tensor, windows: TLCWindows | None) -> torch.Tensor | None:
         """The Triton form, or None (use torch). It places the windows itself from the map
         size (no host sync per layer); given ``windows`` of another layout keep the torch form."""
-        from .. import kernels
+        from . import kernels
 
         if kernels.exporting():
             return None
@@ -329,7 +329,7 @@ class DLGSANet(nn.Module):
         kernel that fails to compile or launch warns once and runs the torch form.
         """
         if reason is None:
-            from ..kernels import resolve_kernels
+            from .kernels import resolve_kernels
 
             kernels, reason = resolve_kernels(kernels, self.mean.device)
         for m in self.modules():

@@ -1,7 +1,7 @@
 """What the command-line tools share: the run options, their names, clean one-line errors.
 
 The run options are made from the option table (``settings.options()``: each
-:class:`~dlgsa_vs.settings.RunSettings` field's flags, help and choices), and ``OPTION_NAMES``,
+:class:`~dlgsa_vs.runtime.settings.RunSettings` field's flags, help and choices), and ``OPTION_NAMES``,
 which words a settings error with the flag the user typed, comes from the same table. Option
 defaults are left to ``RunSettings`` (argparse's are None), so each is written once.
 
@@ -15,8 +15,8 @@ import sys
 from typing import Iterable, NoReturn
 
 from ..arch.variants import SCALES
-from ..packaged import default_for
-from ..settings import BACKENDS, Names, Option, RunSettings, SettingsError, options
+from ..runtime.packaged import default_for
+from ..runtime.settings import BACKENDS, Names, Option, RunSettings, SettingsError, options
 
 DEFAULTS = RunSettings()
 
@@ -40,30 +40,32 @@ TOOL_FIELDS = {  # fields a tool leaves out of its --help, and why (the rest of 
 }
 
 
-def _add(group: argparse._ArgumentGroup, name: str, option: Option, choices: Iterable | None = None) -> None:
+def dest(option: Option) -> str:
+    """argparse's name for a field's flag (``--model`` -> ``model``, ``--no-tlc`` -> ``no_tlc``)."""
+    return option.flags[-1].lstrip("-").replace("-", "_")
+
+
+def _add(group: argparse._ArgumentGroup, option: Option, choices: Iterable | None = None) -> None:
     """One field's flag(s), from its row of the option table."""
-    dest = dict(dest=name)
-    if option.kind == "true":
-        group.add_argument(*option.flags, action="store_true", help=option.help, **dest)
-    elif option.kind == "false":
-        group.add_argument(*option.flags, action="store_false", default=None, help=option.help, **dest)
+    text = OPTION_NAMES.format(option.help)
+    if option.kind in ("true", "false"):  # a switch: True where typed (--no-tlc: the field False)
+        group.add_argument(*option.flags, action="store_true", help=text)
     elif option.kind == "size":
-        group.add_argument(*option.flags, nargs="+", metavar=option.metavar, help=option.help, **dest)
+        group.add_argument(*option.flags, nargs="+", metavar=option.metavar, help=text)
     elif option.kind == "choice":
         values = list(choices if choices is not None else option.choices)
         kind = int if values and isinstance(values[0], int) else str
-        group.add_argument(*option.flags, type=kind, choices=values, help=OPTION_NAMES.format(option.help), **dest)
+        group.add_argument(*option.flags, type=kind, choices=values, help=text)
     else:
-        kind = str if name == "model_path" else int
-        group.add_argument(*option.flags, type=kind, metavar=option.metavar, help=OPTION_NAMES.format(option.help),
-                           **dest)
+        kind = str if option.metavar == "PATH" else int
+        group.add_argument(*option.flags, type=kind, metavar=option.metavar, help=text)
 
 
 def _add_group(ap: argparse.ArgumentParser, group: str, leave_out: set[str], choices: dict | None = None):
     g = ap.add_argument_group(_GROUPS[group])
     for f, option in options():
         if option.group == group and f.name not in leave_out:
-            _add(g, f.name, option, (choices or {}).get(f.name))
+            _add(g, option, (choices or {}).get(f.name))
     return g
 
 
@@ -109,9 +111,14 @@ def settings_from_args(args: argparse.Namespace, **fixed) -> RunSettings:
 
     Raises ``SettingsError``; word it with ``OPTION_NAMES`` (``usage_message``).
     """
-    # a "true" switch left out is False, a "false" one (--no-tlc) None: neither was given
-    given = {f.name: value for f, option in options()
-             if (value := getattr(args, f.name, None)) is not None and (value is not False or option.kind == "false")}
+    given = {}
+    for f, option in options():
+        value = getattr(args, dest(option), None)
+        if option.kind in ("true", "false"):
+            if value:  # the switch was typed
+                given[f.name] = option.kind == "true"
+        elif value is not None:
+            given[f.name] = value
     if "variant" not in given and "model_path" not in given and "variant" not in fixed:
         # add_model_options: this tool's packaged model, where it has this scale
         given["variant"] = default_for(args.default_model, given.get("scale"))

@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..settings import RunSettings, SettingsError
+from ..runtime.settings import RunSettings, SettingsError
 
 VIDEO_EXTENSIONS = {".mp4", ".mkv", ".mov", ".m4v", ".webm", ".ts", ".m2ts", ".avi", ".mxf", ".nut"}
 RAY_BACKENDS = ("auto", "cuda", "cpu")       # trt engines are not built on Ray workers yet
@@ -44,7 +44,7 @@ def add_cluster_options(ap: argparse.ArgumentParser, ray_flag: bool = True) -> N
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ..packaged import VIDEO_DEFAULT_MODEL
+    from ..runtime.packaged import VIDEO_DEFAULT_MODEL
     from .common import add_device_options, add_encoding_options, add_model_options
 
     ap = argparse.ArgumentParser(prog="dlgsa-upscale-ray", description=__doc__.splitlines()[0])
@@ -86,7 +86,7 @@ def run_from_args(args, settings: RunSettings, inputs: list[str], address: str |
     from .common import encoder_options, weights_message
     from ..video.errors import VideoError
     from ..video.output import default_output
-    from ..weights import WeightsError, model_scale
+    from ..runtime.weights import WeightsError, model_scale
 
     for flag in ("start", "frames", "preview", "compile", "cuda_graphs"):
         if getattr(args, flag, None):

@@ -31,8 +31,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import av  # noqa: E402
 
-from ..packaged import VIDEO_DEFAULT_MODEL  # noqa: E402
-from ..settings import SettingsError  # noqa: E402
+from ..runtime.packaged import VIDEO_DEFAULT_MODEL  # noqa: E402
+from ..runtime.settings import SettingsError  # noqa: E402
 from ..video.errors import DamagedInput, Interrupted, VideoError  # noqa: E402
 from .common import (OPTION_NAMES, add_device_options, add_encoding_options, add_model_options,  # noqa: E402
                      encoder_options, fail, model_label, settings_from_args, usage_message, weights_message)
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(args) -> int:
-    from ..weights import WeightsError
+    from ..runtime.weights import WeightsError
 
     if args.make_sample:
         return _make_sample(args)
@@ -135,7 +135,7 @@ def _main(args) -> int:
         from ..video.probe import parse_time
 
         start = parse_time(args.start)
-    from ..backends import open_runner, select_backend
+    from ..runtime.backends import open_runner, select_backend
     from ..video.probe import probe
 
     select_backend(settings)  # a backend that cannot run here is said before the input is read

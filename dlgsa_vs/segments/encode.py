@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterator, Mapping
 
 import av
 
-from ..settings import RunSettings
+from ..runtime.settings import RunSettings
 
 from ..video.colour import planar_equivalent, read_hdr10
 from ..video.errors import DamagedInput, VideoError
@@ -162,7 +162,7 @@ def encode_chunk(spec: ChunkSpec, progress: ProgressSink | None = None, upscaler
         info.colour = first_frame_colour(info, first)
         info.hdr10 = read_hdr10(info.video.codec_context.coded_side_data, first.side_data)  # as video/job.py
         if upscaler is None:  # the worker process keeps it for its next chunks (open_runner)
-            from ..backends import open_runner
+            from ..runtime.backends import open_runner
 
             upscaler = open_runner(job.run, (info.height, info.width))
         out = open_output(info, final, upscaler.scale, encoder=job.encoder, crf=job.crf, pix_fmt=job.pix_fmt,

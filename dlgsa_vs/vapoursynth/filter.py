@@ -43,10 +43,10 @@ import numpy as np
 import torch
 import vapoursynth as vs
 
-from ..backends import StreamRunner, open_runner
-from ..packaged import VIDEO_DEFAULT_MODEL, default_for
-from ..settings import Names, RunSettings, SettingsError, check_at_least, keywords, options
-from ..weights import WeightsError
+from ..runtime.backends import StreamRunner, open_runner
+from ..runtime.packaged import VIDEO_DEFAULT_MODEL, default_for
+from ..runtime.settings import Names, RunSettings, SettingsError, check_at_least, keywords, options
+from ..runtime.weights import WeightsError
 from . import colour
 from .colour import PREFIX
 

@@ -18,8 +18,8 @@ import os
 from dataclasses import Field, asdict, dataclass, field, fields
 from typing import Any, Callable, Mapping
 
-from .forms import KERNELS
-from .arch.variants import SCALES
+from ..arch.forms import KERNELS
+from ..arch.variants import SCALES
 from .packaged import MODELS
 
 BACKENDS = ("auto", "trt", "cuda", "cpu")

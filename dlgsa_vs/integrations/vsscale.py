@@ -5,7 +5,7 @@
 ``upscaler=`` of vsscale's helpers, or the name ``"DLGSA"`` once this module is imported)::
 
     from vskernels import Hermite
-    from dlgsa_vs.vsscale import DLGSA
+    from dlgsa_vs.integrations.vsscale import DLGSA
 
     out = DLGSA().scale(clip, 3840, 2160)                       # 1080p -> x2 network -> exact size
     out = DLGSA(variant="light", tile_w=256, kernel=Hermite(linear=True)).scale(clip, 2880, 1620)
@@ -35,11 +35,11 @@ try:
     from vskernels import Catrom, KernelLike, Scaler, ScalerLike
     from vsscale import BaseGenericScaler
 except ImportError as exc:  # one line that says what to install
-    raise ImportError(f"dlgsa_vs.vsscale needs vs-jetpack ({exc}): pip install 'dlgsa-vs[vsjetpack]'") from None
+    raise ImportError(f"dlgsa_vs.integrations.vsscale needs vs-jetpack ({exc}): pip install 'dlgsa-vs[vsjetpack]'") from None
 
-from .arch.variants import SCALES
-from .packaged import MODELS, VIDEO_DEFAULT_MODEL, default_for, packaged_file
-from .vapoursynth import SIGNATURE, upscale
+from ..arch.variants import SCALES
+from ..runtime.packaged import MODELS, VIDEO_DEFAULT_MODEL, default_for, packaged_file
+from ..vapoursynth import SIGNATURE, upscale
 
 __all__ = ["DLGSA"]
 

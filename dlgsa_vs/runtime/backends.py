@@ -1,7 +1,7 @@
-"""The network's runner on each backend, built from a resolved :class:`~dlgsa_vs.run_plan.RunPlan`.
+"""The network's runner on each backend, built from a resolved :class:`~dlgsa_vs.runtime.run_plan.RunPlan`.
 
 * ``trt``: a TensorRT engine of the network (torch-tensorrt), built once per settings and
-  kept in the engine cache (``dlgsa_vs.trt``);
+  kept in the engine cache (``dlgsa_vs.runtime.trt``);
 * ``cuda``: PyTorch on an NVIDIA GPU in fp16, bf16 or fp32, optionally ``torch.compile``d
   (and with CUDA graphs);
 * ``cpu``: the CPU, always available: in bf16 where the CPU computes it natively (OpenVINO or

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from .arch import DLGSANet, VARIANTS, default_tlc_kernel
+from ..arch import DLGSANet, VARIANTS, default_tlc_kernel
 from .packaged import DEFAULT_MODEL, MODELS, MODELS_DIR, packaged_file
 
 

@@ -21,7 +21,7 @@ from .settings import GPU_DEFAULT_PRECISION, Names, RunSettings, SettingsError, 
 from .tiling import AutoTiles, network_input_hw
 
 if TYPE_CHECKING:
-    from .arch.dlgsanet import DLGSANet
+    from ..arch.dlgsanet import DLGSANet
 
 
 class BackendError(SettingsError):
@@ -49,7 +49,7 @@ def trt_problem() -> str | None:
     try:
         from .trt.engine import trt_available
     except Exception as exc:  # a broken installation; trt_available() itself never raises
-        return f"dlgsa_vs.trt cannot be imported ({exc})"
+        return f"dlgsa_vs.runtime.trt cannot be imported ({exc})"
     ok, why = trt_available()
     return None if ok else why
 
@@ -250,7 +250,7 @@ def resolve(settings: RunSettings, backend: Backend | None = None, *, input_hw: 
     if backend.name == "trt":
         kernels, kernels_reason = "torch", "a TensorRT engine holds the exported torch forms"
     else:
-        from .kernels import resolve_kernels
+        from ..arch.kernels import resolve_kernels
 
         kernels, kernels_reason = resolve_kernels(settings.kernels, backend.device)
         if model is not None:  # the network takes the decided forms
