@@ -34,7 +34,7 @@ def run_one(variant: str, scale: int, w: int, h: int, repeats: int, tlc: bool) -
     import torch
 
     from dlgsa_vs.arch import build_model
-    from dlgsa_vs.inference import Upscaler
+    from dlgsa_vs.runtime.inference import Upscaler
 
     torch.manual_seed(0)
     up = Upscaler(build_model(variant, scale, tlc=tlc))

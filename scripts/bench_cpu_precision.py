@@ -36,10 +36,10 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from dlgsa_vs.cpu_features import cpu_flags, cpu_model_name, cpu_precision  # noqa: E402
-from dlgsa_vs.cpu_runner import choose_engine, openvino_problem, prepare_cpu_model  # noqa: E402
-from dlgsa_vs.inference import Upscaler, image_to_tensor  # noqa: E402
-from dlgsa_vs.weights import load_model  # noqa: E402
+from dlgsa_vs.runtime.cpu_features import cpu_flags, cpu_model_name, cpu_precision  # noqa: E402
+from dlgsa_vs.runtime.cpu_runner import choose_engine, openvino_problem, prepare_cpu_model  # noqa: E402
+from dlgsa_vs.runtime.inference import Upscaler, image_to_tensor  # noqa: E402
+from dlgsa_vs.runtime.weights import load_model  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data"
 CLIP = DATA / "video" / "realshort.mp4"
@@ -169,7 +169,7 @@ def time_rows(rows: list[dict], x: torch.Tensor, repeats: int) -> torch.Tensor:
 
 def quality(model, net) -> dict:
     """PSNR of ``net`` against torch fp32 on Set5, Set14 (x2 LR crops) and a real clip frame crop."""
-    from dlgsa_vs.imageio import read_image
+    from dlgsa_vs.image.imageio import read_image
 
     fp32 = Upscaler(model)
     out: dict = {}

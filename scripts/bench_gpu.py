@@ -39,9 +39,9 @@ import time
 import torch
 
 from bench_cpu import macs_per_frame  # scripts/ is on sys.path when this file runs
-from dlgsa_vs.backends import Backend, StreamRunner, create_backend_upscaler, trt_problem
-from dlgsa_vs.inference import Upscaler
-from dlgsa_vs.settings import PRECISIONS, RunSettings
+from dlgsa_vs.runtime.backends import Backend, StreamRunner, create_backend_upscaler, trt_problem
+from dlgsa_vs.runtime.inference import Upscaler
+from dlgsa_vs.runtime.settings import PRECISIONS, RunSettings
 
 SIZES = {"480p": (854, 480), "720p": (1280, 720), "1080p": (1920, 1080)}
 
@@ -119,7 +119,7 @@ def kernel_set_rows(make, w: int, h: int, precisions: list[str], device: torch.d
                 r["psnr_vs_fp32_db"] = psnr_db(out, ref)
                 with torch.no_grad():
                     r.update(time_row(up, w, h, warmup, repeats, budget_s, device))
-                from dlgsa_vs import kernels
+                from dlgsa_vs.arch import kernels
 
                 r["kernels_bad"] = sorted({k[0] for k, ok in kernels.GUARD.verdicts.items() if not ok})
             except torch.OutOfMemoryError:

@@ -74,7 +74,7 @@ def row(name: str, shape: str, triton_ms: float, torch_ms: float, nbytes: int, f
 
 def bench_dyn_conv(n, c, h, w, dtype, device, warmup, repeats, peak, train=False) -> dict:
     from dlgsa_vs.arch.dynamic_conv import dynamic_dw_conv, dynamic_dw_conv_fused_1x1
-    from dlgsa_vs.kernels.dynamic_conv_triton import dyn_conv
+    from dlgsa_vs.arch.kernels.dynamic_conv_triton import dyn_conv
 
     k, groups, ch = 7, c // 6, c // 4
     x = torch.rand(n, c, h, w, device=device, dtype=dtype)
@@ -114,7 +114,7 @@ def bench_dyn_conv(n, c, h, w, dtype, device, warmup, repeats, peak, train=False
 
 def bench_attention(n, c, h, w, tlc_kernel, dtype, device, warmup, repeats, peak, train=False) -> dict:
     from dlgsa_vs.arch.dlgsanet import SparseGlobalAttention
-    from dlgsa_vs.kernels.global_attention_triton import sparse_attention
+    from dlgsa_vs.arch.kernels.global_attention_triton import sparse_attention
 
     heads = 6
     m = SparseGlobalAttention(c, heads, tlc_kernel is not None, tlc_kernel or 96, "relu").to(device, dtype)
@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     peak = peak_gbps(name)
     import triton
 
-    from dlgsa_vs import kernels
+    from dlgsa_vs.arch import kernels
     kernels.set_strict(True)  # a failing kernel is an error here, not a silent torch row
     dtype = torch.float16 if device.type == "cuda" else torch.float32
     if args.tiny:

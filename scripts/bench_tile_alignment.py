@@ -23,10 +23,10 @@ from pathlib import Path
 
 import torch
 
-from dlgsa_vs.imageio import read_image
-from dlgsa_vs.tlc_grid import tlc_window_starts
-from dlgsa_vs.tiling import tile_spans, tlc_window
-from dlgsa_vs.weights import load_model
+from dlgsa_vs.image.imageio import read_image
+from dlgsa_vs.arch.tlc_grid import tlc_window_starts
+from dlgsa_vs.runtime.tiling import tile_spans, tlc_window
+from dlgsa_vs.runtime.weights import load_model
 
 BABOON = Path(__file__).resolve().parents[1].parent / "shared/data/benchmarks/Set14/LR_bicubic/X2/baboonx2.png"
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Tile size on the CPU: seconds per pixel vs crop size, and peak memory per pixel.
 
-Two measurements feed ``dlgsa_vs/tiling.py``:
+Two measurements feed ``dlgsa_vs/runtime/tiling.py``:
 
 * speed: one forward pass of light x2 (fp32, channels-last, TLC on, as the ``Upscaler`` runs
   it) on square LR crops of each size, ``--repeats`` times after one warm-up pass; seconds

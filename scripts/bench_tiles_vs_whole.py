@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dlgsa_vs.backends import create_upscaler
-from dlgsa_vs.imageio import read_image
+from dlgsa_vs.runtime.backends import create_upscaler
+from dlgsa_vs.image.imageio import read_image
 
 SET14 = Path(__file__).resolve().parents[1].parent / "shared/data/benchmarks/Set14/HR"
 

@@ -41,14 +41,14 @@ def main() -> int:
     import numpy as np
     import torch
 
-    from dlgsa_vs.backends import create_upscaler, select_backend
-    from dlgsa_vs.inference import Upscaler
+    from dlgsa_vs.runtime.backends import create_upscaler, select_backend
+    from dlgsa_vs.runtime.inference import Upscaler
     from dlgsa_vs.video.colour import frame_to_rgb
     from dlgsa_vs.video.job import upscale_video
     from dlgsa_vs.video.pipeline import first_frame_colour
     from dlgsa_vs.video.probe import Source, probe, set_log_mode
     from dlgsa_vs.video.sample import make_sample
-    from dlgsa_vs.weights import WeightsError
+    from dlgsa_vs.runtime.weights import WeightsError
 
     set_log_mode(False)
     if args.threads:

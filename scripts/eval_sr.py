@@ -12,7 +12,7 @@
   trained on compressed video) at ``--scale``.
 * ``--degrade ENCODER:CRF`` (repeatable; ``clean`` for the untouched LR): compressed input.
   Each LR image (from ``--lr`` or made from HR) goes through that encoder
-  (:mod:`dlgsa_vs.degrade`: 8-bit 4:2:0 at the LR size, BT.709 limited range) and back before
+  (:mod:`dlgsa_vs.train.degrade`: 8-bit 4:2:0 at the LR size, BT.709 limited range) and back before
   the network *and* the bicubic baseline; PSNR/SSIM are against the clean HR as always. By
   default each image is encoded alone, as one key frame (intra: deterministic, no random
   draws, the artefacts of a video's I frames). ``--degrade-frames N`` (N > 1) instead encodes
@@ -25,7 +25,7 @@
         --degrade clean --degrade libx264:23 --degrade libx264:30 --json out.json
 
 Prints a table (per image: bicubic and model PSNR/SSIM, then the mean) and, with
-``--json``, writes the full result (see :func:`dlgsa_vs.evaluate.evaluate`).
+``--json``, writes the full result (see :func:`dlgsa_vs.train.evaluate.evaluate`).
 """
 from __future__ import annotations
 
@@ -42,15 +42,15 @@ import tempfile
 import numpy as np
 
 from dlgsa_vs.cli.common import weights_message
-from dlgsa_vs.evaluate import evaluate
-from dlgsa_vs.packaged import MODELS
+from dlgsa_vs.train.evaluate import evaluate
+from dlgsa_vs.runtime.packaged import MODELS
 
 
 def make_model_upscaler(model_path: str | None, variant: str | None, scale: int, device: str):
     """Load DLGSANet lazily and wrap it as ``f(lr_uint8) -> sr_uint8`` (fp32 on the ``device``
     backend, cpu or cuda)."""
-    from dlgsa_vs.backends import create_upscaler
-    from dlgsa_vs.inference import image_to_tensor, tensor_to_image
+    from dlgsa_vs.runtime.backends import create_upscaler
+    from dlgsa_vs.runtime.inference import image_to_tensor, tensor_to_image
 
     upscaler = create_upscaler(model_path=model_path, variant=variant, scale=scale, backend=device, precision="fp32")
     return (lambda lr: tensor_to_image(upscaler(image_to_tensor(lr))[0])), upscaler.model
@@ -100,10 +100,10 @@ def degraded_lr_dir(hr_dir: str, lr_dir: str | None, scale: int, spec: str, out_
                     frames: int = 1, seed: int = 0) -> dict:
     """Write ``<name>x{scale}.png`` LR images degraded by ``spec`` (ENCODER:CRF) into ``out_dir``;
     returns the degradation's description for the result."""
-    from dlgsa_vs.degrade import Degradation, degrade_image, parse_spec
-    from dlgsa_vs.evaluate import find_lr, list_images
-    from dlgsa_vs.imageio import read_image_info, write_png
-    from dlgsa_vs.imresize import bicubic_downscale, modcrop
+    from dlgsa_vs.train.degrade import Degradation, degrade_image, parse_spec
+    from dlgsa_vs.train.evaluate import find_lr, list_images
+    from dlgsa_vs.image.imageio import read_image_info, write_png
+    from dlgsa_vs.image.imresize import bicubic_downscale, modcrop
 
     encoder, crf = parse_spec(spec)
     target = frames // 2 if frames > 1 else 0
@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, help="write the result here")
     args = ap.parse_args(argv)
     if args.degrade:
-        from dlgsa_vs.degrade import parse_spec
+        from dlgsa_vs.train.degrade import parse_spec
 
         try:
             for spec in args.degrade:

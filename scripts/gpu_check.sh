@@ -67,7 +67,7 @@ arch=$($py -c "import torch; c=torch.cuda.get_device_capability() if torch.cuda.
 
 if [ $triton = 1 ]; then
     # compiles for the card without launching; must run without the interpreter
-    step "compile_check (cuda:$arch)" 90 env -u TRITON_INTERPRET $py -m dlgsa_vs.kernels.compile_check \
+    step "compile_check (cuda:$arch)" 90 env -u TRITON_INTERPRET $py -m dlgsa_vs.arch.kernels.compile_check \
         --arch "$arch" --json "$results/kernels_compile.json" | grep -v "^ok "
     step "kernel sets (eager / triton / triton+compile, fp16 bf16)" 200 "${interp[@]}" $py scripts/bench_gpu.py \
         --kernel-sets --precisions fp16 bf16 "${sizes[@]}" "${dry_flag[@]}" --json "$results/kernel_sets.json"

@@ -4,7 +4,7 @@
     python scripts/make_train_pack.py -o .gpu/train_pack.npz              # T91 + BSD200, whole
     python scripts/train.py --data .gpu/train_pack.npz --out runs/x ...   # train from the pack
 
-Lossless for the pixels it keeps (see ``dlgsa_vs.training.save_image_pack``). T91 + BSD200
+Lossless for the pixels it keeps (see ``dlgsa_vs.train.loop.save_image_pack``). T91 + BSD200
 whole make 44.5 MB, under the GPU machine's 64 MiB transfer; ``--max-side`` centre-crops each
 image for a tighter limit (~38 MB at 432x288, which trained x4 worse per sample).
 
@@ -15,14 +15,14 @@ image for a tighter limit (~38 MB at 432x288, which trained x4 worse per sample)
 Besides the clean HR images (stored as above, so ``load_image_pack`` still reads the pack as
 a plain HR pack), each image gets an LR input per ``--scale``: the HR mod-cropped to the
 scale, MATLAB-bicubic downscaled (as the benchmark LR and today's training LR), then passed
-through :mod:`dlgsa_vs.degrade` (libx264 / libx265 / libsvtav1 / libvpx-vp9 round trips at
+through :mod:`dlgsa_vs.train.degrade` (libx264 / libx265 / libsvtav1 / libvpx-vp9 round trips at
 per-encoder CRF ranges, intra or a P/B frame of a sequence of shifted crops, 8-bit 4:2:0 at
 the LR size; a ``--clean-share`` left as the clean bicubic LR). The target is the clean
 (mod-cropped) HR. Image ``i`` at scale ``s`` draws from ``default_rng([seed, s * 100000 + i])``,
 so the pack is reproducible from its config: the arrays ``config`` (JSON: seed, degradation
 settings, library versions, the image labels and digests) and ``lr_x{s}_degradations`` (what
 was done to each image) record it. Stored arrays: ``lr_x{s}_image{i}`` (encoded like the HR),
-``lr_x{s}_shapes``; ``dlgsa_vs.training.read_degradation_pack`` reads them back, and
+``lr_x{s}_shapes``; ``dlgsa_vs.train.loop.read_degradation_pack`` reads them back, and
 ``scripts/train.py --data PACK`` trains on these pairs (degraded LR -> clean HR).
 
 ``--draws N`` stores N degraded LR per image and scale, each drawn on its own
@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dlgsa_vs.training import (TrainingImage, encode_pixels, image_pack_arrays, load_training_images,
+from dlgsa_vs.train.loop import (TrainingImage, encode_pixels, image_pack_arrays, load_training_images,
                                lr_array_prefix, pixel_digest, save_image_pack)
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "train"
@@ -60,8 +60,8 @@ def degradation_arrays(images: list[TrainingImage], scales: list[int], config,
                        draws: int = 1) -> tuple[dict, dict]:
     """The LR arrays of a degradation pack (``draws`` degraded LR per image and scale) and a
     count of what was drawn, per scale (over all draws)."""
-    from dlgsa_vs.degrade import degrade_images
-    from dlgsa_vs.imresize import bicubic_downscale, modcrop
+    from dlgsa_vs.train.degrade import degrade_images
+    from dlgsa_vs.image.imresize import bicubic_downscale, modcrop
 
     arrays, summary = {}, {}
     for s in scales:
@@ -88,7 +88,7 @@ def save_degradation_pack(path: Path, images: list[TrainingImage], scales: list[
     lr_arrays, summary = degradation_arrays(images, scales, config, draws)
     arrays.update(lr_arrays)
     meta = {"kind": "degradation", "scales": scales, "draws": draws, "degrade": config.to_dict(),
-            "lr": "HR mod-cropped to the scale, MATLAB bicubic downscale, then dlgsa_vs.degrade",
+            "lr": "HR mod-cropped to the scale, MATLAB bicubic downscale, then dlgsa_vs.train.degrade",
             "target": "clean HR (mod-cropped to the scale)", "rng": "default_rng([seed, scale * 100000 + i]), draw d > 0: default_rng([seed, scale * 100000 + i, d])",
             "sources": sources, "images": [f"{im.label} {im.digest}" for im in images],
             "pyav": av.__version__, "ffmpeg": {k: ".".join(map(str, v)) if isinstance(v, tuple) else str(v)
@@ -111,7 +111,7 @@ def main(argv=None) -> int:
                     help="centre-crop each image to at most LONG x SHORT pixels "
                          "(default 0 0: whole images)")
     ap.add_argument("--degrade", action="store_true",
-                    help="a degradation pack: add compressed-video LR inputs (dlgsa_vs.degrade) per --scale")
+                    help="a degradation pack: add compressed-video LR inputs (dlgsa_vs.train.degrade) per --scale")
     ap.add_argument("--scale", type=int, action="append", choices=(2, 3, 4),
                     help="with --degrade: scale(s) of the LR inputs (repeatable; default 2)")
     ap.add_argument("--seed", type=int, default=0, help="with --degrade: seed of all draws (default 0)")
@@ -133,7 +133,7 @@ def main(argv=None) -> int:
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     if args.degrade:
-        from dlgsa_vs.degrade import ENCODERS, DegradeConfig
+        from dlgsa_vs.train.degrade import ENCODERS, DegradeConfig
 
         encoders = tuple(args.encoders or ENCODERS)
         bad = [e for e in encoders if e not in ENCODERS]

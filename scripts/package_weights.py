@@ -4,7 +4,7 @@
     python scripts/package_weights.py training/runs/light_x2                      # -> light
     python scripts/package_weights.py training/runs/video_x2 --as light-video     # -> light-video
 
-Writes ``dlgsa_vs/models/<file stem>_x<scale>.safetensors`` (``dlgsa_vs/packaged.py``) with
+Writes ``dlgsa_vs/models/<file stem>_x<scale>.safetensors`` (``dlgsa_vs/runtime/packaged.py``) with
 the run's metadata (iterations, data, wall time, device). Evaluate it with
 ``scripts/eval_sr.py`` and update ``dlgsa_vs/models/MODEL_CARD.md``.
 """
@@ -14,8 +14,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from dlgsa_vs.packaged import MODELS
-from dlgsa_vs.weights import (default_model_path, detect_config, read_state_dict, save_safetensors,
+from dlgsa_vs.runtime.packaged import MODELS
+from dlgsa_vs.runtime.weights import (default_model_path, detect_config, read_state_dict, save_safetensors,
                               variant_name)
 
 

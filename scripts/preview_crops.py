@@ -16,7 +16,7 @@ import sys
 
 import numpy as np
 
-from dlgsa_vs.imageio import read_image, write_png
+from dlgsa_vs.image.imageio import read_image, write_png
 
 
 def main() -> int:

@@ -57,10 +57,10 @@ class NoProgressBar:
         pass
 
 from dlgsa_vs.arch import build_model
-from dlgsa_vs.metrics import psnr_y
-from dlgsa_vs.training import (EMA, PairedPatches, degradation_pack_config, load_checkpoint,
+from dlgsa_vs.train.metrics import psnr_y
+from dlgsa_vs.train.loop import (EMA, PairedPatches, degradation_pack_config, load_checkpoint,
                                load_training_images, read_degradation_pack, save_checkpoint)
-from dlgsa_vs.weights import read_state_dict, save_safetensors
+from dlgsa_vs.runtime.weights import read_state_dict, save_safetensors
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "train"
 LOSSES = {"l1": torch.nn.functional.l1_loss, "mse": torch.nn.functional.mse_loss}

@@ -6,12 +6,12 @@ import torch
 
 from conftest import randomize_, small_config
 from dlgsa_vs.arch import DLGSANet
-from dlgsa_vs.cpu_features import cpu_precision
-from dlgsa_vs.cpu_runner import CpuNetwork
-from dlgsa_vs.backends import (BackendError, StreamRunner, create_backend_upscaler, resolve_precision,
+from dlgsa_vs.runtime.cpu_features import cpu_precision
+from dlgsa_vs.runtime.cpu_runner import CpuNetwork
+from dlgsa_vs.runtime.backends import (BackendError, StreamRunner, create_backend_upscaler, resolve_precision,
                                select_backend)
-from dlgsa_vs.settings import Names, RunSettings, SettingsError
-from dlgsa_vs.inference import Upscaler
+from dlgsa_vs.runtime.settings import Names, RunSettings, SettingsError
+from dlgsa_vs.runtime.inference import Upscaler
 
 no_gpu = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
 

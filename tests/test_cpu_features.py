@@ -1,11 +1,11 @@
-"""The CPU precision decision (dlgsa_vs.cpu_features), on fake flag sets and on this machine's flags."""
+"""The CPU precision decision (dlgsa_vs.runtime.cpu_features), on fake flag sets and on this machine's flags."""
 from __future__ import annotations
 
 import sys
 
 import pytest
 
-from dlgsa_vs.cpu_features import BF16_FLAGS, _proc_cpuinfo_flags, cpu_flags, cpu_model_name, cpu_precision
+from dlgsa_vs.runtime.cpu_features import BF16_FLAGS, _proc_cpuinfo_flags, cpu_flags, cpu_model_name, cpu_precision
 
 ZEN4 = {"sse2", "avx2", "avx512f", "avx512_bf16", "avx512_vnni"}
 SAPPHIRE_RAPIDS = {"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "amx_int8"}

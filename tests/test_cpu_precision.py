@@ -1,4 +1,4 @@
-"""The fast CPU path (dlgsa_vs.cpu_runner) against the fp32 model: the quality floor of bf16 (>= 50 dB
+"""The fast CPU path (dlgsa_vs.runtime.cpu_runner) against the fp32 model: the quality floor of bf16 (>= 50 dB
 PSNR against the fp32 output) and the engines' contract. Speed lives in scripts/bench_cpu_precision.py."""
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import torch
 
 from conftest import SHARED_DATA, randomize_, small_config
 from dlgsa_vs.arch import DLGSANet
-from dlgsa_vs.cpu_runner import (EngineUnavailable, TorchCpuNetwork, choose_engine, model_digest, openvino_problem,
+from dlgsa_vs.runtime.cpu_runner import (EngineUnavailable, TorchCpuNetwork, choose_engine, model_digest, openvino_problem,
                                  prepare_cpu_model)
-from dlgsa_vs.inference import Upscaler
-from dlgsa_vs.weights import load_model
+from dlgsa_vs.runtime.inference import Upscaler
+from dlgsa_vs.runtime.weights import load_model
 
 FLOOR_DB = 50.0
 BF16_CEILING_DB = 90.0  # fp32 against fp32 is exact or ~130 dB: a higher PSNR means bf16 never ran
@@ -61,8 +61,8 @@ def test_torch_bf16_meets_the_floor_on_the_packaged_weights(light_x2):
 def test_torch_bf16_meets_the_floor_on_a_set5_crop(light_x2):
     if not SET5_LR.is_dir():
         pytest.skip(f"benchmark data not found: {SET5_LR} (the shared data folder ../shared/data is absent)")
-    from dlgsa_vs.imageio import read_image
-    from dlgsa_vs.inference import image_to_tensor
+    from dlgsa_vs.image.imageio import read_image
+    from dlgsa_vs.runtime.inference import image_to_tensor
 
     x = image_to_tensor(read_image(SET5_LR / "butterflyx2.png"))[..., 20:68, 30:94]
     ref = fp32_reference(light_x2, x)

@@ -12,10 +12,10 @@ import torch
 from conftest import randomize_, small_config
 from dlgsa_vs.arch import DLGSANet, build_model
 from dlgsa_vs.arch.dynamic_conv import dynamic_dw_conv, dynamic_dw_conv_functional
-from dlgsa_vs.backends import BackendError, StreamRunner, select_backend
-from dlgsa_vs.export import ShapeRange, export_program
-from dlgsa_vs.inference import Upscaler
-from dlgsa_vs.weights import load_model
+from dlgsa_vs.runtime.backends import BackendError, StreamRunner, select_backend
+from dlgsa_vs.runtime.export import ShapeRange, export_program
+from dlgsa_vs.runtime.inference import Upscaler
+from dlgsa_vs.runtime.weights import load_model
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 GPU = torch.device("cuda")

@@ -1,4 +1,4 @@
-"""Compressed-input degradations (dlgsa_vs.degrade) through real encoders with PyAV, and the
+"""Compressed-input degradations (dlgsa_vs.train.degrade) through real encoders with PyAV, and the
 scripts that use them (eval_sr.py --degrade, make_train_pack.py --degrade). Tiny images."""
 import json
 import os
@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dlgsa_vs.degrade import (ENCODERS, Degradation, DegradeConfig, degrade_image, degrade_images,
+from dlgsa_vs.train.degrade import (ENCODERS, Degradation, DegradeConfig, degrade_image, degrade_images,
                               parse_spec, roundtrip)
-from dlgsa_vs.metrics import psnr_y
+from dlgsa_vs.train.metrics import psnr_y
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -90,8 +90,8 @@ def test_parse_spec():
 
 
 def _bench(tmp_path, scale=2, n=2):
-    from dlgsa_vs.imageio import write_png
-    from dlgsa_vs.imresize import bicubic_downscale
+    from dlgsa_vs.image.imageio import write_png
+    from dlgsa_vs.image.imresize import bicubic_downscale
 
     hr_dir, lr_dir = tmp_path / "HR", tmp_path / "LR"
     hr_dir.mkdir()
@@ -122,7 +122,7 @@ def test_eval_sr_degrade(tmp_path):
     assert x264["bicubic"]["psnr"] < clean["bicubic"]["psnr"] - 0.5
     assert x264["model"]["psnr"] < clean["model"]["psnr"] - 0.5
     # the clean row is today's evaluation
-    from dlgsa_vs.evaluate import evaluate
+    from dlgsa_vs.train.evaluate import evaluate
 
     today = evaluate(hr_dir, 2, None, lr_dir=lr_dir)
     assert abs(today["mean"]["bicubic"]["psnr"] - clean["bicubic"]["psnr"]) < 1e-9
@@ -141,9 +141,9 @@ def test_eval_sr_degrade(tmp_path):
 
 
 def test_make_train_pack_degrade(tmp_path):
-    from dlgsa_vs.imageio import write_png
-    from dlgsa_vs.imresize import bicubic_downscale, modcrop
-    from dlgsa_vs.training import load_image_pack, read_degradation_pack
+    from dlgsa_vs.image.imageio import write_png
+    from dlgsa_vs.image.imresize import bicubic_downscale, modcrop
+    from dlgsa_vs.train.loop import load_image_pack, read_degradation_pack
 
     src = tmp_path / "imgs"
     src.mkdir()
@@ -189,14 +189,14 @@ def test_make_train_pack_degrade(tmp_path):
 def test_an_interrupted_degradation_pack_leaves_nothing(tmp_path):
     """Ctrl-C while the LR are encoded (the long part): no file at the output path, not even
     the HR part, and no temporary left (an earlier version wrote the HR pack there first)."""
-    from dlgsa_vs.imageio import write_png
+    from dlgsa_vs.image.imageio import write_png
 
     src = tmp_path / "imgs"
     src.mkdir()
     for i in range(3):
         write_png(src / f"a{i}.png", _image(66, 70, seed=40 + i))
     out = tmp_path / "pack.npz"
-    code = ("import sys, dlgsa_vs.degrade as d\n"
+    code = ("import sys, dlgsa_vs.train.degrade as d\n"
             "real = d.degrade_images\n"
             "def interrupt_after_one(lrs, config, start=0, draw=0):\n"
             "    real(lrs[:1], config, start=start, draw=draw)  # the real encoders run, then Ctrl-C arrives\n"
@@ -214,9 +214,9 @@ def test_an_interrupted_degradation_pack_leaves_nothing(tmp_path):
 def test_train_script_learns_from_the_degraded_lr(tmp_path):
     """train.py on a degradation pack: the patches come from the pack's LR (not a fresh
     bicubic one), the run records the pack's settings, and a pack mixed with more data is refused."""
-    from dlgsa_vs.imageio import write_png
-    from dlgsa_vs.imresize import bicubic_downscale, modcrop
-    from dlgsa_vs.training import PairedPatches, read_degradation_pack
+    from dlgsa_vs.image.imageio import write_png
+    from dlgsa_vs.image.imresize import bicubic_downscale, modcrop
+    from dlgsa_vs.train.loop import PairedPatches, read_degradation_pack
 
     src = tmp_path / "imgs"
     src.mkdir()
@@ -254,8 +254,8 @@ def test_train_script_learns_from_the_degraded_lr(tmp_path):
 def test_a_pack_of_several_draws(tmp_path):
     """make_train_pack.py --draws 2: the first draw is the 1-draw pack's (same seed), the second
     its own; PairedPatches' patches take both; train.py trains on it and records the draws."""
-    from dlgsa_vs.imageio import write_png
-    from dlgsa_vs.training import PairedPatches, read_degradation_pack
+    from dlgsa_vs.image.imageio import write_png
+    from dlgsa_vs.train.loop import PairedPatches, read_degradation_pack
 
     src = tmp_path / "imgs"
     src.mkdir()

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dlgsa_vs.evaluate import evaluate
-from dlgsa_vs.imageio import write_png
-from dlgsa_vs.imresize import bicubic_upscale
+from dlgsa_vs.train.evaluate import evaluate
+from dlgsa_vs.image.imageio import write_png
+from dlgsa_vs.image.imresize import bicubic_upscale
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
@@ -141,7 +141,7 @@ def test_eval_script_with_a_real_model_file(tmp_path, capsys):
     """The model branch end to end: a DLGSANet-tiny saved as safetensors, read back by path."""
     torch = pytest.importorskip("torch")
     from dlgsa_vs.arch import build_model
-    from dlgsa_vs.weights import save_safetensors
+    from dlgsa_vs.runtime.weights import save_safetensors
 
     sys.path.insert(0, str(REPO / "scripts"))
     try:

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from dlgsa_vs.arch import DLGSANet, build_model
-from dlgsa_vs.export import ShapeRange, export_onnx, export_program
+from dlgsa_vs.runtime.export import ShapeRange, export_onnx, export_program
 from conftest import randomize_, small_config
 
 SIZES = [(40, 52), (17, 90), (100, 33), (48, 48), (16, 16)]

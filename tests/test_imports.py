@@ -86,10 +86,10 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def test_the_graph_sees_the_imports():
     graph = import_graph()
-    assert "dlgsa_vs.settings" in graph["dlgsa_vs.backends"]
-    assert "dlgsa_vs.inference" in graph["dlgsa_vs.backends"]
+    assert "dlgsa_vs.runtime.settings" in graph["dlgsa_vs.runtime.backends"]
+    assert "dlgsa_vs.runtime.inference" in graph["dlgsa_vs.runtime.backends"]
     assert "dlgsa_vs.cli.ray" in graph["dlgsa_vs.cli.video"]          # a function-level import
-    assert "dlgsa_vs.arch.variants" in graph["dlgsa_vs.settings"]      # `from .arch.variants import`
+    assert "dlgsa_vs.arch.variants" in graph["dlgsa_vs.runtime.settings"]      # `from .arch.variants import`
 
 
 def test_a_circle_is_found():
@@ -102,7 +102,7 @@ def test_no_import_circle_in_the_package():
 
 def test_the_network_and_the_inference_core_know_no_front_end():
     graph = import_graph()
-    front = ("dlgsa_vs.cli", "dlgsa_vs.video", "dlgsa_vs.vapoursynth", "dlgsa_vs.cluster", "dlgsa_vs.backends")
-    for module in ("dlgsa_vs.inference", "dlgsa_vs.settings") + tuple(m for m in graph if m.startswith("dlgsa_vs.arch")):
+    front = ("dlgsa_vs.cli", "dlgsa_vs.video", "dlgsa_vs.vapoursynth", "dlgsa_vs.cluster", "dlgsa_vs.runtime.backends")
+    for module in ("dlgsa_vs.runtime.inference", "dlgsa_vs.runtime.settings") + tuple(m for m in graph if m.startswith("dlgsa_vs.arch")):
         bad = [t for t in graph[module] if t.startswith(front)]
         assert not bad, f"{module} imports {bad}"

@@ -4,8 +4,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dlgsa_vs.imageio import read_image, read_image_info, write_png
-from dlgsa_vs.imresize import (bicubic_downscale, bicubic_upscale, contributions, cubic,
+from dlgsa_vs.image.imageio import read_image, read_image_info, write_png
+from dlgsa_vs.image.imresize import (bicubic_downscale, bicubic_upscale, contributions, cubic,
                                imresize, modcrop)
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from dlgsa_vs.arch import DLGSANet
-from dlgsa_vs.inference import Upscaler, tile_spans
+from dlgsa_vs.runtime.inference import Upscaler, tile_spans
 from conftest import randomize_, small_config
 
 

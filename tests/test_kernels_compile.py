@@ -1,6 +1,6 @@
 """The Triton kernels compile for a real GPU, and their launches fit a 4K frame (no GPU needed).
 
-``dlgsa_vs.kernels.compile_check`` plans every launch the wrappers make (light and full, TLC
+``dlgsa_vs.arch.kernels.compile_check`` plans every launch the wrappers make (light and full, TLC
 on and off, inference on 1 x C x 2160 x 3840 and a training step, fp32 / fp16 / bf16) on meta
 tensors and lowers each distinct specialization with ``triton.compile`` to a cubin for
 cuda:90. It runs in a child process: under ``TRITON_INTERPRET=1`` nothing compiles, and other
@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from dlgsa_vs import kernels
+from dlgsa_vs.arch import kernels
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(kernels.triton_version() is None, reason="triton is not installed")
@@ -32,7 +32,7 @@ def compiled(tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("compile") / "compile.json"
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    proc = subprocess.run([sys.executable, "-m", "dlgsa_vs.kernels.compile_check", "--arch", "90",
+    proc = subprocess.run([sys.executable, "-m", "dlgsa_vs.arch.kernels.compile_check", "--arch", "90",
                            "--json", str(out)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert out.exists(), (proc.stdout + proc.stderr)[-4000:]
     return dict(json.loads(out.read_text()), rc=proc.returncode, log=(proc.stdout + proc.stderr)[-6000:])
@@ -82,8 +82,8 @@ def test_plane_offsets_are_computed_in_int64(compiled):
 
 
 def test_a_4k_frame_fits_the_grid_limits_and_large_strides_become_int64():
-    from dlgsa_vs.kernels import compile_check as cc
-    from dlgsa_vs.kernels._launch import GRID_X_MAX, GRID_YZ_MAX
+    from dlgsa_vs.arch.kernels import compile_check as cc
+    from dlgsa_vs.arch.kernels._launch import GRID_X_MAX, GRID_YZ_MAX
 
     for variant in ("light", "full"):
         for tlc in (96, 48, None):
@@ -95,7 +95,7 @@ def test_a_4k_frame_fits_the_grid_limits_and_large_strides_become_int64():
                 if launch.name != "_segment_gram_kernel":  # pixel tiles cover the map (Gram: below)
                     assert y * launch.constexprs["BLOCK_R"] >= 2160 and z * launch.constexprs["BLOCK_W"] >= 3840
     # the Gram grid has one program per segment: x4's 48-pixel windows on 2160 x 3840
-    from dlgsa_vs.kernels import global_attention_triton as ga
+    from dlgsa_vs.arch.kernels import global_attention_triton as ga
 
     rows, cols = ga.device_plan(2160, 3840, 48, torch.device("meta"))
     gram = dict(cc.launches("light", 1, 2160, 3840, torch.float16, 48, backward=False))
@@ -112,7 +112,7 @@ def test_a_4k_frame_fits_the_grid_limits_and_large_strides_become_int64():
 def test_a_grid_past_cudas_limit_is_refused_before_launch():
     """A launch whose y/z grid passes 65535 is an error at planning time (the caller then
     runs the torch form), not a launch failure on the GPU."""
-    from dlgsa_vs.kernels import global_attention_triton as ga
+    from dlgsa_vs.arch.kernels import global_attention_triton as ga
 
     h = w = 8192
     rows, cols = ga.device_plan(h, w, 16, torch.device("meta"))  # ~1000 segments per axis
@@ -122,7 +122,7 @@ def test_a_grid_past_cudas_limit_is_refused_before_launch():
 
 
 def test_a_plane_past_int32_is_refused():
-    from dlgsa_vs.kernels import dynamic_conv_triton as dc
+    from dlgsa_vs.arch.kernels import dynamic_conv_triton as dc
 
     weight, bias = torch.empty(9, 1, device="meta"), torch.empty(9, device="meta")
     for w, fits in ((2**15 - 1, True), (2**15, False)):  # 2**16 rows: 2**31 - 2**16 or 2**31 elements
@@ -140,7 +140,7 @@ def test_the_torch_apis_the_kernels_use_exist():
     torch.compiler.is_exporting (>= 2.6): the GPU machine has torch 2.11."""
     assert callable(torch.library.custom_op) and callable(torch.library.opcheck)
     assert callable(torch.compiler.is_exporting) and callable(torch.compiler.is_compiling)
-    from dlgsa_vs.kernels import dynamic_conv_triton as dc
+    from dlgsa_vs.arch.kernels import dynamic_conv_triton as dc
 
     assert hasattr(dc.dyn_conv, "register_fake") and hasattr(dc.dyn_conv, "register_autograd")
 
@@ -150,7 +150,7 @@ def test_the_compiled_shapes_are_the_networks():
     what dlgsa_vs.arch builds: the dyn_conv weight and the attention heads of each variant."""
     from dlgsa_vs.arch.dlgsanet import KernelHyperNet, SparseGlobalAttention, default_tlc_kernel
     from dlgsa_vs.arch.variants import build_model
-    from dlgsa_vs.kernels import compile_check as cc
+    from dlgsa_vs.arch.kernels import compile_check as cc
 
     assert cc.TLC_KERNELS == (default_tlc_kernel(2), default_tlc_kernel(4))
     for variant, s in cc.NETWORK_SHAPES.items():

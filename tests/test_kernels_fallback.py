@@ -1,6 +1,6 @@
 """The first-call check of the Triton kernels and their fallback to the torch forms.
 
-``dlgsa_vs.kernels.fallback.KernelGuard`` runs a kernel's first call per (kernel, dtype,
+``dlgsa_vs.arch.kernels.fallback.KernelGuard`` runs a kernel's first call per (kernel, dtype,
 shape class) next to the torch reference; an exception or a mismatch gives one warning and
 the torch form from then on. The checks that run kernels need ``TRITON_INTERPRET=1`` before
 triton is imported, so :func:`test_the_interpreter_checks_pass` runs this file again in a child
@@ -21,8 +21,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dlgsa_vs import kernels
-from dlgsa_vs.kernels import fallback, reference
+from dlgsa_vs.arch import kernels
+from dlgsa_vs.arch.kernels import fallback, reference
 
 ROOT = Path(__file__).resolve().parents[1]
 HAS_TRITON = kernels.triton_version() is not None
@@ -64,7 +64,7 @@ def test_the_attention_reference_is_the_networks_torch_form(tlc_kernel, h, w):
         want = m(x)  # the module's own TLC / global torch form, then project_out
         qkv = m.qkv_dwconv(m.qkv(x))
         if HAS_TRITON:
-            from dlgsa_vs.kernels.global_attention_triton import axis_plan
+            from dlgsa_vs.arch.kernels.global_attention_triton import axis_plan
 
             windows = (axis_plan(h, tlc_kernel).windows, axis_plan(w, tlc_kernel).windows)
         else:
@@ -122,8 +122,8 @@ def guard():
 
 def _wrong_dyn_conv(x, hidden, proj_weight, proj_bias, kernel_size):
     """The shipped forward kernel launched with K=5 on 7x7 weights: runs, wrong numbers."""
-    from dlgsa_vs.kernels import dynamic_conv_triton as dc
-    from dlgsa_vs.kernels._launch import Launch
+    from dlgsa_vs.arch.kernels import dynamic_conv_triton as dc
+    from dlgsa_vs.arch.kernels._launch import Launch
 
     weight = proj_weight.reshape(proj_weight.shape[0], -1).contiguous()
     out = torch.empty_like(x)
@@ -134,8 +134,8 @@ def _wrong_dyn_conv(x, hidden, proj_weight, proj_bias, kernel_size):
 
 def _rejected_dyn_conv(x, hidden, proj_weight, proj_bias, kernel_size):
     """The shipped forward kernel with a channel block of 6: Triton rejects the arange."""
-    from dlgsa_vs.kernels import dynamic_conv_triton as dc
-    from dlgsa_vs.kernels._launch import Launch
+    from dlgsa_vs.arch.kernels import dynamic_conv_triton as dc
+    from dlgsa_vs.arch.kernels._launch import Launch
 
     weight = proj_weight.reshape(proj_weight.shape[0], -1).contiguous()
     out = torch.empty_like(x)
@@ -186,7 +186,7 @@ def test_interp_a_broken_kernel_warns_once_and_the_torch_form_runs(guard, broken
 @interp
 def test_interp_a_second_bad_shape_class_logs_instead_of_warning(guard, caplog):
     impl = _calls(_wrong_dyn_conv)
-    with warnings.catch_warnings(record=True) as caught, caplog.at_level(logging.INFO, "dlgsa_vs.kernels"):
+    with warnings.catch_warnings(record=True) as caught, caplog.at_level(logging.INFO, "dlgsa_vs.arch.kernels"):
         warnings.simplefilter("always")
         assert kernels.dynamic_conv(*_conv_case(), 7, impl=impl) is None
         assert kernels.dynamic_conv(*_conv_case(h=16, w=16), 7, impl=impl) is None  # H, W % 16: another class
@@ -200,7 +200,7 @@ def test_interp_a_good_kernel_is_checked_once_then_runs_alone(guard, caplog):
     from dlgsa_vs.arch.dynamic_conv import dynamic_dw_conv_fused_1x1
 
     case = _conv_case()
-    with caplog.at_level(logging.DEBUG, "dlgsa_vs.kernels"), warnings.catch_warnings():
+    with caplog.at_level(logging.DEBUG, "dlgsa_vs.arch.kernels"), warnings.catch_warnings():
         warnings.simplefilter("error")  # no warning at all
         outs = [kernels.dynamic_conv(*case, 7) for _ in range(3)]
     checked = [r for r in caplog.records if "checked" in r.message]
@@ -210,7 +210,7 @@ def test_interp_a_good_kernel_is_checked_once_then_runs_alone(guard, caplog):
 
 @interp
 def test_interp_a_wrong_attention_kernel_falls_back(guard):
-    from dlgsa_vs.kernels import global_attention_triton as ga
+    from dlgsa_vs.arch.kernels import global_attention_triton as ga
 
     def doubled_temperature(qkv, temperature, heads, act, tlc_kernel):  # the real kernels, wrong input
         return ga.sparse_attention(qkv, temperature * 2, heads, act, tlc_kernel)
@@ -249,8 +249,8 @@ def test_interp_backward_checks_pass_and_equal_the_torch_gradients(guard):
 def test_interp_a_broken_backward_gives_the_torch_gradients(guard):
     """The checker with a broken grad_x launch (K=5 on 7x7 weights) as its kernel: the
     torch reference's gradients come back, with one warning."""
-    from dlgsa_vs.kernels import dynamic_conv_triton as dc
-    from dlgsa_vs.kernels._launch import Launch
+    from dlgsa_vs.arch.kernels import dynamic_conv_triton as dc
+    from dlgsa_vs.arch.kernels._launch import Launch
 
     x, hidden, weight, bias = _conv_case(1, 12, 2, 6, 7)
     grad_out = torch.randn_like(x)

@@ -77,7 +77,7 @@ def private_uses(path: Path, modules: set[str]) -> list[str]:
 
 def folder(module: str) -> str:
     """The unit of the folder-level graph: ``dlgsa_vs.video.output`` -> ``dlgsa_vs.video``;
-    a top-level module (``dlgsa_vs.backends``) is its own unit."""
+    a top-level module (``dlgsa_vs.runtime.backends``) is its own unit."""
     return ".".join(module.split(".")[:2])
 
 
@@ -92,16 +92,16 @@ def folder_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
 
 
 def test_the_scan_finds_private_uses(tmp_path):
-    modules = {"dlgsa_vs", "dlgsa_vs.video", "dlgsa_vs.video.output", "dlgsa_vs.kernels", "dlgsa_vs.kernels._common"}
+    modules = {"dlgsa_vs", "dlgsa_vs.video", "dlgsa_vs.video.output", "dlgsa_vs.arch.kernels", "dlgsa_vs.arch.kernels._common"}
     script = tmp_path / "script.py"
     script.write_text("from dlgsa_vs.video.output import _clean_tags, open_output\n"
                       "from dlgsa_vs.video import output as o\n"
-                      "from dlgsa_vs.kernels import _common\n"
+                      "from dlgsa_vs.arch.kernels import _common\n"
                       "from dlgsa_vs import __version__\n"
                       "o._copy_streams(1, 2, 3)\n"
                       "o.open_output()\n")
     found = [f.partition(": ")[2] for f in private_uses(script, modules)]
-    assert found == ["from dlgsa_vs.video.output import _clean_tags", "from dlgsa_vs.kernels import _common",
+    assert found == ["from dlgsa_vs.video.output import _clean_tags", "from dlgsa_vs.arch.kernels import _common",
                      "o._copy_streams (dlgsa_vs.video.output)"]
 
 
@@ -123,3 +123,46 @@ def test_no_import_loop_between_subpackages():
     edges = [f"  {m} -> {t}" for loop in loops for m, targets in sorted(graph.items()) for t in sorted(targets)
              if folder(m) in loop and folder(t) in loop and folder(m) != folder(t) and m != "dlgsa_vs"]
     assert not loops, f"folder-level import loops {loops}, through:\n" + "\n".join(edges)
+
+
+# The layers, lowest first: a module imports its own layer and the ones below, never one above.
+# network: DLGSANet with its kernels (arch/), and the image helpers that import nothing of ours;
+# runtime: settings, run plan, weights, backends, inference, tiling, CPU engines, export, trt;
+# media and training: the video pipeline, segments, the cluster, training and evaluation;
+# front ends: the command lines, the VapourSynth filter and the integrations.
+LAYERS = {
+    "network": {"arch", "image", "_version"},
+    "runtime": {"runtime"},
+    "media": {"video", "segments", "cluster", "train"},
+    "front ends": {"cli", "vapoursynth", "integrations"},
+}
+ORDER = list(LAYERS)
+
+
+def layer(unit: str) -> str | None:
+    """The layer of a folder-level unit (``dlgsa_vs.video`` -> "media")."""
+    name = unit.split(".")[1] if "." in unit else ""
+    return next((k for k, names in LAYERS.items() if name in names), None)
+
+
+def test_every_unit_has_a_layer():
+    """The package's top level holds folders by role only (and __init__ / _version)."""
+    units = {folder(m) for m in import_graph() if m != "dlgsa_vs"}
+    assert not sorted(u for u in units if layer(u) is None), "put the new module in a folder of LAYERS"
+
+
+def test_imports_go_down_the_layers_only():
+    """network below runtime below media below front ends: the network never knows how it is
+    loaded or run, the runtime never knows who calls it."""
+    upward = [f"{source} ({layer(source)}) -> {target} ({layer(target)})"
+              for source, targets in sorted(folder_graph(import_graph()).items()) for target in sorted(targets)
+              if layer(source) and layer(target) and ORDER.index(layer(target)) > ORDER.index(layer(source))]
+    assert not upward, "imports up the layers:\n" + "\n".join(upward)
+
+
+def test_front_ends_open_runners_one_way():
+    """Runners are made in backends.open_runner only: no front end, pipeline or worker builds one."""
+    makers = ("create_backend_upscaler", "StreamRunner(")
+    found = [f"{_where(p)}: {m}" for p in PACKAGE.rglob("*.py") if layer(folder(module_name(p))) in ("media", "front ends")
+             for m in makers if m in p.read_text()]
+    assert not found, "runners built outside backends.open_runner:\n" + "\n".join(found)

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from dlgsa_vs.metrics import psnr_y, rgb_to_y, ssim, ssim_y
+from dlgsa_vs.train.metrics import psnr_y, rgb_to_y, ssim, ssim_y
 
 
 def _rand_img(seed, shape=(40, 52, 3)):

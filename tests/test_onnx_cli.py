@@ -8,7 +8,7 @@ import torch
 
 from dlgsa_vs.arch import DLGSANet
 from dlgsa_vs.cli import export_onnx as cli
-from dlgsa_vs.weights import load_model, save_safetensors
+from dlgsa_vs.runtime.weights import load_model, save_safetensors
 from conftest import randomize_, small_config
 
 onnxruntime = pytest.importorskip("onnxruntime", reason="onnxruntime not installed (pip install .[onnx])")
@@ -159,7 +159,7 @@ def test_usage_errors_are_one_line_with_code_2(argv, message, capsys, tmp_path, 
 
 def test_default_output_name(weights, tmp_path):
     model = load_model(weights)
-    from dlgsa_vs.export import ShapeRange
+    from dlgsa_vs.runtime.export import ShapeRange
 
     assert cli.default_name(model, None, 24, 30, None, False) == "dlgsanet_custom_x2_30x24.onnx"
     assert cli.default_name(load_model(weights, tlc=False), None, None, None, ShapeRange((16, 16), (24, 30), (64, 64)),

@@ -10,11 +10,11 @@ import dataclasses
 import pytest
 import torch
 
-from dlgsa_vs.cpu_features import cpu_precision
-from dlgsa_vs.cpu_runner import choose_engine, openvino_problem
-from dlgsa_vs.run_plan import Backend, BackendError, RunPlan, resolve, select_backend
-from dlgsa_vs.settings import Names, RunSettings, SettingsError
-from dlgsa_vs.tiling import AutoTiles, network_input_hw
+from dlgsa_vs.runtime.cpu_features import cpu_precision
+from dlgsa_vs.runtime.cpu_runner import choose_engine, openvino_problem
+from dlgsa_vs.runtime.run_plan import Backend, BackendError, RunPlan, resolve, select_backend
+from dlgsa_vs.runtime.settings import Names, RunSettings, SettingsError
+from dlgsa_vs.runtime.tiling import AutoTiles, network_input_hw
 
 CPU = Backend("cpu", torch.device("cpu"), "asked for")
 CUDA = Backend("cuda", torch.device("cuda", 0), "asked for")
@@ -120,7 +120,7 @@ def test_what_cannot_run_is_an_error():
 
 
 def test_the_upscaler_keeps_its_plan(tmp_path):
-    from dlgsa_vs.backends import create_backend_upscaler
+    from dlgsa_vs.runtime.backends import create_backend_upscaler
 
     up = create_backend_upscaler(RunSettings(variant="light", scale=2, tile=(32, 32)), CPU)
     assert isinstance(up.plan, RunPlan) and up.plan.tile == (32, 32) and up.tile_for(90, 160) == (32, 32)

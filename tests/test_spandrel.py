@@ -1,4 +1,4 @@
-"""dlgsa_vs.spandrel_arch: DLGSANet checkpoints through the real spandrel (PyPI) ModelLoader.
+"""dlgsa_vs.integrations.spandrel_arch: DLGSANet checkpoints through the real spandrel (PyPI) ModelLoader.
 
 Both layouts users have: our packaged safetensors and the authors' BasicSR .pth
 (``params`` / ``params_ema``, ``module.`` prefix, written here from real weights as BasicSR
@@ -14,8 +14,8 @@ import torch
 spandrel = pytest.importorskip("spandrel", reason="spandrel is not installed: pip install 'dlgsa-vs[spandrel]'")
 
 from dlgsa_vs.arch import DLGSANet, build_model  # noqa: E402
-from dlgsa_vs.spandrel_arch import ARCH_ID, DLGSANetArch, detect, register  # noqa: E402
-from dlgsa_vs.weights import default_model_path, load_model, read_state_dict  # noqa: E402
+from dlgsa_vs.integrations.spandrel_arch import ARCH_ID, DLGSANetArch, detect, register  # noqa: E402
+from dlgsa_vs.runtime.weights import default_model_path, load_model, read_state_dict  # noqa: E402
 
 PACKAGED = [("light", 2), ("light", 3), ("light", 4), ("light-video", 2)]
 

@@ -8,13 +8,13 @@ import pytest
 import torch
 
 from dlgsa_vs.arch import DLGSANet
-from dlgsa_vs.export import ShapeRange
+from dlgsa_vs.runtime.export import ShapeRange
 from dlgsa_vs.cli import build_engine as build_cli
-from dlgsa_vs.trt.cache import EngineCache
-from dlgsa_vs.trt.engine import (TensorRTUnavailable, TrtEngine, build_engine, engine_for, engine_key,
+from dlgsa_vs.runtime.trt.cache import EngineCache
+from dlgsa_vs.runtime.trt.engine import (TensorRTUnavailable, TrtEngine, build_engine, engine_for, engine_key,
                                  load_engine, trt_available)
-from dlgsa_vs.trt.program import trt_program
-from dlgsa_vs.weights import load_model
+from dlgsa_vs.runtime.trt.program import trt_program
+from dlgsa_vs.runtime.weights import load_model
 from conftest import randomize_, small_config
 
 HAVE_TRT = importlib.util.find_spec("tensorrt") is not None
@@ -70,7 +70,7 @@ def test_fp16_engine_takes_fp16_and_two_streams_match_one(gpu_trt, tmp_path):
     # frame), and frames on two streams at once, one execution context each, match one stream
     import threading
 
-    from dlgsa_vs.trt.engine import load_program, program_input_dtype
+    from dlgsa_vs.runtime.trt.engine import load_program, program_input_dtype
 
     model = load_model()
     engine = engine_for(model, precision="fp16", height=64, width=96, cache=tmp_path)

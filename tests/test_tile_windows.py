@@ -5,10 +5,10 @@ import math
 import pytest
 import torch
 
-from dlgsa_vs import tiling
+from dlgsa_vs.runtime import tiling
 from dlgsa_vs.arch import DLGSANet
 from dlgsa_vs.arch.tlc import crop_window_layout, crop_windows, from_windows, tlc_windows, to_windows, window_starts
-from dlgsa_vs.inference import Upscaler
+from dlgsa_vs.runtime.inference import Upscaler
 from conftest import randomize_, small_config
 
 CPU = torch.device("cpu")

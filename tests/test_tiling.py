@@ -1,4 +1,4 @@
-"""Automatic tiles (dlgsa_vs/tiling.py) and out-of-memory recovery in the Upscaler."""
+"""Automatic tiles (dlgsa_vs/runtime/tiling.py) and out-of-memory recovery in the Upscaler."""
 import os
 import subprocess
 import sys
@@ -8,10 +8,10 @@ import warnings
 import pytest
 import torch
 
-from dlgsa_vs import tiling
+from dlgsa_vs.runtime import tiling
 from dlgsa_vs.arch import DLGSANet
-from dlgsa_vs.inference import OutOfMemory, Upscaler, is_out_of_memory, network_input_hw, tile_spans
-from dlgsa_vs.settings import RunSettings, SettingsError
+from dlgsa_vs.runtime.inference import OutOfMemory, Upscaler, is_out_of_memory, network_input_hw, tile_spans
+from dlgsa_vs.runtime.settings import RunSettings, SettingsError
 from conftest import randomize_, small_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -170,7 +170,7 @@ def test_a_real_allocation_failure_under_a_memory_limit_is_recovered():
         import torch
         sys.path.insert(0, "tests")
         from dlgsa_vs.arch import DLGSANet
-        from dlgsa_vs.inference import Upscaler
+        from dlgsa_vs.runtime.inference import Upscaler
         from conftest import small_config
         torch.set_num_threads(1)
         torch.manual_seed(0)

@@ -14,10 +14,10 @@ import pytest
 import torch
 
 from dlgsa_vs.arch import build_model
-from dlgsa_vs.imageio import write_png
-from dlgsa_vs.training import (TrainingImage, load_image_pack, load_training_images, pixel_digest,
+from dlgsa_vs.image.imageio import write_png
+from dlgsa_vs.train.loop import (TrainingImage, load_image_pack, load_training_images, pixel_digest,
                                save_image_pack)
-from dlgsa_vs.weights import load_model
+from dlgsa_vs.runtime.weights import load_model
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))

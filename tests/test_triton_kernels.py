@@ -1,4 +1,4 @@
-"""The Triton kernels (dlgsa_vs.kernels): selection, fallback, export, and the kernel checks.
+"""The Triton kernels (dlgsa_vs.arch.kernels): selection, fallback, export, and the kernel checks.
 
 The kernel checks themselves live in tests/triton_interp/kernels_check.py and run here in a
 child process: on the CPU with TRITON_INTERPRET=1, which must be set before triton is
@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from conftest import randomize_, small_config
-from dlgsa_vs import kernels
+from dlgsa_vs.arch import kernels
 from dlgsa_vs.arch import tlc
 from dlgsa_vs.arch.dlgsanet import DLGSANet
 
@@ -103,7 +103,7 @@ def test_export_with_triton_selected_contains_the_torch_forms():
 
 
 def test_importing_the_network_does_not_import_triton():
-    code = ("import sys, dlgsa_vs, dlgsa_vs.kernels; from dlgsa_vs.arch.dlgsanet import DLGSANet; "
+    code = ("import sys, dlgsa_vs, dlgsa_vs.arch.kernels; from dlgsa_vs.arch.dlgsanet import DLGSANet; "
             "DLGSANet(dim=12, groups=1, blocks=1, upscale=2).set_kernels('torch'); "
             "assert 'triton' not in sys.modules, 'triton imported'")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=120)

@@ -1,4 +1,4 @@
-"""The engine cache (dlgsa_vs.trt.cache) with real artifacts and no TensorRT.
+"""The engine cache (dlgsa_vs.runtime.trt.cache) with real artifacts and no TensorRT.
 
 The cache takes the functions that write and read an engine. Here they write and read a real
 torch.export program (torch.export.save / torch.export.load), which is what torch-tensorrt's
@@ -16,10 +16,10 @@ from torch import nn
 
 from dlgsa_vs.arch import DLGSANet
 from dlgsa_vs.cli import build_engine as build_cli
-from dlgsa_vs.trt.cache import (EngineCache, EngineCacheError, EngineCacheWarning, EngineKey, default_cache_dir,
+from dlgsa_vs.runtime.trt.cache import (EngineCache, EngineCacheError, EngineCacheWarning, EngineKey, default_cache_dir,
                                 runtime_versions)
-from dlgsa_vs.trt.engine import engine_key
-from dlgsa_vs.weights import load_model, read_state_dict, save_safetensors, weights_digest
+from dlgsa_vs.runtime.trt.engine import engine_key
+from dlgsa_vs.runtime.weights import load_model, read_state_dict, save_safetensors, weights_digest
 from conftest import randomize_, small_config
 
 BASE = dict(weights_sha256="ab" * 32, variant="light", scale=2, tlc=True, tlc_kernel=96, batch=1, dynamic=True,

@@ -1,10 +1,10 @@
-"""dlgsa_vs/trt against the API of the torch-tensorrt it pins (2.14), without TensorRT.
+"""dlgsa_vs/runtime/trt against the API of the torch-tensorrt it pins (2.14), without TensorRT.
 
 `make` installs torch-tensorrt's source with ``pip install --no-deps`` (it cannot be imported
 without TensorRT); these tests read it with ``ast``. They check that every torch_tensorrt
-function dlgsa_vs/trt calls exists, that every keyword argument it passes is one that function
+function dlgsa_vs/runtime/trt calls exists, that every keyword argument it passes is one that function
 takes (not one its ``**kwargs`` would swallow: ``dynamo.compile`` silently ignores unknown
-options, which is how fp16 engines once came out fp32), and that the options dlgsa_vs/trt
+options, which is how fp16 engines once came out fp32), and that the options dlgsa_vs/runtime/trt
 passes only to older versions (``engine.REMOVED_OPTIONS``) are really gone.
 """
 from __future__ import annotations
@@ -16,10 +16,10 @@ import pytest
 import torch
 
 import trt_support as ts
-from dlgsa_vs.trt import engine
+from dlgsa_vs.runtime.trt import engine
 
-TRT_DIR = Path(__file__).resolve().parents[1] / "dlgsa_vs" / "trt"
-ROOTS = ("ttrt", "torch_tensorrt")  # the names dlgsa_vs/trt binds the torch_tensorrt module to
+TRT_DIR = Path(__file__).resolve().parents[1] / "dlgsa_vs" / "runtime" / "trt"
+ROOTS = ("ttrt", "torch_tensorrt")  # the names dlgsa_vs/runtime/trt binds the torch_tensorrt module to
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""What dlgsa_vs/trt decides before TensorRT runs, checked on the CPU: the dtype an engine is
+"""What dlgsa_vs/runtime/trt decides before TensorRT runs, checked on the CPU: the dtype an engine is
 exported and compiled in (with a stand-in torch_tensorrt whose ``compile`` has the installed
 2.14 signature), a cached engine of the wrong dtype being rebuilt, one execution context per
 stream (a stand-in engine that records concurrency: our scheduling, not TensorRT's), and the
@@ -17,14 +17,14 @@ import torch
 
 import trt_support as ts
 from dlgsa_vs.arch import DLGSANet
-from dlgsa_vs.export import ShapeRange
-from dlgsa_vs.settings import torch_dtype
+from dlgsa_vs.runtime.export import ShapeRange
+from dlgsa_vs.runtime.settings import torch_dtype
 from dlgsa_vs.cli import build_engine as build_cli
-from dlgsa_vs.trt import engine
-from dlgsa_vs.trt.cache import EngineCache, EngineCacheWarning, runtime_versions
-from dlgsa_vs.trt.engine import TrtEngine, engine_key
-from dlgsa_vs.trt.program import trt_program
-from dlgsa_vs.weights import load_model
+from dlgsa_vs.runtime.trt import engine
+from dlgsa_vs.runtime.trt.cache import EngineCache, EngineCacheWarning, runtime_versions
+from dlgsa_vs.runtime.trt.engine import TrtEngine, engine_key
+from dlgsa_vs.runtime.trt.program import trt_program
+from dlgsa_vs.runtime.weights import load_model
 from conftest import randomize_, small_config
 
 GPU = ("NVIDIA stand-in", "8.9")
@@ -264,7 +264,7 @@ def test_the_default_build_is_the_engine_the_trt_backend_asks_for():
     # the backend as the video front ends run it: their packaged model (light-video x2) as it
     # keeps it (fp16 on the GPU), a static engine for the frame size, fp16, batch 1
     # (create_backend_upscaler's engine_for call)
-    from dlgsa_vs.packaged import VIDEO_DEFAULT_MODEL
+    from dlgsa_vs.runtime.packaged import VIDEO_DEFAULT_MODEL
 
     backend_model = load_model(None, variant=VIDEO_DEFAULT_MODEL, scale=None, tlc=True).eval().to(torch.float16)
     asked = engine_key(backend_model, precision="fp16", batch=1, height=540, width=960, gpu=GPU)
@@ -272,7 +272,7 @@ def test_the_default_build_is_the_engine_the_trt_backend_asks_for():
 
 
 def test_with_tiles_the_build_is_for_the_tile_crop_the_upscaler_feeds():
-    from dlgsa_vs.inference import tile_spans
+    from dlgsa_vs.runtime.inference import tile_spans
 
     _, h, w, shapes = _request(["--size", "1920x1080", "--tile", "512", "512", "--tile-pad", "16"])
     assert (h, w, shapes) == (544, 544, None)

@@ -1,4 +1,4 @@
-"""The programs torch-tensorrt compiles (dlgsa_vs.trt.program), checked against eager PyTorch
+"""The programs torch-tensorrt compiles (dlgsa_vs.runtime.trt.program), checked against eager PyTorch
 on the CPU for every published variant and scale, static and dynamic.
 
 Tracing a published network is slow on 2 cores (the dynamic convolution is 49 shifted
@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from dlgsa_vs.arch import DLGSANet, build_model
-from dlgsa_vs.export import ShapeRange
-from dlgsa_vs.trt.program import FlatWindows, TrtProgram, graph_inputs, trt_program, window_count_range
+from dlgsa_vs.runtime.export import ShapeRange
+from dlgsa_vs.runtime.trt.program import FlatWindows, TrtProgram, graph_inputs, trt_program, window_count_range
 from conftest import randomize_, small_config
 
 SIZE = (24, 30)

@@ -43,8 +43,8 @@ def test_graph_pieces_counts_pytorch_ops_of_a_program_without_engines():
 
 def test_size_arithmetic_is_not_counted_as_pytorch_ops():
     from dlgsa_vs.arch import DLGSANet
-    from dlgsa_vs.export import ShapeRange
-    from dlgsa_vs.trt.program import trt_program
+    from dlgsa_vs.runtime.export import ShapeRange
+    from dlgsa_vs.runtime.trt.program import trt_program
     from conftest import small_config
 
     graph = trt_program(DLGSANet(**small_config(tlc_kernel=16)).eval(), shapes=ShapeRange((16, 16), (24, 30), (48, 64)))

@@ -1,4 +1,4 @@
-"""The shape-profile presets (dlgsa_vs/trt/profiles.toml): parsing, what dlgsa-build-engine
+"""The shape-profile presets (dlgsa_vs/runtime/trt/profiles.toml): parsing, what dlgsa-build-engine
 --profile makes of them and the cache keys they give; trt/build_profiles.py as far as it runs
 without TensorRT. All on the CPU."""
 import configparser
@@ -12,10 +12,10 @@ import torch
 
 from dlgsa_vs.arch import DLGSANet
 from dlgsa_vs.cli import build_engine as build_cli
-from dlgsa_vs.export import ShapeRange
-from dlgsa_vs.inference import network_input_hw
-from dlgsa_vs.trt.engine import engine_key
-from dlgsa_vs.trt.profiles import ProfileError, get_profile, load_profiles, parse_profiles
+from dlgsa_vs.runtime.export import ShapeRange
+from dlgsa_vs.runtime.inference import network_input_hw
+from dlgsa_vs.runtime.trt.engine import engine_key
+from dlgsa_vs.runtime.trt.profiles import ProfileError, get_profile, load_profiles, parse_profiles
 from conftest import small_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,10 +46,10 @@ def test_the_packaged_presets_parse_and_hold_the_common_sizes():
 def test_the_presets_file_is_package_data_and_trt_readme_points_to_it():
     cfg = configparser.ConfigParser()
     cfg.read(ROOT / "setup.cfg")
-    assert "profiles.toml" in cfg["options.package_data"]["dlgsa_vs.trt"]
-    assert (ROOT / "dlgsa_vs" / "trt" / "profiles.toml").is_file()
+    assert "profiles.toml" in cfg["options.package_data"]["dlgsa_vs.runtime.trt"]
+    assert (ROOT / "dlgsa_vs" / "runtime" / "trt" / "profiles.toml").is_file()
     readme = (ROOT / "trt" / "README.md").read_text()
-    assert "dlgsa_vs/trt/profiles.toml" in readme
+    assert "dlgsa_vs/runtime/trt/profiles.toml" in readme
     for name, (h, w) in EXPECTED.items():
         assert f"| {name} | {w}x{h} |" in readme  # the README's table follows the file (WxH)
 

@@ -15,8 +15,8 @@ import torch
 import vapoursynth as vs
 
 import dlgsa_vs
-from dlgsa_vs.backends import create_upscaler
-from dlgsa_vs.inference import Upscaler
+from dlgsa_vs.runtime.backends import create_upscaler
+from dlgsa_vs.runtime.inference import Upscaler
 from dlgsa_vs.vapoursynth import filter as vsfilter
 from dlgsa_vs.vapoursynth.colour import RANGE_PROP
 from vs_support import clip_from_arrays, core, planes, psnr, random_rgb, small_model  # noqa: F401 (fixtures)
@@ -267,7 +267,7 @@ def test_model_file_errors(core, small_model, tmp_path):
     broken.write_bytes(b"\x00" * 64)
     with pytest.raises(vs.Error, match=r"^dlgsa\.Upscale: .*broken\.safetensors is not a readable safetensors file"):
         core.dlgsa.Upscale(clip, model_path=str(broken))
-    from dlgsa_vs.weights import default_model_path
+    from dlgsa_vs.runtime.weights import default_model_path
     if default_model_path("full", 4).is_file():
         pytest.skip("the packaged full x4 weights exist: no missing-weights case to show")
     with pytest.raises(vs.Error, match=r"^dlgsa\.Upscale: no packaged weights for full x4: .* Pass a model file with "

@@ -8,7 +8,7 @@ import pytest
 import torch
 import vapoursynth as vs
 
-from dlgsa_vs.backends import StreamRunner, create_upscaler
+from dlgsa_vs.runtime.backends import StreamRunner, create_upscaler
 from dlgsa_vs.video import colour as vcolour
 from dlgsa_vs.vapoursynth import colour as vscolour
 from dlgsa_vs.vapoursynth import filter as vsfilter

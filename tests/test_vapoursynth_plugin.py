@@ -19,7 +19,7 @@ import pytest
 import vapoursynth as vs
 
 import dlgsa_vs
-from dlgsa_vs.imageio import read_image
+from dlgsa_vs.image.imageio import read_image
 from vs_support import (PLUGIN_DIR, VS_PACKAGE, clip_from_arrays, core, light_x2, planes,  # noqa: F401
                         psnr, read_y4m, shared_data, small_model, vspipe)
 

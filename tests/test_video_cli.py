@@ -7,8 +7,8 @@ from fractions import Fraction
 import av
 import numpy as np
 
-from dlgsa_vs.imageio import read_image
-from dlgsa_vs.imresize import bicubic_upscale
+from dlgsa_vs.image.imageio import read_image
+from dlgsa_vs.image.imresize import bicubic_upscale
 from video_support import (leftovers, pattern, run_cli, sha256, shared_file, stream_packets, video_facts,
                            write_clip)
 
@@ -114,7 +114,7 @@ def test_lossless_colour_path_is_exact(tmp_path):
     in between (matrix, range, rounding) drifts."""
     import torch
 
-    from dlgsa_vs.inference import Upscaler
+    from dlgsa_vs.runtime.inference import Upscaler
     from dlgsa_vs.video.job import upscale_video
     from video_support import decoded_planes
 
@@ -353,7 +353,7 @@ def test_packaged_model_choice(tmp_path, capsys):
         outputs[name] = decoded_planes(out)
     assert any(not np.array_equal(a, b) for fa, fb in zip(outputs["light"], outputs["light-video"])
                for a, b in zip(fa, fb))
-    from dlgsa_vs.weights import default_model_path
+    from dlgsa_vs.runtime.weights import default_model_path
 
     rc, err = run_cli(capsys, src, "-o", tmp_path / "file.mkv", "-c", "ffv1", "-m",
                       default_model_path("light", 2), *ONE)

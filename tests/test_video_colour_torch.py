@@ -56,7 +56,7 @@ def test_sixteen_bit_extremes_travel_unchanged():
 def test_pipeline_converting_on_the_device_writes_the_same_file(tmp_path, micro_model, pix_fmt, colour):
     """The video pipeline with its conversions where the network runs (as on a GPU; here the
     device is the CPU) writes the frames the CPU-thread conversions write: FFV1, every code."""
-    from dlgsa_vs.backends import create_upscaler
+    from dlgsa_vs.runtime.backends import create_upscaler
     from dlgsa_vs.video.job import upscale_video
     from video_support import decoded_planes, video_facts, write_clip
 

@@ -10,10 +10,10 @@ import av
 import numpy as np
 import pytest
 
-from dlgsa_vs.imageio import read_image
-from dlgsa_vs.imresize import bicubic_downscale, bicubic_upscale
-from dlgsa_vs.metrics import psnr_y
-from dlgsa_vs.weights import default_model_path
+from dlgsa_vs.image.imageio import read_image
+from dlgsa_vs.image.imresize import bicubic_downscale, bicubic_upscale
+from dlgsa_vs.train.metrics import psnr_y
+from dlgsa_vs.runtime.weights import default_model_path
 from video_support import run_cli, shared_file
 
 HR_W, HR_H = 192, 128   # centre crops: every Set5/Set14 image is at least this big

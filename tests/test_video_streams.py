@@ -50,8 +50,8 @@ class ParallelRunner:
 @pytest.mark.parametrize("runner", ["StreamRunner", "parallel"])
 @pytest.mark.parametrize("streams, batch", [(3, 1), (2, 2)])
 def test_streams_write_the_single_stream_file(tmp_path, runner, streams, batch):
-    from dlgsa_vs.backends import StreamRunner
-    from dlgsa_vs.inference import Upscaler
+    from dlgsa_vs.runtime.backends import StreamRunner
+    from dlgsa_vs.runtime.inference import Upscaler
     from dlgsa_vs.video.job import upscale_video
     from dlgsa_vs.video.sample import make_sample
 
@@ -86,7 +86,7 @@ def test_num_streams_option(tmp_path, capsys, micro_model):
 
 def test_stream_runner_is_the_upscaler_for_its_users(micro_model):
     """Front ends hand a StreamRunner where they would hand the Upscaler: its attributes."""
-    from dlgsa_vs.backends import StreamRunner, create_upscaler
+    from dlgsa_vs.runtime.backends import StreamRunner, create_upscaler
 
     up = create_upscaler(model_path=str(micro_model), backend="cpu", tile=(0, 0), batch=2)
     runner = StreamRunner(up, 2)

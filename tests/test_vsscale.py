@@ -1,4 +1,4 @@
-"""dlgsa_vs.vsscale.DLGSA: the network as a vs-jetpack scaler, on the real core with real vsjetpack.
+"""dlgsa_vs.integrations.vsscale.DLGSA: the network as a vs-jetpack scaler, on the real core with real vsjetpack.
 
 Each check compares against what the scaler promises to be: our VapourSynth filter
 (``dlgsa_vs.upscale``) by the chosen factor, then the vskernels kernel to the exact size.
@@ -15,7 +15,7 @@ from vs_support import clip_from_arrays, core, light_x2, planes, random_rgb, sma
 from vskernels import Bilinear, Catrom, Hermite, Scaler  # noqa: E402
 
 from dlgsa_vs import upscale  # noqa: E402
-from dlgsa_vs.vsscale import DLGSA  # noqa: E402
+from dlgsa_vs.integrations.vsscale import DLGSA  # noqa: E402
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from dlgsa_vs.arch import build_model
-from dlgsa_vs.weights import (WeightsError, detect_config, load_model, read_state_dict,
+from dlgsa_vs.runtime.weights import (WeightsError, detect_config, load_model, read_state_dict,
                               save_safetensors, variant_name)
 
 
@@ -119,7 +119,7 @@ def test_asking_for_another_variant_or_scale_than_the_file_holds(tiny4, tmp_path
 
 
 def test_missing_packaged_weights_name_the_file(monkeypatch, tmp_path):
-    import dlgsa_vs.weights as weights
+    import dlgsa_vs.runtime.weights as weights
     monkeypatch.setattr(weights, "MODELS_DIR", tmp_path)  # an empty install folder
     with pytest.raises(WeightsError, match=r"no packaged weights for light x3: .*dlgsanet_light_x3.safetensors is missing"):
         load_model(variant="light", scale=3)
@@ -128,7 +128,7 @@ def test_missing_packaged_weights_name_the_file(monkeypatch, tmp_path):
 @pytest.mark.parametrize("scale", [2, 4])
 def test_packaged_video_weights_are_their_own_light_network(scale):
     """light-video: the light architecture with weights of its own, trained on compressed LR."""
-    from dlgsa_vs.weights import default_model_path
+    from dlgsa_vs.runtime.weights import default_model_path
 
     video, paper = load_model(variant="light-video", scale=scale), load_model(variant="light", scale=scale)
     assert video.upscale == scale and variant_name(detect_config(video.state_dict())) == "light"

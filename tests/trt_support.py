@@ -2,7 +2,7 @@
 
 ``import torch_tensorrt`` fails where TensorRT is missing (it loads libnvinfer), but `make`
 installs the package's source anyway (``pip install --no-deps``), so the tests can check what
-dlgsa_vs/trt calls against the real API of that version: function signatures (``ast``), and
+dlgsa_vs/runtime/trt calls against the real API of that version: function signatures (``ast``), and
 which aten ops have converters that take dynamic shapes.
 """
 from __future__ import annotations

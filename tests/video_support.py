@@ -31,7 +31,7 @@ def shared_file(*parts: str) -> Path:
 def save_micro_model(path: Path, scale: int = 2) -> Path:
     """A real DLGSANet, as small as the architecture allows (fast enough for whole clips)."""
     from dlgsa_vs.arch import DLGSANet
-    from dlgsa_vs.weights import save_safetensors
+    from dlgsa_vs.runtime.weights import save_safetensors
 
     torch.manual_seed(scale)
     return save_safetensors(DLGSANet(dim=6, groups=1, blocks=1, upscale=scale), path)

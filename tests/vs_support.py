@@ -17,7 +17,7 @@ import vapoursynth as vs
 
 from conftest import SHARED_DATA, randomize_, small_config
 from dlgsa_vs.arch import DLGSANet
-from dlgsa_vs.weights import default_model_path, save_safetensors
+from dlgsa_vs.runtime.weights import default_model_path, save_safetensors
 
 VS_PACKAGE = Path(vs.__file__).resolve().parent
 PLUGIN_DIR = VS_PACKAGE / "plugins"

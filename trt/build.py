@@ -8,7 +8,7 @@ that will upscale, with dlgsa-vs[trt] installed.
     python trt/build.py engine --help                        # each command's own options
 
 Each command gets the rest of the line unchanged and its exit status is this one's; nothing
-is built here. The runtime that loads the engines is the package, ``dlgsa_vs/trt/``.
+is built here. The runtime that loads the engines is the package, ``dlgsa_vs/runtime/trt/``.
 """
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 """Build and verify the TensorRT engines of a list of shape profiles into the engine cache.
 
 Run on the GPU machine that will upscale, with dlgsa-vs[trt] installed. For each profile of
-dlgsa_vs/trt/profiles.toml (``dlgsa-build-engine --list-profiles``) it builds the static
+dlgsa_vs/runtime/trt/profiles.toml (``dlgsa-build-engine --list-profiles``) it builds the static
 engine the trt backend asks for (``--dynamic``: the profile's min/opt/max engine as well),
 exactly as ``dlgsa-build-engine --profile NAME`` does with the same options, then runs random
 frames through each engine and through PyTorch (fp32) on the same GPU and checks the largest
@@ -29,8 +29,8 @@ PASSED_ON = ("model", "variant", "scale", "no_tlc", "tile", "tile_pad", "threads
 
 def build_parser() -> argparse.ArgumentParser:
     from dlgsa_vs.cli.common import Parser, add_model_options
-    from dlgsa_vs.packaged import VIDEO_DEFAULT_MODEL
-    from dlgsa_vs.settings import PRECISIONS
+    from dlgsa_vs.runtime.packaged import VIDEO_DEFAULT_MODEL
+    from dlgsa_vs.runtime.settings import PRECISIONS
 
     ap = Parser(prog="build_profiles.py", description=__doc__.splitlines()[0],
                 epilog="The options are dlgsa-build-engine's, with the same defaults (see its --help); the "
@@ -87,8 +87,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from dlgsa_vs.cli import build_engine as be
     from dlgsa_vs.cli.common import UsageError, fail, usage_message
-    from dlgsa_vs.settings import SettingsError
-    from dlgsa_vs.trt.profiles import load_profiles
+    from dlgsa_vs.runtime.settings import SettingsError
+    from dlgsa_vs.runtime.trt.profiles import load_profiles
 
     profiles = load_profiles()
     names = list(profiles) if args.all else args.profiles
@@ -109,8 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         return fail(str(exc))
 
-    from dlgsa_vs.trt.cache import EngineCache
-    from dlgsa_vs.trt.engine import engine_for, trt_available
+    from dlgsa_vs.runtime.trt.cache import EngineCache
+    from dlgsa_vs.runtime.trt.engine import engine_for, trt_available
 
     settings = requests[0][3]
     ok, reason = trt_available(settings.device_index)

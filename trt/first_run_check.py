@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """First run of dlgsa-vs's TensorRT path on a machine with an NVIDIA GPU and TensorRT.
 
-The TensorRT code (dlgsa_vs/trt) is built and tested on machines without TensorRT, against
+The TensorRT code (dlgsa_vs/runtime/trt) is built and tested on machines without TensorRT, against
 torch-tensorrt's source only (tests/test_trt_contract.py). This script checks on a real GPU
 the three things that could only be read, not run, there:
 
@@ -94,9 +94,9 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from dlgsa_vs.export import ShapeRange
-    from dlgsa_vs.trt.engine import engine_for, load_program, program_input_dtype, trt_available
-    from dlgsa_vs.weights import load_model
+    from dlgsa_vs.runtime.export import ShapeRange
+    from dlgsa_vs.runtime.trt.engine import engine_for, load_program, program_input_dtype, trt_available
+    from dlgsa_vs.runtime.weights import load_model
 
     ok, reason = trt_available(args.device_index)
     if not ok:

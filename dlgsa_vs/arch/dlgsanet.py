@@ -10,7 +10,6 @@ checkpoints load unchanged; this file knows nothing about how weights are loaded
 """
 from __future__ import annotations
 
-import warnings
 
 import torch
 import torch.nn as nn
@@ -18,7 +17,7 @@ import torch.nn.functional as F
 
 from .dynamic_conv import dynamic_dw_conv, dynamic_dw_conv_fused_1x1, fast_inference_possible
 from .tlc import TLCWindows, from_windows, pad_to_window, tlc_windows, to_windows
-from ..tlc_grid import tlc_window_starts
+from .tlc_grid import tlc_window_starts
 
 RGB_MEAN = (0.4488, 0.4371, 0.4040)
 
@@ -85,7 +84,7 @@ class KernelHyperNet(nn.Module):
         x = x.contiguous()
         proj = self.conv2[0]
         if self.kernels == "triton":
-            from .. import kernels
+            from . import kernels
 
             out = None if kernels.exporting() else kernels.dynamic_conv(
                 x, hidden, proj.weight, proj.bias, self.kernel_size)
@@ -114,7 +113,7 @@ class SparseGlobalAttention(nn.Module):
 
     In eval mode with ``tlc`` on, the attention runs on overlapping ``tlc_kernel`` windows
     (see ``tlc.py``); in training mode, or with ``tlc`` off, over the whole map.
-    ``kernels = "triton"`` runs either form without window copies (``dlgsa_vs.kernels``).
+    ``kernels = "triton"`` runs either form without window copies (``dlgsa_vs.arch.kernels``).
     """
 
     kernels = "torch"
@@ -141,7 +140,7 @@ class SparseGlobalAttention(nn.Module):
     def _attend_triton(self, qkv: torch.Tensor, windows: TLCWindows | None) -> torch.Tensor | None:
         """The Triton form, or None (use torch). It places the windows itself from the map
         size (no host sync per layer); given ``windows`` of another layout keep the torch form."""
-        from .. import kernels
+        from . import kernels
 
         if kernels.exporting():
             return None
@@ -319,25 +318,24 @@ class DLGSANet(nn.Module):
     kernels = "torch"
     kernels_reason = "default"
 
-    def set_kernels(self, kernels: str) -> "DLGSANet":
+    def set_kernels(self, kernels: str, reason: str | None = None) -> "DLGSANet":
         """Run the dynamic conv and the sparse attention as fused Triton kernels or in torch.
 
-        ``kernels``: ``"triton"``, ``"torch"`` or ``"auto"`` (triton on a CUDA device where
-        triton imports, judged by where the parameters are now). The choice and its reason are
-        kept in ``self.kernels`` and ``self.kernels_reason``. Exports (torch.export, ONNX) always
-        contain the torch forms; a kernel that fails to compile or launch warns once and runs
-        the torch form.
+        ``kernels``: a decided choice, ``"triton"`` or ``"torch"``, with its ``reason`` (the run
+        plan decides, ``kernels.resolve_kernels``); ``"auto"`` (or a choice without a reason,
+        for scripts) is resolved by the same function, for where the parameters are now. The
+        choice and its reason are kept in ``self.kernels`` and ``self.kernels_reason``; the
+        network says nothing. Exports (torch.export, ONNX) always contain the torch forms; a
+        kernel that fails to compile or launch warns once and runs the torch form.
         """
-        from ..kernels import resolve_kernels
+        if reason is None:
+            from .kernels import resolve_kernels
 
-        choice, reason = resolve_kernels(kernels, self.mean.device)
-        if kernels == "triton" and choice != "triton":
-            warnings.warn(f"dlgsa: kernels='triton' unavailable ({reason}); using the torch forms",
-                          RuntimeWarning, stacklevel=2)
+            kernels, reason = resolve_kernels(kernels, self.mean.device)
         for m in self.modules():
             if isinstance(m, (KernelHyperNet, SparseGlobalAttention)):
-                m.kernels = choice
-        self.kernels, self.kernels_reason = choice, reason
+                m.kernels = kernels
+        self.kernels, self.kernels_reason = kernels, reason
         return self
 
     def uses_tlc(self) -> bool:

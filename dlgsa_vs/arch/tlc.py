@@ -31,7 +31,7 @@ import functools
 import torch
 import torch.nn.functional as F
 
-from ..tlc_grid import tlc_window_starts  # window_starts in Python integers, for the tile layouts
+from .tlc_grid import tlc_window_starts  # window_starts in Python integers, for the tile layouts
 
 
 def window_starts(length: int, k: int, device: torch.device) -> torch.Tensor:

@@ -13,7 +13,8 @@ and the same network, precision and batch as the run, this builds exactly the en
 backend will ask for (a static one), so a build here saves the first video the minutes of
 building. Dynamic engines (``--min/--opt/--max``) are for Python's ``engine_for``; the backend
 does not use them. ``--profile NAME`` takes the sizes of a preset
-(``dlgsa_vs/trt/profiles.toml``). Sizes are LR pixels, width x height (WxH, as FFmpeg and ``--tile W H``). The engine's path is printed on
+(``dlgsa_vs/runtime/trt/profiles.toml``). Sizes are LR pixels, width x height (WxH, as FFmpeg and ``--tile W H``).
+The engine's path is printed on
 stdout; progress goes to stderr.
 """
 from __future__ import annotations
@@ -25,9 +26,9 @@ import math
 import os
 import sys
 
-from ..packaged import VIDEO_DEFAULT_MODEL
-from ..settings import GPU_DEFAULT_PRECISION, PRECISIONS, RunSettings, SettingsError
-from ..trt.cache import CacheEntry, EngineCache, EngineCacheError, runtime_versions
+from ..runtime.packaged import VIDEO_DEFAULT_MODEL
+from ..runtime.settings import GPU_DEFAULT_PRECISION, PRECISIONS, RunSettings, SettingsError
+from ..runtime.trt.cache import CacheEntry, EngineCache, EngineCacheError, runtime_versions
 from .common import (Parser, UsageError, add_model_options, fail, fail_unexpected, one_line, settings_from_args,
                      usage_message, weights_message)
 from .shapes import add_shape_options, hw_text, ranged, shape_from_args
@@ -85,14 +86,14 @@ def trt_backend(settings: RunSettings):
     probed: an engine's plan is known where no GPU is)."""
     import torch
 
-    from ..run_plan import Backend
+    from ..runtime.run_plan import Backend
 
     return Backend("trt", torch.device("cuda", settings.device_index), PROG)
 
 
 def engine_precision(settings: RunSettings) -> str:
     """The engine's precision: the trt backend's (``run_plan.resolve_precision``)."""
-    from ..run_plan import resolve_precision
+    from ..runtime.run_plan import resolve_precision
 
     return resolve_precision(trt_backend(settings), settings)[0]
 
@@ -109,7 +110,7 @@ def check_build_options(args: argparse.Namespace) -> None:
 
 def profile_size(args: argparse.Namespace):
     """(height, width, None) or (None, None, range) of --profile NAME [--dynamic]."""
-    from ..trt.profiles import ProfileError, get_profile
+    from ..runtime.trt.profiles import ProfileError, get_profile
 
     if args.size is not None or ranged(args):
         raise UsageError("--profile gives the sizes: not with --size or --min/--opt/--max")
@@ -140,20 +141,20 @@ def engine_size(args: argparse.Namespace, settings: RunSettings | None = None):
             raise UsageError("--tile goes with --size or a static --profile (the frame size whose tiles the "
                              "engine takes)")
         return height, width, shapes
-    from ..run_plan import resolve
+    from ..runtime.run_plan import resolve
 
     return (*resolve(settings, trt_backend(settings), input_hw=(height, width)).engine_hw, None)
 
 
 def load_network(settings: RunSettings):
     """The network of the settings (raises WeightsError with the reason and the fix)."""
-    from ..weights import load_model
+    from ..runtime.weights import load_model
 
     return load_model(settings.model_path, settings.variant, settings.scale, tlc=settings.tlc)
 
 
 def list_profiles(out=None) -> None:
-    from ..trt.profiles import load_profiles
+    from ..runtime.trt.profiles import load_profiles
 
     out = out or sys.stdout
     profiles = load_profiles()
@@ -239,7 +240,7 @@ def _check(engine, model, log) -> None:
     """One random batch through the engine and through PyTorch on the same GPU and precision."""
     import torch
 
-    from ..settings import torch_dtype
+    from ..runtime.settings import torch_dtype
 
     key = engine.key
     h, w = key.opt_hw
@@ -261,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
-    from ..weights import WeightsError
+    from ..runtime.weights import WeightsError
 
     try:
         settings = run_settings(args)
@@ -295,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
 
             torch.set_num_threads(settings.threads)
 
-        from ..trt.engine import engine_for, trt_available
+        from ..runtime.trt.engine import engine_for, trt_available
 
         ok, reason = trt_available(settings.device_index)
         if not ok:

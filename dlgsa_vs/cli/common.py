@@ -1,8 +1,9 @@
 """What the command-line tools share: the run options, their names, clean one-line errors.
 
-The options map onto :class:`~dlgsa_vs.settings.RunSettings` fields through ``OPTION_NAMES``,
-the one table that words a settings error with the flag the user typed. Option defaults are
-left to ``RunSettings`` (argparse's are None), so each is written once.
+The run options are made from the option table (``settings.options()``: each
+:class:`~dlgsa_vs.runtime.settings.RunSettings` field's flags, help and choices), and ``OPTION_NAMES``,
+which words a settings error with the flag the user typed, comes from the same table. Option
+defaults are left to ``RunSettings`` (argparse's are None), so each is written once.
 
 No torch here: ``--help`` and argument errors come back at once.
 """
@@ -11,78 +12,82 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import NoReturn
+from typing import Iterable, NoReturn
 
 from ..arch.variants import SCALES
-from ..packaged import MODELS, default_for
-from ..settings import BACKENDS, CPU_ENGINES, KERNELS, PRECISIONS, Names, RunSettings, SettingsError
+from ..runtime.packaged import default_for
+from ..runtime.settings import BACKENDS, Names, Option, RunSettings, SettingsError, options
 
 DEFAULTS = RunSettings()
 
-OPTION_NAMES = Names({
-    "model_path": "-m/--model", "variant": "--variant", "scale": "--scale", "tlc": "--no-tlc",
-    "backend": "--backend", "device_index": "--device-index", "precision": "--precision",
-    # --tile is typed W H; the field holds (H, W)
-    "tile": lambda hw: "--tile" if hw is None else f"--tile {hw}" if isinstance(hw, str) else f"--tile {hw[1]} {hw[0]}",
-    "tile_pad": "--tile-pad", "batch": "--batch", "num_streams": "--num-streams", "compile": "--compile",
-    "cuda_graphs": "--cuda-graphs", "kernels": "--kernels", "threads": "--threads", "cpu_engine": "--cpu-engine",
-}, style="option")
+
+def _tile_name(hw) -> str:
+    """--tile is typed W H; the field holds (H, W)."""
+    if hw is None:
+        return "--tile"
+    return f"--tile {hw}" if isinstance(hw, str) else f"--tile {hw[1]} {hw[0]}"
+
+
+OPTION_NAMES = Names({f.name: _tile_name if o.kind == "size" else "/".join(o.flags) if len(o.flags) > 1
+                      and not o.flags[0].startswith("--") else o.flags[-1] for f, o in options()},
+                     style="option")
+
+_GROUPS = {"network": "network", "device": "device"}
+TOOL_FIELDS = {  # fields a tool leaves out of its --help, and why (the rest of the table is there)
+    "tiles": {"tile", "tile_pad"},               # a tool that takes no frames (ONNX export)
+    "compile": {"compile", "cuda_graphs"},        # tools that run no cuda backend
+    "streams": {"num_streams"},                   # tools without a stream of frames to overlap
+}
+
+
+def dest(option: Option) -> str:
+    """argparse's name for a field's flag (``--model`` -> ``model``, ``--no-tlc`` -> ``no_tlc``)."""
+    return option.flags[-1].lstrip("-").replace("-", "_")
+
+
+def _add(group: argparse._ArgumentGroup, option: Option, choices: Iterable | None = None) -> None:
+    """One field's flag(s), from its row of the option table."""
+    text = OPTION_NAMES.format(option.help)
+    if option.kind in ("true", "false"):  # a switch: True where typed (--no-tlc: the field False)
+        group.add_argument(*option.flags, action="store_true", help=text)
+    elif option.kind == "size":
+        group.add_argument(*option.flags, nargs="+", metavar=option.metavar, help=text)
+    elif option.kind == "choice":
+        values = list(choices if choices is not None else option.choices)
+        kind = int if values and isinstance(values[0], int) else str
+        group.add_argument(*option.flags, type=kind, choices=values, help=text)
+    else:
+        kind = str if option.metavar == "PATH" else int
+        group.add_argument(*option.flags, type=kind, metavar=option.metavar, help=text)
+
+
+def _add_group(ap: argparse.ArgumentParser, group: str, leave_out: set[str], choices: dict | None = None):
+    g = ap.add_argument_group(_GROUPS[group])
+    for f, option in options():
+        if option.group == group and f.name not in leave_out:
+            _add(g, option, (choices or {}).get(f.name))
+    return g
 
 
 def add_model_options(ap: argparse.ArgumentParser, default_model: str, tiles: bool = True) -> None:
-    """The network's options: which weights (``default_model``: this tool's packaged model when
-    neither --variant nor -m is given), TLC, tiles and CPU threads."""
-    g = ap.add_argument_group("network")
-    g.add_argument("-s", "--scale", type=int, choices=SCALES, help="upscaling factor (default 2, or the model file's)")
-    trained = "; ".join(f"{m.name}: {m.trained_on}" for m in MODELS.values() if not m.trained_on.startswith("("))
-    gaps = [f"{default_for(default_model, sc)} at x{sc}" for sc in SCALES if default_for(default_model, sc) != default_model]
-    g.add_argument("--variant", choices=list(MODELS),
-                   help=f"packaged model (default {', '.join([default_model] + gaps)}); {trained}; "
-                        f"tiny and full check a -m file")
+    """The network's options (the table's "network" group): which weights (``default_model``:
+    this tool's packaged model when neither --variant nor -m is given), TLC, tiles and threads."""
     ap.set_defaults(default_model=default_model)
-    g.add_argument("-m", "--model", metavar="PATH",
-                   help="model file: the authors' .pth or a .safetensors (variant and scale are read from it)")
-    if tiles:
-        g.add_argument("--tile", nargs="+", metavar="W H|auto",
-                       help="LR tiles of W x H pixels; 0 0 = whole frames; auto (default): the largest that "
-                            "fits the device's memory and, on the CPU, runs fastest (said on stderr)")
-        g.add_argument("--tile-pad", type=int, metavar="N",
-                       help=f"LR context pixels around each tile (default {DEFAULTS.tile_pad})")
-    g.add_argument("--no-tlc", action="store_true",
-                   help="global attention over the whole frame instead of the authors' TLC windows")
-    g.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch (default: all cores)")
+    _add_group(ap, "network", set() if tiles else TOOL_FIELDS["tiles"])
+    gaps = [f"{default_for(default_model, sc)} at x{sc}" for sc in SCALES if default_for(default_model, sc) != default_model]
+    ap.epilog = ((ap.epilog + "\n") if ap.epilog else "") + \
+        f"Packaged weights of this tool: {', '.join([default_model] + gaps)} (--variant changes them)."
 
 
 def add_device_options(ap: argparse.ArgumentParser, backends=BACKENDS, compile_options: bool = True,
                        streams_option: bool = False) -> None:
-    """Where and how the network runs: backend, GPU, precision, batch, compile, kernels (and
-    ``--num-streams`` where the tool has a stream of frames to keep in flight)."""
-    g = ap.add_argument_group("device")
-    g.add_argument("--backend", choices=list(backends),
-                   help="where the network runs: trt (TensorRT engine, built once and cached), cuda "
-                        "(PyTorch on the GPU), cpu; auto (default) takes the first that works and says why")
-    g.add_argument("--device-index", type=int, metavar="N", help="CUDA device number (default 0)")
-    g.add_argument("--precision", choices=list(PRECISIONS),
-                   help="arithmetic. GPU: default fp16 (a frame that overflows in fp16 is redone in "
-                        "bf16/fp32, with a warning). CPU: default bf16 where the CPU has amx_bf16 or "
-                        "avx512_bf16, else fp32; fp16 computes in fp32 there (noted, not refused)")
+    """Where and how the network runs (the table's "device" group): backend, GPU, precision,
+    batch, kernels, CPU engine (``--compile`` where the tool runs the cuda backend, and
+    ``--num-streams`` where it has a stream of frames to keep in flight)."""
+    leave_out = (set() if compile_options else TOOL_FIELDS["compile"]) | \
+        (set() if streams_option else TOOL_FIELDS["streams"])
+    g = _add_group(ap, "device", leave_out, {"backend": backends})
     g.add_argument("--fp16", action="store_const", const="fp16", dest="precision", help="same as --precision fp16")
-    g.add_argument("--batch", type=int, metavar="N", help=f"frames per network call (default {DEFAULTS.batch})")
-    if streams_option:
-        g.add_argument("--num-streams", type=int, metavar="N",
-                       help=f"cuda/trt: batches in flight at once, each on its own CUDA stream, so one "
-                            f"batch's uploads and colour conversions overlap another's network "
-                            f"(default {DEFAULTS.num_streams}; the CPU runs one pass at a time)")
-    g.add_argument("--cpu-engine", choices=list(CPU_ENGINES),
-                   help="cpu: what runs the network: torch (eager PyTorch), openvino (OpenVINO on our ONNX "
-                        "export, exported once per frame size and cached: minutes the first time), auto "
-                        "(default): openvino for bf16 where it is installed, else torch")
-    g.add_argument("--kernels", choices=list(KERNELS),
-                   help="the network's fused Triton GPU kernels or its plain PyTorch forms; auto (default): "
-                        "triton on a CUDA GPU where triton imports, else torch")
-    if compile_options:
-        g.add_argument("--compile", action="store_true", help="cuda: torch.compile the network (slow first frame)")
-        g.add_argument("--cuda-graphs", action="store_true", help="cuda: torch.compile with CUDA graphs")
 
 
 def add_encoding_options(ap: argparse.ArgumentParser) -> None:
@@ -101,28 +106,24 @@ def add_encoding_options(ap: argparse.ArgumentParser) -> None:
                    help="any encoder option, repeatable: -e preset=slow -e tune=film -e g=250")
 
 
-_ARG_FIELDS = {  # argparse destination -> settings field
-    "model": "model_path", "variant": "variant", "scale": "scale", "backend": "backend",
-    "device_index": "device_index", "precision": "precision", "tile_pad": "tile_pad", "batch": "batch",
-    "num_streams": "num_streams", "compile": "compile", "cuda_graphs": "cuda_graphs", "kernels": "kernels",
-    "threads": "threads", "cpu_engine": "cpu_engine",
-}
-
-
 def settings_from_args(args: argparse.Namespace, **fixed) -> RunSettings:
     """The ``RunSettings`` of parsed options (absent ones keep the settings' defaults).
 
     Raises ``SettingsError``; word it with ``OPTION_NAMES`` (``usage_message``).
     """
-    given = {field: value for dest, field in _ARG_FIELDS.items()
-             if (value := getattr(args, dest, None)) is not None and value is not False}
+    given = {}
+    for f, option in options():
+        value = getattr(args, dest(option), None)
+        if option.kind in ("true", "false"):
+            if value:  # the switch was typed
+                given[f.name] = option.kind == "true"
+        elif value is not None:
+            given[f.name] = value
     if "variant" not in given and "model_path" not in given and "variant" not in fixed:
         # add_model_options: this tool's packaged model, where it has this scale
         given["variant"] = default_for(args.default_model, given.get("scale"))
-    if getattr(args, "tile", None) is not None:
-        given["tile"] = _tile_arg(args.tile)
-    if getattr(args, "no_tlc", False):
-        given["tlc"] = False
+    if "tile" in given:
+        given["tile"] = _tile_arg(given["tile"])
     return RunSettings(**{**given, **fixed})
 
 

@@ -14,9 +14,9 @@ import sys
 
 import torch
 
-from ..imageio import read_image
-from ..inference import image_to_tensor
-from ..weights import WeightsError, load_model
+from ..image.imageio import read_image
+from ..runtime.inference import image_to_tensor
+from ..runtime.weights import WeightsError, load_model
 from .common import fail
 from .upscale_image import demo_image
 

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import torch
 
-from ..packaged import VIDEO_DEFAULT_MODEL
-from ..settings import RunSettings, SettingsError
-from ..trt.program import tlc_on
-from ..weights import WeightsError, detect_config, load_model, variant_name
+from ..runtime.packaged import VIDEO_DEFAULT_MODEL
+from ..runtime.settings import RunSettings, SettingsError
+from ..runtime.trt.program import tlc_on
+from ..runtime.weights import WeightsError, detect_config, load_model, variant_name
 from .common import (Parser, UsageError, add_model_options, fail, fail_unexpected, one_line, settings_from_args,
                      usage_message, weights_message)
 from .shapes import add_shape_options, hw_text, parse_hw, shape_from_args
@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError(f"the output name should end in .onnx: {out}")
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(f".{out.stem}.{os.getpid()}.unverified.onnx")
-        from ..export import export_onnx
+        from ..runtime.export import export_onnx
 
         start = time.monotonic()
         log(f"{PROG}: exporting {'a dynamic' if shapes else 'a static'} {'fp16' if fp16 else 'fp32'} graph "

@@ -10,15 +10,13 @@ and the output folder at the same path); a re-run after a crash resumes from it.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
-from ..settings import RunSettings, SettingsError
+from ..runtime.settings import RunSettings, SettingsError
 
 VIDEO_EXTENSIONS = {".mp4", ".mkv", ".mov", ".m4v", ".webm", ".ts", ".m2ts", ".avi", ".mxf", ".nut"}
 RAY_BACKENDS = ("auto", "cuda", "cpu")       # trt engines are not built on Ray workers yet
-CRASH_ENV = "DLGSA_CLUSTER_TEST_CRASH_ONCE"    # tests: a marker path; chunk 1's first attempt dies
 
 
 def add_cluster_options(ap: argparse.ArgumentParser, ray_flag: bool = True) -> None:
@@ -46,7 +44,7 @@ def add_cluster_options(ap: argparse.ArgumentParser, ray_flag: bool = True) -> N
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ..packaged import VIDEO_DEFAULT_MODEL
+    from ..runtime.packaged import VIDEO_DEFAULT_MODEL
     from .common import add_device_options, add_encoding_options, add_model_options
 
     ap = argparse.ArgumentParser(prog="dlgsa-upscale-ray", description=__doc__.splitlines()[0])
@@ -88,7 +86,7 @@ def run_from_args(args, settings: RunSettings, inputs: list[str], address: str |
     from .common import encoder_options, weights_message
     from ..video.errors import VideoError
     from ..video.output import default_output
-    from ..weights import WeightsError, load_model
+    from ..runtime.weights import WeightsError, model_scale
 
     for flag in ("start", "frames", "preview", "compile", "cuda_graphs"):
         if getattr(args, flag, None):
@@ -107,7 +105,7 @@ def run_from_args(args, settings: RunSettings, inputs: list[str], address: str |
 
     files = _inputs(inputs)
     try:
-        scale = load_model(settings.model_path, variant=settings.variant, scale=settings.scale).upscale
+        scale = model_scale(settings.model_path, variant=settings.variant, scale=settings.scale)
     except WeightsError as exc:
         raise VideoError(weights_message(exc), code=2) from None
     out_dir = None
@@ -132,8 +130,7 @@ def run_from_args(args, settings: RunSettings, inputs: list[str], address: str |
         jobs.append(plan_job(f, out, job_settings, args.chunk_seconds))
     run.connect(address or None, args.workers)
     run.run_jobs(jobs, cpus_per_task=args.cpus_per_task, max_retries=args.retries,
-                 keep_chunks=args.keep_chunks, verbose=args.verbose, progress=not args.quiet,
-                 crash_marker=os.environ.get(CRASH_ENV))
+                 keep_chunks=args.keep_chunks, verbose=args.verbose, progress=not args.quiet)
     status = 0
     for job in jobs:
         if job.failed:

@@ -49,7 +49,7 @@ def ranged(args: argparse.Namespace) -> bool:
 def shape_from_args(args: argparse.Namespace, default_dynamic: bool):
     """(height, width, None) for --size, (None, None, ShapeRange) for --min/--opt/--max (missing
     ones from the defaults, kept within the given ones). Raises UsageError."""
-    from ..export import ShapeRange
+    from ..runtime.export import ShapeRange
 
     if args.size is not None:
         if ranged(args):

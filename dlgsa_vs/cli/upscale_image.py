@@ -22,13 +22,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..backends import create_backend_upscaler, select_backend
-from ..imageio import (ALPHA_EXTENSIONS, IMAGE_FORMATS, Picture, encode_png, read_picture, resize_alpha,
-                       write_image, write_png)
-from ..inference import image_to_tensor, tensor_to_image
-from ..packaged import DEFAULT_MODEL
-from ..settings import SettingsError
-from ..weights import WeightsError
+from ..image.imageio import (ALPHA_EXTENSIONS, IMAGE_FORMATS, Picture, encode_png, read_picture, resize_alpha,
+                             write_image, write_png)
+from ..runtime.backends import open_runner, select_backend
+from ..runtime.inference import image_to_tensor, tensor_to_image
+from ..runtime.packaged import DEFAULT_MODEL
+from ..runtime.settings import SettingsError
+from ..runtime.weights import WeightsError
 from .common import (OPTION_NAMES, add_device_options, add_model_options, fail, settings_from_args, usage_message,
                      weights_message)
 
@@ -182,8 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError) as exc:
         return fail(str(exc))
     try:
-        upscaler = create_backend_upscaler(settings, backend, input_hw=first.rgb.shape[:2],
-                                           log=lambda m: print(m, file=sys.stderr), names=OPTION_NAMES)
+        upscaler = open_runner(settings, first.rgb.shape[:2], log=lambda m: print(m, file=sys.stderr),
+                               names=OPTION_NAMES)
     except SettingsError as exc:
         return fail(usage_message(exc))
     except WeightsError as exc:

@@ -31,8 +31,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import av  # noqa: E402
 
-from ..packaged import VIDEO_DEFAULT_MODEL  # noqa: E402
-from ..settings import SettingsError  # noqa: E402
+from ..runtime.packaged import VIDEO_DEFAULT_MODEL  # noqa: E402
+from ..runtime.settings import SettingsError  # noqa: E402
 from ..video.errors import DamagedInput, Interrupted, VideoError  # noqa: E402
 from .common import (OPTION_NAMES, add_device_options, add_encoding_options, add_model_options,  # noqa: E402
                      encoder_options, fail, model_label, settings_from_args, usage_message, weights_message)
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(args) -> int:
-    from ..weights import WeightsError
+    from ..runtime.weights import WeightsError
 
     if args.make_sample:
         return _make_sample(args)
@@ -135,30 +135,23 @@ def _main(args) -> int:
         from ..video.probe import parse_time
 
         start = parse_time(args.start)
-    from ..backends import StreamRunner, create_backend_upscaler, select_backend
-
-    backend = select_backend(settings)
+    from ..runtime.backends import open_runner, select_backend
     from ..video.probe import probe
+
+    select_backend(settings)  # a backend that cannot run here is said before the input is read
 
     src = Path(args.input)
     info = probe(src)
     try:
-        import torch
-
-        if settings.threads:
-            torch.set_num_threads(settings.threads)
         try:
-            upscaler = create_backend_upscaler(settings, backend, input_hw=(info.height, info.width),
-                                               log=None if args.quiet else lambda m: print(m, file=sys.stderr),
-                                               names=OPTION_NAMES)
+            upscaler = open_runner(settings, (info.height, info.width),
+                                   log=None if args.quiet else lambda m: print(m, file=sys.stderr),
+                                   names=OPTION_NAMES)
         except WeightsError as exc:
             raise VideoError(weights_message(exc), code=2) from None
-        if settings.num_streams > 1 and backend.name == "cpu":
-            if not args.quiet:
-                print(f"note: --num-streams {settings.num_streams} is not used on the CPU (one pass at a "
-                      f"time, on all its cores)", file=sys.stderr)
-        elif settings.num_streams > 1:  # the pipeline keeps that many batches in flight
-            upscaler = StreamRunner(upscaler, settings.num_streams)
+        if upscaler.num_streams < settings.num_streams and not args.quiet:
+            print(f"note: --num-streams {settings.num_streams} is not used on the CPU (one pass at a "
+                  f"time, on all its cores)", file=sys.stderr)
         device = upscaler.plan.summary()
         model = model_label(settings)
         if args.preview is not None:

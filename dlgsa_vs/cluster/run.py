@@ -34,7 +34,7 @@ def connect(address: str | None, workers: int | None) -> None:
 
 def run_jobs(jobs: list[Job], *, cpus_per_task: float = 1, gpus_per_task: float | None = None,
              max_retries: int = 3, keep_chunks: bool = False, verbose: bool = False, progress: bool = True,
-             crash_marker: str | None = None, log: Callable[[str], None] | None = None) -> list[Job]:
+             log: Callable[[str], None] | None = None) -> list[Job]:
     """Run every pending chunk of every job on the connected cluster, then join each job."""
     import ray
     from tqdm import tqdm
@@ -57,7 +57,7 @@ def run_jobs(jobs: list[Job], *, cpus_per_task: float = 1, gpus_per_task: float 
             if rec["status"] == "done":
                 already += c.frames
                 continue
-            spec = job.spec(c, rec, key=f"{j}:{c.index}", crash_marker=crash_marker if c.index == 1 else None)
+            spec = job.spec(c, rec, key=f"{j}:{c.index}")
             pending[remote.remote(spec, board)] = (job, c, rec)
     bar = tqdm(total=total, initial=already, unit="frame", desc="cluster", dynamic_ncols=True,
                disable=not progress, file=sys.stderr, smoothing=0.1)

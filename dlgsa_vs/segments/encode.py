@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterator, Mapping
 
 import av
 
-from ..settings import RunSettings
+from ..runtime.settings import RunSettings
 
 from ..video.colour import planar_equivalent, read_hdr10
 from ..video.errors import DamagedInput, VideoError
@@ -33,8 +33,6 @@ from .manifest import sha256_file
 # progress(key, frames done so far, worker): how a chunk reports (a Ray actor's method in the
 # cluster, a progress bar in the one-machine run)
 ProgressSink = Callable[[str, int, str], None]
-
-_UPSCALERS: dict = {}   # one loaded network per settings, kept by the (reused) worker process
 
 
 @dataclass(frozen=True)
@@ -71,16 +69,6 @@ class ChunkSpec:
     path: str                  # the chunk file to write (final name)
     settings: dict             # the manifest's JobSettings.to_dict() (identical for every chunk)
     key: str = ""              # "<job>:<chunk>" for progress reports
-    crash_marker: str | None = None   # tests only: exit the process once, mid-chunk
-
-
-def _upscaler(run: RunSettings, hw: tuple[int, int]):
-    from ..backends import create_backend_upscaler
-
-    key = (run, hw)
-    if key not in _UPSCALERS:
-        _UPSCALERS[key] = create_backend_upscaler(run, input_hw=hw)
-    return _UPSCALERS[key]
 
 
 def _first_frame(path: str) -> av.VideoFrame:
@@ -119,17 +107,13 @@ def chunk_frames(info: InputInfo, start: int | None, end: int | None) -> Iterato
 class _Reporter:
     """Pipeline progress -> the chunk's progress sink, at most a few times a second."""
 
-    def __init__(self, sink: ProgressSink | None, key: str, worker: str, crash_marker: str | None):
+    def __init__(self, sink: ProgressSink | None, key: str, worker: str):
         self.sink, self.key, self.worker = sink, key, worker
         self.done = 0
         self.sent = 0.0
-        self.crash_marker = crash_marker
 
     def update(self, n: int = 1) -> None:
         self.done += n
-        if self.crash_marker and self.done >= 2 and not os.path.exists(self.crash_marker):
-            Path(self.crash_marker).write_text(f"{self.key} {os.getpid()}\n")
-            os._exit(17)    # a worker process that dies mid-chunk (tests)
         now = time.monotonic()
         if self.sink is not None and now - self.sent > 0.3:
             self.sent = now
@@ -167,10 +151,6 @@ def encode_chunk(spec: ChunkSpec, progress: ProgressSink | None = None, upscaler
     t0 = time.perf_counter()
     set_log_mode(False)
     job = JobSettings.from_dict(spec.settings)
-    if job.run.threads and upscaler is None:
-        import torch
-
-        torch.set_num_threads(job.run.threads)
     worker = f"{socket.gethostname()}:{os.getpid()}"
     final = Path(spec.path)
     info = probe(spec.input)
@@ -181,11 +161,13 @@ def encode_chunk(spec: ChunkSpec, progress: ProgressSink | None = None, upscaler
         info.layout = planar_equivalent(first.format.name)
         info.colour = first_frame_colour(info, first)
         info.hdr10 = read_hdr10(info.video.codec_context.coded_side_data, first.side_data)  # as video/job.py
-        if upscaler is None:
-            upscaler = _upscaler(job.run, (info.height, info.width))
+        if upscaler is None:  # the worker process keeps it for its next chunks (open_runner)
+            from ..runtime.backends import open_runner
+
+            upscaler = open_runner(job.run, (info.height, info.width))
         out = open_output(info, final, upscaler.scale, encoder=job.encoder, crf=job.crf, pix_fmt=job.pix_fmt,
                           encoder_options=dict(job.encoder_options))
-        reporter = _Reporter(progress, spec.key, worker, spec.crash_marker)
+        reporter = _Reporter(progress, spec.key, worker)
         try:
             stats = Pipeline(SimpleNamespace(info=info), chunk_frames(info, spec.start, spec.end), [],
                              upscaler, out, info.colour, batch=upscaler.batch, progress=reporter).run()

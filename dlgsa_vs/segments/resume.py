@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..video.output import remove_dead_parts
-from ..weights import weights_digest
+from ..runtime.weights import weights_digest
 from . import manifest as mf
 from .encode import JobSettings, encode_chunk
 from .join import JoinResult

@@ -33,11 +33,11 @@ class Job:
     def save(self) -> None:
         mf.save(self.work / MANIFEST, self.data)
 
-    def spec(self, c: Chunk, rec: dict, key: str, crash_marker: str | None = None) -> ChunkSpec:
+    def spec(self, c: Chunk, rec: dict, key: str) -> ChunkSpec:
         """What ``encode_chunk`` needs for chunk ``c`` (``rec``: its manifest record)."""
         return ChunkSpec(input=str(self.input.resolve()), index=c.index, start=c.start, end=c.end,
                          pts=chunk_pts(self.scan, c), path=str((self.work / rec["file"]).resolve()),
-                         settings=self.data["settings"], key=key, crash_marker=crash_marker)
+                         settings=self.data["settings"], key=key)
 
     def chunk_done(self, c: Chunk, rec: dict, r: dict) -> None:
         """Record ``encode_chunk``'s result ``r`` for chunk ``c`` in the manifest, on disk at once."""

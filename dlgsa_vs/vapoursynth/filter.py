@@ -31,10 +31,11 @@ and its frames handed to the other members of the group.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 import sys
+import textwrap
 import threading
-import weakref
 from collections import OrderedDict
 from typing import Callable, Sequence
 
@@ -42,10 +43,10 @@ import numpy as np
 import torch
 import vapoursynth as vs
 
-from ..backends import Backend, StreamRunner, create_backend_upscaler, select_backend
-from ..packaged import VIDEO_DEFAULT_MODEL, default_for
-from ..settings import Names, RunSettings, SettingsError, check_at_least
-from ..weights import WeightsError
+from ..runtime.backends import StreamRunner, open_runner
+from ..runtime.packaged import VIDEO_DEFAULT_MODEL, default_for
+from ..runtime.settings import Names, RunSettings, SettingsError, check_at_least, keywords, options
+from ..runtime.weights import WeightsError
 from . import colour
 from .colour import PREFIX
 
@@ -120,27 +121,24 @@ def _settings_error(exc: SettingsError) -> vs.Error:
 # running the network from VapourSynth's threads: backends.StreamRunner (CPU: one pass at a
 # time for the process; GPU: num_streams CUDA streams)
 
-_RUNNERS: "weakref.WeakValueDictionary[tuple, StreamRunner]" = weakref.WeakValueDictionary()
-_RUNNERS_LOCK = threading.Lock()
+def sample_dtype(fmt: vs.VideoFormat) -> torch.dtype | None:
+    """The frames' sample type as the run plan takes it (RGBS/float32 clips compute in fp32 on a
+    GPU by default, the rest in fp16): float32, float16, or None for integer samples."""
+    if fmt.sample_type == vs.FLOAT:
+        return torch.float32 if fmt.bits_per_sample == 32 else torch.float16
+    return None
 
 
-def get_runner(settings: RunSettings, backend: Backend, input_hw: tuple[int, int]) -> StreamRunner:
-    """A runner for these settings, shared by every filter instance alive that uses the same ones."""
-    key = (settings, backend, input_hw if backend.name == "trt" else None)
-    with _RUNNERS_LOCK:
-        runner = _RUNNERS.get(key)
-        if runner is None:
-            try:
-                # anything the loaders print must not reach vspipe's stdout
-                with contextlib.redirect_stdout(sys.stderr):
-                    upscaler = create_backend_upscaler(settings, backend, input_hw=input_hw, log=log,
-                                                       names=KEYWORDS)
-            except SettingsError as exc:
-                raise _settings_error(exc) from None
-            except (WeightsError, ValueError) as exc:
-                raise vs.Error(f"{PREFIX}{exc}") from None
-            runner = _RUNNERS[key] = StreamRunner(upscaler, settings.num_streams)
-    return runner
+def get_runner(settings: RunSettings, input_hw: tuple[int, int], fmt: vs.VideoFormat) -> StreamRunner:
+    """``backends.open_runner`` for a clip, its errors as one-line ``vs.Error``\\ s."""
+    try:
+        # anything the loaders print must not reach vspipe's stdout
+        with contextlib.redirect_stdout(sys.stderr):
+            return open_runner(settings, input_hw, sample_dtype(fmt), log=log, names=KEYWORDS)
+    except SettingsError as exc:
+        raise _settings_error(exc) from None
+    except (WeightsError, ValueError) as exc:
+        raise vs.Error(f"{PREFIX}{exc}") from None
 
 
 def frames_to_tensor(frames: Sequence[vs.VideoFrame]) -> torch.Tensor:
@@ -296,86 +294,89 @@ def _first_colour_on_device(clip: vs.VideoNode, over: colour.Overrides) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------
-# the filter
+# the filter: its parameters come from the option table (settings.options()), plus the clip,
+# the fp16 switch and the colour description
 
 
-def upscale(clip: vs.VideoNode, scale: int | None = None, variant: str | None = None,
-            model_path: str | os.PathLike | None = None, backend: str | None = None,
-            device_index: int | None = None, fp16: bool | None = None, tile_w: int | None = None,
-            tile_h: int | None = None, tile_pad: int | None = None, batch: int | None = None,
-            num_streams: int | None = None, tlc: bool | None = None, kernels: str | None = None,
-            precision: str | None = None, cpu_engine: str | None = None, matrix: int | None = None,
-            transfer: int | None = None, primaries: int | None = None,
-            range: int | None = None) -> vs.VideoNode:  # noqa: A002 - VapourSynth's name
-    """Upscale a clip with DLGSANet; the same filter as ``core.dlgsa.Upscale``.
+def _keyword_parameters() -> list[inspect.Parameter]:
+    out = []
+    for f, option in options():
+        for name in keywords(f, option):
+            out.append(inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None))
+        if f.name == "device_index":  # where it always was: positional calls keep working
+            out.append(inspect.Parameter("fp16", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None))
+    return out
 
-    clip: RGBS/RGBH (used directly), or YUV / GRAY / RGB of 8-16 bit integer or float samples
-        (converted to RGB and back; the result has the clip's format).
-    scale: 2, 3 or 4 (default 2; read from the file when ``model_path`` is given).
-    variant: the packaged weights: "light-video" (default; trained on frames through H.264,
-        HEVC, AV1 and VP9: compressed sources; x2 and x4, light at x3) or "light" (the paper's
-        clean bicubic protocol: clean sources); "tiny" and "full" only check a model_path
-        file's architecture.
-    model_path: an authors' .pth or a .safetensors file (variant and scale read from it).
-    backend: "trt" (TensorRT engine, built once and cached), "cuda" (PyTorch on the GPU) or "cpu";
-        default "auto": the first of these that works here, said on stderr with the reason.
-    device_index: CUDA device (default 0).
-    fp16: True is precision "fp16", False is "fp32" (on the CPU too); unset: precision's default.
-        A frame whose fp16 result overflows is redone in bf16/fp32, which is then kept, with a warning.
-    precision: "fp16", "bf16" or "fp32", overriding fp16. Default on the GPU: fp16 for RGBH
-        clips, else fp32; on the CPU: bf16 where it has native bf16 (amx_bf16, avx512_bf16),
-        else fp32 (said on stderr with the reason; fp16 computes in fp32 there). The clip's
-        format is kept whatever the network computes in.
-    cpu_engine: "torch", "openvino" or "auto" (default: OpenVINO for bf16 where it is installed;
-        it exports the network once per frame size, minutes the first time, cached on disk).
-    tile_w, tile_h: split frames into tiles of this many input pixels (tile_w=0, tile_h=0: whole
-        frames; one given alone is used for both); both omitted (default): auto, the largest tile
-        that fits the device's memory and, on the CPU, runs fastest (said on stderr); out of memory
-        halves the tile and redoes the frame. tile_pad: input pixels of context around each tile
-        (default 16).
-    batch: frames per forward pass (default 1); num_streams: CUDA streams, i.e. frames in flight
-        on the GPU (default 1).
-    tlc: DLGSANet's test-time local converter (default on, as the authors evaluate).
-    kernels: "triton" (the network's fused GPU kernels), "torch" (its plain PyTorch forms) or
-        "auto" (default: triton on a CUDA GPU where triton imports, else torch; said on stderr).
-    matrix, transfer, primaries, range: colour description of the clip (VapourSynth / H.273
-        codes, e.g. matrix=1 for BT.709, range=1 for limited), overriding the frame properties.
-    """
+
+COLOUR_KEYWORDS = ("matrix", "transfer", "primaries", "range")
+SIGNATURE = inspect.Signature(
+    [inspect.Parameter("clip", inspect.Parameter.POSITIONAL_OR_KEYWORD), *_keyword_parameters(),
+     *[inspect.Parameter(k, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None) for k in COLOUR_KEYWORDS]],
+    return_annotation=vs.VideoNode)
+"""``upscale``'s parameters, in the order of ``plugin.c``'s registration string (a test holds
+the two equal): every keyword defaults to None, the settings' default."""
+
+
+def vs_types() -> dict[str, str]:
+    """Each keyword's VapourSynth type ("vnode", "int", "data"), for ``plugin.c``'s string."""
+    types = {"clip": "vnode", "fp16": "int", **{k: "int" for k in COLOUR_KEYWORDS}}
+    for f, option in options():
+        types.update({name: option.vs_type for name in keywords(f, option)})
+    return {name: types[name] for name in SIGNATURE.parameters}
+
+
+def _docstring() -> str:
+    rows = ["clip: RGBS/RGBH (used directly), or YUV / GRAY / RGB of 8-16 bit integer or float samples\n"
+            "    (converted to RGB and back; the result has the clip's format)."]
+    for f, option in options():
+        rows.append(textwrap.fill(f"{', '.join(keywords(f, option))}: {KEYWORDS.format(option.help)}.", 96,
+                                  subsequent_indent="    "))
+        if f.name == "device_index":
+            rows.append("fp16: True is precision \"fp16\", False \"fp32\"; precision overrides it.")
+    rows.append("matrix, transfer, primaries, range: colour description of the clip (VapourSynth / H.273\n"
+                "    codes, e.g. matrix=1 for BT.709, range=1 for limited), overriding the frame properties.")
+    return ("Upscale a clip with DLGSANet; the same filter as ``core.dlgsa.Upscale``.\n\n"
+            "Every parameter but clip is optional (None: the default). The video default weights are\n"
+            "light-video; tile_w or tile_h given alone is used for both.\n\n" + "\n".join(rows))
+
+
+def _setting(f, option, values: dict):
+    """A field's value from the filter's keywords (None: not given), type-checked as VapourSynth
+    passes them (ints for flags, bytes or str for data)."""
+    if option.kind == "size":
+        tile_w, tile_h = (_int(k, values[k]) for k in keywords(f, option))
+        if tile_w is None and tile_h is None:
+            return None
+        return (tile_h if tile_h is not None else tile_w, tile_w if tile_w is not None else tile_h)
+    name = keywords(f, option)[0]
+    if option.kind in ("true", "false"):
+        return _flag(name, values[name])
+    return _int(name, values[name]) if option.vs_type == "int" else _text(name, values[name])
+
+
+def upscale(*args, **kwargs) -> vs.VideoNode:
+    values = SIGNATURE.bind(*args, **kwargs)
+    values.apply_defaults()
+    values = values.arguments
+    clip = values["clip"]
     _check_clip(clip)
-    fp16 = _flag("fp16", fp16)
-    tile_w, tile_h = _int("tile_w", tile_w), _int("tile_h", tile_h)
-    model_path, variant, scale = _text("model_path", model_path), _text("variant", variant), _int("scale", scale)
-    if variant is None and model_path is None:
-        variant = default_for(VIDEO_DEFAULT_MODEL, scale)
-    given = dict(model_path=model_path, variant=variant,
-                 scale=scale, backend=_text("backend", backend),
-                 device_index=_int("device_index", device_index), tile_pad=_int("tile_pad", tile_pad),
-                 batch=_int("batch", batch), num_streams=_int("num_streams", num_streams), tlc=_flag("tlc", tlc),
-                 kernels=_text("kernels", kernels),
-                 # one given alone is used for both
-                 tile=None if tile_w is None and tile_h is None else
-                 (tile_h if tile_h is not None else tile_w, tile_w if tile_w is not None else tile_h),
-                 precision=_text("precision", precision) or {True: "fp16", False: "fp32"}.get(fp16),
-                 cpu_engine=_text("cpu_engine", cpu_engine))
+    given = {f.name: _setting(f, option, values) for f, option in options()}
+    given["precision"] = given["precision"] or {True: "fp16", False: "fp32"}.get(_flag("fp16", values["fp16"]))
+    if given["variant"] is None and given["model_path"] is None:
+        given["variant"] = default_for(VIDEO_DEFAULT_MODEL, given["scale"])
     try:
         settings = RunSettings(**{k: v for k, v in given.items() if v is not None})
     except SettingsError as exc:
         raise _settings_error(exc) from None
-    over = colour.Overrides(_int("matrix", matrix, 0), _int("transfer", transfer, 0),
-                            _int("primaries", primaries, 0), _int("range", range, 0))
+    over = colour.Overrides(*(_int(k, values[k], 0) for k in COLOUR_KEYWORDS))
 
     colour.check_first_frame(clip, over)
 
-    try:
-        chosen = select_backend(settings)
-        if settings.precision is None and chosen.name != "cpu":  # the GPU's default follows the clip
-            settings = settings.replace(precision="fp16" if clip.format.id == vs.RGBH else "fp32")
-    except SettingsError as exc:
-        raise _settings_error(exc) from None
+    runner = get_runner(settings, (clip.height, clip.width), clip.format)
     if settings.backend == "auto":
-        log(f"backend auto -> {chosen.name} ({chosen.reason})")
-    runner = get_runner(settings, chosen, (clip.height, clip.width))
-    if chosen.name == "cpu":  # what it computes in depends on the CPU: say it, and why
+        backend = runner.upscaler.plan.backend
+        log(f"backend auto -> {backend.name} ({backend.reason})")
+    if runner.device.type == "cpu":  # what it computes in depends on the CPU: say it, and why
         log(f"cpu: {runner.upscaler.plan.compute()}")
     if runner.upscaler.tile_for(clip.height, clip.width) != (0, 0):
         log(runner.upscaler.tile_summary(clip.height, clip.width))
@@ -389,3 +390,7 @@ def upscale(clip: vs.VideoNode, scale: int | None = None, variant: str | None = 
     if over.props():
         out = out.std.SetFrameProps(**over.props())
     return out
+
+
+upscale.__signature__ = SIGNATURE
+upscale.__doc__ = _docstring()

@@ -60,8 +60,8 @@
 
 #define BRIDGE_MODULE "dlgsa_vs.vapoursynth._bridge"
 
-/* The filter's arguments; dlgsa_vs/vapoursynth/filter.py documents them and a test checks that
- * this list and the Python signature agree. */
+/* The filter's arguments: dlgsa_vs/vapoursynth/filter.py's SIGNATURE, made from the option table
+ * (RunSettings' fields); tests/test_options.py holds this list equal to it, names, order and types. */
 static const char UPSCALE_ARGS[] =
     "clip:vnode;"
     "scale:int:opt;"
@@ -79,6 +79,9 @@ static const char UPSCALE_ARGS[] =
     "kernels:data:opt;"
     "precision:data:opt;"
     "cpu_engine:data:opt;"
+    "compile:int:opt;"
+    "cuda_graphs:int:opt;"
+    "threads:int:opt;"
     "matrix:int:opt;"
     "transfer:int:opt;"
     "primaries:int:opt;"

@@ -1,6 +1,6 @@
 """Upscale one video file: the library function behind ``dlgsa-upscale``.
 
-    from dlgsa_vs.backends import create_upscaler
+    from dlgsa_vs.runtime.backends import create_upscaler
     from dlgsa_vs.video.job import upscale_video
 
     result = upscale_video("in.mp4", create_upscaler(), "in_x2.mp4")

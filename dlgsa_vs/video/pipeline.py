@@ -32,7 +32,7 @@ import av
 import numpy as np
 import torch
 
-from ..inference import OutOfMemory
+from ..runtime.inference import OutOfMemory
 from . import colour_torch
 from .colour import Colour, frame_to_rgb, read_planes, resolve_colour, rgb_to_planes, tag_frame, write_planes
 from .errors import Interrupted, VideoError

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..imageio import write_png
-from ..imresize import bicubic_upscale
+from ..image.imageio import write_png
+from ..image.imresize import bicubic_upscale
 from .colour import frame_to_rgb
 from .errors import VideoError
 from .pipeline import first_frame_colour

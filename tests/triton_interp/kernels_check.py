@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dlgsa_vs import kernels
+from dlgsa_vs.arch import kernels
 
 if not (os.environ.get("TRITON_INTERPRET") == "1" or torch.cuda.is_available()):
     pytest.skip("needs TRITON_INTERPRET=1 (set before triton is imported) or a CUDA GPU",
@@ -21,8 +21,8 @@ if not (os.environ.get("TRITON_INTERPRET") == "1" or torch.cuda.is_available()):
 from dlgsa_vs.arch.dlgsanet import DLGSANet, SparseGlobalAttention  # noqa: E402
 from dlgsa_vs.arch.dynamic_conv import dynamic_dw_conv_functional, dynamic_dw_conv_fused_1x1  # noqa: E402
 from dlgsa_vs.arch.tlc import from_windows, tlc_windows, to_windows  # noqa: E402
-from dlgsa_vs.kernels import dynamic_conv_triton as dc  # noqa: E402
-from dlgsa_vs.kernels import global_attention_triton as ga  # noqa: E402
+from dlgsa_vs.arch.kernels import dynamic_conv_triton as dc  # noqa: E402
+from dlgsa_vs.arch.kernels import global_attention_triton as ga  # noqa: E402
 
 DEVICE = torch.device("cpu" if kernels.interpreting() else "cuda")
 # On a GPU the torch references must be full fp32 too (cuDNN convs default to TF32).

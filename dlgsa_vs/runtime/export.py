@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 import torch.fx.experimental._config as fx_config
 
-from .arch import DLGSANet
+from ..arch import DLGSANet
 
 
 @dataclass(frozen=True)

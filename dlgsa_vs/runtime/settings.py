@@ -15,11 +15,11 @@ No torch here: command lines build their settings (and their ``--help``) without
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import Field, asdict, dataclass, field, fields
 from typing import Any, Callable, Mapping
 
-from .forms import KERNELS
-from .arch.variants import SCALES
+from ..arch.forms import KERNELS
+from ..arch.variants import SCALES
 from .packaged import MODELS
 
 BACKENDS = ("auto", "trt", "cuda", "cpu")
@@ -123,46 +123,104 @@ def check_tiling(tile: tuple[int, int], tile_pad: int, batch: int) -> None:
 
 
 @dataclass(frozen=True)
+class Option:
+    """How the front ends name and describe one ``RunSettings`` field: the option table's row.
+
+    flags: the command lines' flag(s) (the first one long or short, the last the long one);
+        ``kind`` says how it is typed: "value" (``--batch 2``), "choice" (one of ``choices``),
+        "true" (a switch that sets True), "false" (a switch that sets False: ``--no-tlc``),
+        "size" (``--tile W H`` or ``auto``: the field holds (H, W)).
+    keywords: the VapourSynth filter's (and vsscale's) keyword(s); "tile" takes two
+        (``tile_w``, ``tile_h``). vs_type: the keyword's VapourSynth type ("int", "data").
+    group: the ``--help`` group ("network" or "device"); metavar: the value's name there.
+    help: one sentence for every front end; ``{field}`` placeholders become each front end's
+        name for that field (``Names.format``), so the text is written once.
+    """
+
+    flags: tuple[str, ...]
+    help: str
+    group: str = "device"
+    kind: str = "value"
+    metavar: str | None = None
+    choices: tuple | None = None
+    keywords: tuple[str, ...] | None = None  # None: the field's own name
+    vs_type: str = "data"
+
+
+def _option(default: Any, *flags: str, **meta: Any):
+    """A ``RunSettings`` field with its row of the option table (``Option``) as metadata."""
+    return field(default=default, metadata={"option": Option(flags, **meta)})
+
+
+@dataclass(frozen=True)
 class RunSettings:
     """Every option of a run, from the model to the kernels, with its default.
 
-    model_path: an authors' .pth or a .safetensors (variant and scale read from it); without
-        it the packaged weights of ``variant`` at ``scale`` (default 2): a model name of
-        ``packaged.MODELS`` (None = the library's default, light; light-video = the weights for
-        compressed video, the video command lines' default).
-    tlc: the authors' test-time local converter windows (off = global attention).
-    backend: auto, trt, cuda or cpu; device_index: the CUDA device.
-    precision: fp16, bf16 or fp32; None = the backend's own: fp16 on a GPU; on the CPU bf16
-        where it has native bf16 (amx_bf16 / avx512_bf16), else fp32 (``cpu_features``). fp16
-        asked on the CPU computes in fp32 (said once in the log, never an error).
-    cpu_engine: auto, torch or openvino: what runs the network on the CPU backend
-        (``cpu_runner.choose_engine``; auto: OpenVINO for bf16 where it is installed).
-    tile: "auto" (default: the largest tile that fits the device's memory and, on the CPU, runs
-        fastest; ``dlgsa_vs/tiling.py``), or (height, width) of LR tiles, (0, 0) = whole frames:
-        tensor order, as every size in the Python API (command lines write W x H, as FFmpeg);
-        tile_pad: LR context around each.
-    batch: frames (or tiles) per forward pass; num_streams: CUDA streams in flight.
-    compile / cuda_graphs: torch.compile the network (cuda backend).
-    kernels: auto, triton or torch (the network's fused GPU kernels or its plain PyTorch forms).
-    threads: CPU threads for torch (None = all cores).
+    The one table of the options: each field below carries its ``Option`` row (flags,
+    keywords, help, choices); the command lines' argparse groups (``cli/common.py``), the
+    VapourSynth filter's signature and docstring, ``plugin.c``'s registration string (held
+    equal by a test) and ``vsscale.DLGSA``'s options come from it (``options()``). Adding an
+    option is one field here, plus what it does.
+
+    ``tile`` is (height, width) in Python, as tensors are; the command lines type it W H.
     """
 
-    model_path: str | None = None
-    variant: str | None = None
-    scale: int | None = None
-    tlc: bool = True
-    backend: str = "auto"
-    device_index: int = 0
-    precision: str | None = None
-    tile: tuple[int, int] | str = "auto"
-    tile_pad: int = 16
-    batch: int = 1
-    num_streams: int = 1
-    compile: bool = False
-    cuda_graphs: bool = False
-    kernels: str = "auto"
-    threads: int | None = None
-    cpu_engine: str = "auto"
+    scale: int | None = _option(
+        None, "-s", "--scale", group="network", kind="choice", choices=SCALES, vs_type="int",
+        help="upscaling factor: 2, 3 or 4 (default 2, or the model file's)")
+    variant: str | None = _option(
+        None, "--variant", group="network", kind="choice", choices=tuple(MODELS),
+        help="packaged weights: light-video (trained on frames through H.264, HEVC, AV1 and VP9: "
+             "compressed sources; the video tools' default) or light (the paper's clean bicubic "
+             "protocol: clean sources; the library's default); tiny and full only check a "
+             "{model_path} file")
+    model_path: str | None = _option(
+        None, "-m", "--model", group="network", metavar="PATH",
+        help="model file: the authors' .pth or a .safetensors (variant and scale are read from it); "
+             "without it, the packaged weights of {variant}")
+    backend: str = _option(
+        "auto", "--backend", kind="choice", choices=BACKENDS,
+        help="where the network runs: trt (TensorRT engine, built once and cached), cuda (PyTorch on "
+             "the GPU), cpu; auto (default) takes the first that works here and says why")
+    device_index: int = _option(0, "--device-index", metavar="N", vs_type="int", help="GPU number (default 0)")
+    tile: tuple[int, int] | str = _option(
+        "auto", "--tile", group="network", kind="size", metavar="W H|auto", keywords=("tile_w", "tile_h"),
+        vs_type="int",
+        help="LR tiles of this many pixels (0 = whole frames); auto (default): the largest that fits "
+             "the device's memory and, on the CPU, runs fastest (said on stderr)")
+    tile_pad: int = _option(16, "--tile-pad", group="network", metavar="N", vs_type="int",
+                            help="LR context pixels around each tile (default 16)")
+    batch: int = _option(1, "--batch", metavar="N", vs_type="int", help="frames per network call (default 1)")
+    num_streams: int = _option(
+        1, "--num-streams", metavar="N", vs_type="int",
+        help="cuda/trt: batches in flight at once, each on its own CUDA stream, so one batch's copies "
+             "and colour conversions overlap another's network (default 1; the CPU runs one pass at "
+             "a time)")
+    tlc: bool = _option(
+        True, "--no-tlc", group="network", kind="false", vs_type="int",
+        help="the authors' test-time local converter windows (on by default, as the authors evaluate; "
+             "off: global attention over the whole frame)")
+    kernels: str = _option(
+        "auto", "--kernels", kind="choice", choices=KERNELS,
+        help="the network's fused Triton GPU kernels or its plain PyTorch forms; auto (default): "
+             "triton on a CUDA GPU where triton imports, else torch")
+    precision: str | None = _option(
+        None, "--precision", kind="choice", choices=PRECISIONS,
+        help="arithmetic. GPU default: fp16 (a frame that overflows in fp16 is redone in bf16/fp32, "
+             "with a warning), fp32 for float32 input (VapourSynth RGBS). CPU default: bf16 where "
+             "the CPU has amx_bf16 or avx512_bf16, else fp32; fp16 computes in fp32 there (noted, "
+             "not refused)")
+    cpu_engine: str = _option(
+        "auto", "--cpu-engine", kind="choice", choices=CPU_ENGINES,
+        help="cpu: what runs the network: torch (eager PyTorch), openvino (OpenVINO on our ONNX "
+             "export, exported once per frame size and cached: minutes the first time), auto "
+             "(default): openvino for bf16 where it is installed, else torch")
+    compile: bool = _option(False, "--compile", kind="true", vs_type="int",
+                            help="cuda: torch.compile the network (slow first frame)")
+    cuda_graphs: bool = _option(False, "--cuda-graphs", kind="true", vs_type="int",
+                                help="cuda: torch.compile with CUDA graphs")
+    threads: int | None = _option(None, "--threads", group="network", metavar="N", vs_type="int",
+                                  help="CPU threads for torch (default: all cores)")
 
     def __post_init__(self) -> None:
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 - frozen
@@ -225,3 +283,13 @@ class RunSettings:
         known = {f.name for f in fields(cls)}
         return cls(**{k: tuple(v) if k == "tile" and not isinstance(v, str) else v
                       for k, v in data.items() if k in known})
+
+
+def options() -> list[tuple[Field, Option]]:
+    """The option table: every ``RunSettings`` field with its ``Option`` row, in field order."""
+    return [(f, f.metadata["option"]) for f in fields(RunSettings)]
+
+
+def keywords(f: Field, option: Option) -> tuple[str, ...]:
+    """The VapourSynth filter's keyword(s) of a field."""
+    return option.keywords or (f.name,)

@@ -115,7 +115,7 @@ def parse_spec(spec: str) -> tuple[str, int]:
 
 
 def _yuv_setup():
-    from .video.colour import CHROMA_LEFT, RANGE_TV, Colour, planar_equivalent
+    from ..video.colour import CHROMA_LEFT, RANGE_TV, Colour, planar_equivalent
 
     colour = Colour(matrix=1, range=RANGE_TV, primaries=1, transfer=1, chroma_location=CHROMA_LEFT)
     return colour, planar_equivalent("yuv420p")
@@ -133,8 +133,8 @@ def roundtrip(frames: list[np.ndarray], encoder: str, crf: int) -> list[np.ndarr
     with the default GOP and B-frame settings). Returns uint8 RGB frames of the input size."""
     import av
 
-    from .video.colour import frame_to_rgb, rgb_to_frame
-    from .video.output import open_codec
+    from ..video.colour import frame_to_rgb, rgb_to_frame
+    from ..video.output import open_codec
 
     if encoder not in ENCODERS:
         raise ValueError(f"unknown encoder {encoder!r} (one of {', '.join(ENCODERS)})")

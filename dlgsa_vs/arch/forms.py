@@ -1,8 +1,8 @@
 """Names of the network's interchangeable forms, importable without torch.
 
 ``KERNELS``: how DLGSANet runs its dynamic convolution and sparse attention (``set_kernels``):
-``triton`` (the fused GPU kernels of ``dlgsa_vs.kernels``), ``torch`` (the plain PyTorch
-forms) or ``auto``. The settings validate a choice against it, ``dlgsa_vs.kernels`` resolves
+``triton`` (the fused GPU kernels of ``dlgsa_vs.arch.kernels``), ``torch`` (the plain PyTorch
+forms) or ``auto``. The settings validate a choice against it, ``dlgsa_vs.arch.kernels`` resolves
 one; both import it from here, a leaf that imports nothing (the kernels sit below the
 network, ``arch``, so a module of ``arch`` would tie the two folders both ways).
 """

@@ -1,6 +1,6 @@
 """The graph TensorRT compiles: a ``torch.export`` program with flat tensor inputs.
 
-``dlgsa_vs.export.export_program`` gives a static program (TLC windows baked in) that takes
+``dlgsa_vs.runtime.export.export_program`` gives a static program (TLC windows baked in) that takes
 the image alone, or a dynamic one whose TLC window indices come in as a pair ``(x,
 (windows_h, windows_w))``. TensorRT's inputs are a flat list of tensors, each with its own
 min/opt/max shape, so for the dynamic TLC case the network is wrapped to take
@@ -18,9 +18,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..arch import DLGSANet
-from ..arch.dlgsanet import SparseGlobalAttention
-from ..arch.tlc import window_starts
+from ...arch import DLGSANet
+from ...arch.dlgsanet import SparseGlobalAttention
+from ...arch.tlc import window_starts
 from ..export import ShapeRange, dynamic_shapes_spec, export_program, size_oblivious
 from ..settings import check_at_least
 

@@ -3,7 +3,7 @@
 spandrel (0.4.x) knows some forty architectures but not DLGSANet. After ``register()``::
 
     import spandrel
-    from dlgsa_vs.spandrel_arch import register
+    from dlgsa_vs.integrations.spandrel_arch import register
 
     register()                                        # adds DLGSANet to spandrel.MAIN_REGISTRY
     desc = spandrel.ModelLoader().load_from_file("dlgsanet_light_x2.safetensors")
@@ -24,10 +24,10 @@ try:
                           ModelTiling, SizeRequirements, StateDict)
     from spandrel.util import KeyCondition
 except ImportError as exc:  # one line that says what to install
-    raise ImportError(f"dlgsa_vs.spandrel_arch needs spandrel ({exc}): pip install 'dlgsa-vs[spandrel]'") from None
+    raise ImportError(f"dlgsa_vs.integrations.spandrel_arch needs spandrel ({exc}): pip install 'dlgsa-vs[spandrel]'") from None
 
-from .arch import DLGSANet
-from .weights import detect_config, model_from_state_dict, variant_name
+from ..arch import DLGSANet
+from ..runtime.weights import detect_config, model_from_state_dict, variant_name
 
 ARCH_ID = "DLGSANet"
 

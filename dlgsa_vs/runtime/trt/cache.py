@@ -33,7 +33,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, TypeVar
 
-from .._version import __version__ as DLGSA_VERSION
+from ..._version import __version__ as DLGSA_VERSION
 from ..settings import check_at_least, check_precision
 
 T = TypeVar("T")

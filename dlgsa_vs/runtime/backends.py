@@ -1,7 +1,7 @@
-"""The network's runner on each backend, built from a resolved :class:`~dlgsa_vs.run_plan.RunPlan`.
+"""The network's runner on each backend, built from a resolved :class:`~dlgsa_vs.runtime.run_plan.RunPlan`.
 
 * ``trt``: a TensorRT engine of the network (torch-tensorrt), built once per settings and
-  kept in the engine cache (``dlgsa_vs.trt``);
+  kept in the engine cache (``dlgsa_vs.runtime.trt``);
 * ``cuda``: PyTorch on an NVIDIA GPU in fp16, bf16 or fp32, optionally ``torch.compile``d
   (and with CUDA graphs);
 * ``cpu``: the CPU, always available: in bf16 where the CPU computes it natively (OpenVINO or
@@ -9,20 +9,22 @@
 
 Which backend, precision, kernels and tile is decided in ``run_plan`` (``select_backend``,
 ``resolve``; re-exported here); this module only builds what the plan says, and runs it from
-many threads (``StreamRunner``).
+many threads (``StreamRunner``). Every front end opens its runner one way, ``open_runner``:
+the video command line, the VapourSynth filter, the segment encoder and the Ray workers.
 """
 from __future__ import annotations
 
+import collections
 import queue
 import threading
-from dataclasses import dataclass
+import weakref
 from typing import Callable, TypeVar
 
 import torch
 
 from .inference import Upscaler
-from .run_plan import (Backend, BackendError, RunPlan, cuda_problem, resolve, resolve_precision,  # noqa: F401
-                       select_backend, trt_problem)
+from .run_plan import (Backend, BackendError, RunPlan, cuda_problem, default_precision_input, resolve,  # noqa: F401
+                       resolve_precision, select_backend, trt_problem)
 from .settings import Names, RunSettings, check_at_least
 from .weights import load_model
 
@@ -31,19 +33,21 @@ T = TypeVar("T")
 
 def create_backend_upscaler(settings: RunSettings, backend: Backend | None = None,
                             input_hw: tuple[int, int] | None = None,
-                            log: Callable[[str], None] | None = None, names: Names = Names()) -> Upscaler:
+                            log: Callable[[str], None] | None = None, names: Names = Names(),
+                            input_dtype: torch.dtype | None = None) -> Upscaler:
     """An ``Upscaler`` for ``settings`` on ``backend`` (selected from the settings when not
     given), constructed with the network it runs: the model, its compiled form or an engine.
     Its ``plan`` is the :class:`RunPlan` it was built from (for the front ends' summary line).
 
     input_hw: the (height, width) frames will have (the trt backend builds a static engine
-    for it, or for its tile crop when tiling). ``log`` receives the plan's notes (a precision
+    for it, or for its tile crop when tiling); input_dtype: their sample type, where known
+    (the GPU's default precision follows it: ``run_plan.resolve_precision``). ``log`` receives the plan's notes (a precision
     not used; the kernels, on a GPU or when asked) and progress, worded with ``names``.
     """
     backend = backend or select_backend(settings)
     settings.check_backend(backend.name)  # before the weights load: a wrong combination fails fast
     model = load_model(settings.model_path, variant=settings.variant, scale=settings.scale, tlc=settings.tlc)
-    plan = resolve(settings, backend, input_hw=input_hw, model=model)  # model: now on the device, in the dtype
+    plan = resolve(settings, backend, input_hw=input_hw, model=model, input_dtype=input_dtype)  # model: now on the device, in the dtype
     for line in plan.notes(names) if log is not None else ():
         log(line)
     network: Callable[[torch.Tensor], torch.Tensor] = model
@@ -81,6 +85,41 @@ def create_upscaler(**settings) -> Upscaler:
     return create_backend_upscaler(RunSettings(**settings))
 
 
+_OPEN: "weakref.WeakValueDictionary[tuple, StreamRunner]" = weakref.WeakValueDictionary()
+_RECENT: collections.deque = collections.deque(maxlen=2)  # kept while no caller holds them (Ray workers)
+_OPEN_LOCK = threading.Lock()
+
+
+def open_runner(settings: RunSettings, input_hw: tuple[int, int] | None = None,
+                input_dtype: torch.dtype | None = None, log: Callable[[str], None] | None = None,
+                names: Names = Names()) -> "StreamRunner":
+    """The one way a front end gets the network: a ``StreamRunner`` for ``settings`` on frames of
+    ``input_hw`` (height, width) and sample type ``input_dtype`` (integer video, or a float
+    type), shared by every caller alive that asks for the same, and the two most recent kept
+    for a caller that comes back (a Ray worker's next chunk). Sets torch's CPU threads where
+    ``settings.threads`` says. Raises ``BackendError`` / ``SettingsError`` / ``WeightsError``
+    for what cannot run; ``log`` gets the plan's notes, worded with ``names``."""
+    backend = select_backend(settings)
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+    # the runner depends on the frame size only through a static engine, and on the sample
+    # type only through the GPU's default precision
+    key = (settings, backend, input_hw if backend.name == "trt" else None,
+           default_precision_input(backend, settings, input_dtype))
+    with _OPEN_LOCK:
+        runner = _OPEN.get(key)
+        if runner is None:  # (its notes are logged as it is made)
+            upscaler = create_backend_upscaler(settings, backend, input_hw=input_hw, log=log, names=names,
+                                               input_dtype=input_dtype)
+            runner = _OPEN[key] = StreamRunner(upscaler, settings.num_streams)
+        elif log is not None:  # every caller is told the plan's notes
+            for line in runner.upscaler.plan.notes(names):
+                log(line)
+        if runner not in _RECENT:
+            _RECENT.append(runner)
+    return runner
+
+
 _CPU_LOCK = threading.Lock()  # one forward pass at a time on the CPU, for the whole process
 
 
@@ -100,9 +139,9 @@ class StreamRunner:
     def __init__(self, upscaler: Upscaler, num_streams: int = 1):
         check_at_least("num_streams", num_streams, 1)
         self.upscaler = upscaler
-        self.num_streams = num_streams
         self.scale = upscaler.scale
         self.device = upscaler.device
+        self.num_streams = num_streams if self.device.type == "cuda" else 1  # the CPU: one pass at a time
         self._streams: queue.SimpleQueue | None = None
         if self.device.type == "cuda":
             self._streams = queue.SimpleQueue()

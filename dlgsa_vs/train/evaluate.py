@@ -7,7 +7,7 @@ of the SR literature (EDSR / BasicSR):
 1. HR is mod-cropped (bottom/right) to a multiple of the scale.
 2. LR comes from ``lr_dir`` (``<name>x{s}.png``, e.g. the ``LR_bicubic/X{s}``
    folders of the EDSR benchmark layout) or, without ``lr_dir``, from
-   :func:`dlgsa_vs.imresize.bicubic_downscale` (MATLAB ``imresize`` bicubic,
+   :func:`dlgsa_vs.image.imresize.bicubic_downscale` (MATLAB ``imresize`` bicubic,
    which reproduces those files bit-exactly).
 3. PSNR and SSIM on the BT.601 Y channel, ``crop_border`` (default: the
    scale) pixels removed on every side.
@@ -29,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .imageio import read_image_info
-from .imresize import bicubic_downscale, bicubic_upscale, modcrop
+from ..image.imageio import read_image_info
+from ..image.imresize import bicubic_downscale, bicubic_upscale, modcrop
 from .metrics import psnr_y, ssim_y
 
 __all__ = ["evaluate", "list_images", "IMAGE_EXTENSIONS"]

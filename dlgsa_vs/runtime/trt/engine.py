@@ -34,8 +34,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ..arch import DLGSANet
-from ..arch.tlc import tlc_windows
+from ...arch import DLGSANet
+from ...arch.tlc import tlc_windows
 from ..export import ShapeRange, size_oblivious
 from ..settings import PRECISIONS, check_precision, torch_dtype
 from ..weights import detect_config, variant_name, weights_digest

@@ -5,7 +5,7 @@
 ``upscaler=`` of vsscale's helpers, or the name ``"DLGSA"`` once this module is imported)::
 
     from vskernels import Hermite
-    from dlgsa_vs.vsscale import DLGSA
+    from dlgsa_vs.integrations.vsscale import DLGSA
 
     out = DLGSA().scale(clip, 3840, 2160)                       # 1080p -> x2 network -> exact size
     out = DLGSA(variant="light", tile_w=256, kernel=Hermite(linear=True)).scale(clip, 2880, 1620)
@@ -27,7 +27,6 @@ its ONNX scalers use, instead shifts the finished clip by ``shift`` output pixel
 """
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import vapoursynth as vs
@@ -36,68 +35,35 @@ try:
     from vskernels import Catrom, KernelLike, Scaler, ScalerLike
     from vsscale import BaseGenericScaler
 except ImportError as exc:  # one line that says what to install
-    raise ImportError(f"dlgsa_vs.vsscale needs vs-jetpack ({exc}): pip install 'dlgsa-vs[vsjetpack]'") from None
+    raise ImportError(f"dlgsa_vs.integrations.vsscale needs vs-jetpack ({exc}): pip install 'dlgsa-vs[vsjetpack]'") from None
 
-from .arch.variants import SCALES
-from .packaged import MODELS, VIDEO_DEFAULT_MODEL, default_for, packaged_file
-from .vapoursynth import upscale
+from ..arch.variants import SCALES
+from ..runtime.packaged import MODELS, VIDEO_DEFAULT_MODEL, default_for, packaged_file
+from ..vapoursynth import SIGNATURE, upscale
 
 __all__ = ["DLGSA"]
 
 PREFIX = "DLGSA.scale: "
 
-# the filter's keyword parameters that DLGSA holds as fields and passes on unchanged
-FILTER_OPTIONS = ("scale", "variant", "model_path", "backend", "device_index", "fp16", "tile_w",
-                  "tile_h", "tile_pad", "batch", "num_streams", "tlc", "kernels", "matrix",
-                  "transfer", "primaries", "range")
+FILTER_OPTIONS = tuple(name for name in SIGNATURE.parameters if name != "clip")
+"""The filter's keyword parameters (the option table's, ``vapoursynth.filter.SIGNATURE``), which
+DLGSA takes as keywords and passes on unchanged."""
 
 
 class DLGSA(BaseGenericScaler):
     """DLGSANet super-resolution as a vsscale scaler (see the module docstring).
 
-    The filter's options are fields, passed to ``dlgsa_vs.upscale`` as they are (None: the
-    filter's default; docs/vapoursynth.md, "Parameters"): ``scale`` (None: chosen per target),
-    ``variant``, ``model_path``, ``backend``, ``device_index``, ``fp16``, ``tile_w``, ``tile_h``,
-    ``tile_pad``, ``batch``, ``num_streams``, ``tlc``, ``kernels``, ``matrix``, ``transfer``,
-    ``primaries``, ``range``. ``kernel`` / ``scaler`` / ``shifter`` as in vsscale's
-    ``BaseGenericScaler``: ``scaler`` (default ``kernel``, Catrom) makes the final resample.
+    Every keyword of the filter (``FILTER_OPTIONS``: ``scale``, ``variant``, ``model_path``,
+    ``backend``, ``precision``, ``tile_w``, ... and the colour description; docs/vapoursynth.md,
+    "Parameters") is taken by name and passed to ``dlgsa_vs.upscale`` as it is (None or left out:
+    the filter's default); ``scale`` None: chosen per target. ``kernel`` / ``scaler`` /
+    ``shifter`` as in vsscale's ``BaseGenericScaler``: ``scaler`` (default ``kernel``, Catrom)
+    makes the final resample.
     """
 
-    def __init__(
-        self,
-        scale: int | None = None,
-        variant: str | None = None,
-        model_path: str | os.PathLike | None = None,
-        backend: str | None = None,
-        device_index: int | None = None,
-        fp16: bool | None = None,
-        tile_w: int | None = None,
-        tile_h: int | None = None,
-        tile_pad: int | None = None,
-        batch: int | None = None,
-        num_streams: int | None = None,
-        tlc: bool | None = None,
-        kernels: str | None = None,
-        matrix: int | None = None,
-        transfer: int | None = None,
-        primaries: int | None = None,
-        range: int | None = None,  # noqa: A002 - the filter's (VapourSynth's) name
-        *,
-        kernel: KernelLike = Catrom,
-        scaler: ScalerLike | None = None,
-        shifter: KernelLike | None = None,
-        **kwargs: Any,
-    ) -> None:
-        self.scale_factor = scale  # not ``self.scale``: that is the method
-        self.variant = variant
-        self.model_path = model_path
-        self.backend = backend
-        self.device_index = device_index
-        self.fp16 = fp16
-        self.tile_w, self.tile_h, self.tile_pad = tile_w, tile_h, tile_pad
-        self.batch, self.num_streams = batch, num_streams
-        self.tlc, self.kernels = tlc, kernels
-        self.matrix, self.transfer, self.primaries, self.range = matrix, transfer, primaries, range
+    def __init__(self, *, kernel: KernelLike = Catrom, scaler: ScalerLike | None = None,
+                 shifter: KernelLike | None = None, **kwargs: Any) -> None:
+        self.options = {name: kwargs.pop(name) for name in FILTER_OPTIONS if name in kwargs}
         super().__init__(kernel=kernel, scaler=scaler, shifter=shifter, **kwargs)
 
     @Scaler.cachedproperty
@@ -111,24 +77,20 @@ class DLGSA(BaseGenericScaler):
 
     def filter_options(self) -> dict[str, Any]:
         """The keywords given to ``dlgsa_vs.upscale`` (those left None take its defaults)."""
-        values = dict(scale=self.scale_factor, variant=self.variant, model_path=self.model_path,
-                      backend=self.backend, device_index=self.device_index, fp16=self.fp16,
-                      tile_w=self.tile_w, tile_h=self.tile_h, tile_pad=self.tile_pad, batch=self.batch,
-                      num_streams=self.num_streams, tlc=self.tlc, kernels=self.kernels,
-                      matrix=self.matrix, transfer=self.transfer, primaries=self.primaries,
-                      range=self.range)
-        return {k: v for k, v in values.items() if v is not None}
+        return {k: v for k, v in self.options.items() if v is not None}
 
     def factor_for(self, clip: vs.VideoNode, width: int, height: int) -> int | None:
         """The network factor for a ``clip.width`` x ``clip.height`` -> ``width`` x ``height``
         scale: the smallest of x2 / x3 / x4 with packaged weights that reaches both sides
         (x4 beyond that); ``None`` when the ``scale`` field or a ``model_path`` fixes it."""
-        if self.scale_factor is not None or self.model_path is not None:
+        options = self.filter_options()
+        if "scale" in options or "model_path" in options:
             return None
         need = max(width / clip.width, height / clip.height)
-        if self.variant in MODELS:
-            available = [s for s in SCALES if packaged_file(self.variant, s).is_file()]
-        elif self.variant is None:  # the filter's default: light-video, light where it has none
+        variant = options.get("variant")
+        if variant in MODELS:
+            available = [s for s in SCALES if packaged_file(variant, s).is_file()]
+        elif variant is None:  # the filter's default: light-video, light where it has none
             available = [s for s in SCALES if packaged_file(default_for(VIDEO_DEFAULT_MODEL, s), s).is_file()]
         else:
             available = []

@@ -1,5 +1,5 @@
 """TensorRT engines of DLGSANet (through torch-tensorrt) and their cache (ONNX export is
-``dlgsa_vs.export``).
+``dlgsa_vs.runtime.export``).
 
 What the backends call:
 
@@ -10,7 +10,7 @@ What the backends call:
 Commands (in ``dlgsa_vs.cli``): ``dlgsa-build-engine`` (``cli/build_engine.py``) and ``dlgsa-export-onnx``
 (``cli/export_onnx.py``); size presets: ``profiles`` (``profiles.toml``).
 Modules: ``cache`` (keys and the on-disk cache), ``program`` (the exported graph),
-``engine`` (build, load, run). Names are imported lazily, so ``import dlgsa_vs.trt`` costs
+``engine`` (build, load, run). Names are imported lazily, so ``import dlgsa_vs.runtime.trt`` costs
 nothing and never imports TensorRT.
 """
 from __future__ import annotations

@@ -76,7 +76,7 @@ def model_digest(model: torch.nn.Module) -> str:
     """What the exported graph depends on: the weights (names, shapes, values), the
     architecture's settings (TLC on/off and its window), the opset and the torch and dlgsa-vs
     versions (a new exporter or network code makes a new file)."""
-    from ._version import __version__
+    from .._version import __version__
 
     h = hashlib.sha256()
     uses_tlc = getattr(model, "uses_tlc", lambda: False)()

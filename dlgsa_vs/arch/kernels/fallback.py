@@ -23,7 +23,7 @@ from typing import Callable, Hashable
 
 import torch
 
-log = logging.getLogger("dlgsa_vs.kernels")
+log = logging.getLogger("dlgsa_vs.arch.kernels")
 
 # max |kernel - reference| allowed, relative to max(1, max |reference|): fp32 is exact up to
 # summation order; fp16 / bf16 inputs and outputs round at 2**-11 / 2**-8 of the magnitude,

@@ -33,7 +33,7 @@ from typing import Callable
 
 import torch
 
-from .tlc_grid import tlc_window_starts
+from ..arch.tlc_grid import tlc_window_starts
 
 MIN_TILE = 16
 """The smallest tile side (LR pixels) that out-of-memory recovery goes down to."""
@@ -135,7 +135,7 @@ def _windows(length: int, crop: int, size: int, k: int | None) -> int:
     what its attention computes, in windows of k pixels."""
     if not k:
         return 0
-    from .arch.tlc import crop_window_layout
+    from ..arch.tlc import crop_window_layout
 
     return max(len(crop_window_layout(length, crop, size, k)[0]), 2)
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .imresize import bicubic_downscale, modcrop
+from ..image.imresize import bicubic_downscale, modcrop
 
 IMAGE_SUFFIXES = {".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff"}
 PACK_SUFFIX = ".npz"
@@ -57,7 +57,7 @@ def load_training_images(sources: list[str | os.PathLike]) -> list[TrainingImage
     for pack in (Path(s) for s in sources if Path(s).suffix == PACK_SUFFIX):
         images += load_image_pack(pack)
     if folders:
-        from .imageio import read_image  # PyAV: only where image files are read
+        from ..image.imageio import read_image  # PyAV: only where image files are read
 
         for path in list_images(folders):
             pixels = read_image(path)

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from .arch import DLGSANet, VARIANTS, default_tlc_kernel
+from ..arch import DLGSANet, VARIANTS, default_tlc_kernel
 from .packaged import DEFAULT_MODEL, MODELS, MODELS_DIR, packaged_file
 
 
@@ -168,6 +168,21 @@ def load_model(path: str | os.PathLike | None = None, variant: str | None = None
     ``path``: the architecture and scale are read from the file; if the caller also names a
     variant or scale, a file that disagrees is an error rather than a surprise.
     """
+    path, state = _checked_weights(path, variant, scale)
+    return model_from_state_dict(state, source=str(path), tlc=tlc)
+
+
+def model_scale(path: str | os.PathLike | None = None, variant: str | None = None,
+                scale: int | None = None) -> int:
+    """The factor the weights ``load_model`` would load upscale by, read from the file's tensor
+    shapes without building the network (the same errors as ``load_model``)."""
+    path, state = _checked_weights(path, variant, scale)
+    return detect_config(state, str(path))["upscale"]
+
+
+def _checked_weights(path, variant: str | None, scale: int | None) -> tuple[Path, dict[str, torch.Tensor]]:
+    """The weights file of ``load_model``'s arguments and its state dict, checked against the
+    variant and scale asked for."""
     if variant is not None and variant not in MODELS:
         raise WeightsError(f"unknown variant {variant!r}: choose one of {', '.join(MODELS)}")
     if path is None:
@@ -180,15 +195,14 @@ def load_model(path: str | os.PathLike | None = None, variant: str | None = None
                                f"(packaged: {', '.join(shipped)}). Pass a model file with model_path, "
                                f"or reinstall dlgsa-vs if the file was deleted")
     state, _ = read_state_dict(path)
-    model = model_from_state_dict(state, source=str(path), tlc=tlc)
-    found = variant_name(detect_config(state))
-    if scale is not None and model.upscale != scale:
-        raise WeightsError(f"{path} is a x{model.upscale} model but scale={scale} was asked: "
-                           f"pass scale={model.upscale} or a x{scale} model file")
-    if variant is not None and found != MODELS[variant].variant:
-        raise WeightsError(f"{path} holds a DLGSANet-{found} but variant={variant!r} was asked: "
+    config = detect_config(state, str(path))
+    if scale is not None and config["upscale"] != scale:
+        raise WeightsError(f"{path} is a x{config['upscale']} model but scale={scale} was asked: "
+                           f"pass scale={config['upscale']} or a x{scale} model file")
+    if variant is not None and variant_name(config) != MODELS[variant].variant:
+        raise WeightsError(f"{path} holds a DLGSANet-{variant_name(config)} but variant={variant!r} was asked: "
                            f"drop the variant argument or pass a {MODELS[variant].variant} model file")
-    return model
+    return Path(path), state
 
 
 def save_safetensors(model_or_state, path: str | os.PathLike, **metadata: str) -> Path:

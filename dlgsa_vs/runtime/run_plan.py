@@ -21,7 +21,7 @@ from .settings import GPU_DEFAULT_PRECISION, Names, RunSettings, SettingsError, 
 from .tiling import AutoTiles, network_input_hw
 
 if TYPE_CHECKING:
-    from .arch.dlgsanet import DLGSANet
+    from ..arch.dlgsanet import DLGSANet
 
 
 class BackendError(SettingsError):
@@ -49,7 +49,7 @@ def trt_problem() -> str | None:
     try:
         from .trt.engine import trt_available
     except Exception as exc:  # a broken installation; trt_available() itself never raises
-        return f"dlgsa_vs.trt cannot be imported ({exc})"
+        return f"dlgsa_vs.runtime.trt cannot be imported ({exc})"
     ok, why = trt_available()
     return None if ok else why
 
@@ -183,20 +183,33 @@ def model_dtype(backend: Backend, precision: str) -> torch.dtype:
     return torch.float32 if backend.name == "cpu" else torch_dtype(precision)
 
 
-def resolve_precision(backend: Backend, settings: RunSettings) -> tuple[str, str]:
+def default_precision_input(backend: Backend, settings: RunSettings, input_dtype: torch.dtype | None) -> str | None:
+    """What of the input's sample type the default precision depends on: on a GPU with no
+    precision asked, whether the frames are float32 (else None: it does not matter)."""
+    if backend.name == "cpu" or settings.precision is not None:
+        return None
+    return "float32" if input_dtype == torch.float32 else "other"
+
+
+def resolve_precision(backend: Backend, settings: RunSettings,
+                      input_dtype: torch.dtype | None = None) -> tuple[str, str]:
     """The precision the backend computes in, and why.
 
     The CPU: ``cpu_features.cpu_precision`` (automatic: bf16 where the CPU has native bf16,
     else fp32; fp16 asked there computes in fp32, one note in ``RunPlan.notes``, never an
     error: VapourSynth users pass RGBH clips and a script moved between machines keeps
-    working). A GPU computes in the asked precision, default fp16; bf16 where the GPU lacks it
-    is an error.
+    working). A GPU computes in the asked precision; by default fp16 (with the overflow
+    guard), except for float32 frames (``input_dtype``: a VapourSynth RGBS clip, whose
+    convention is RGBS = fp32, RGBH = fp16), which compute in fp32. Every front end follows
+    this one rule. bf16 where the GPU lacks it is an error.
     """
     if backend.name == "cpu":
         from .cpu_features import cpu_precision
 
         return cpu_precision(settings.precision)
     if settings.precision is None:
+        if default_precision_input(backend, settings, input_dtype) == "float32":
+            return "fp32", "float32 input (RGBS): fp32"
         return GPU_DEFAULT_PRECISION, "the GPU default"
     if settings.precision == "bf16" and torch.cuda.is_available() and not torch.cuda.is_bf16_supported():
         raise BackendError("precision", f"is not supported by {torch.cuda.get_device_name(backend.device)}: "
@@ -217,7 +230,7 @@ def resolve_cpu_engine(settings: RunSettings, precision: str) -> tuple[str, str]
 
 
 def resolve(settings: RunSettings, backend: Backend | None = None, *, input_hw: tuple[int, int] | None = None,
-            model: "DLGSANet | None" = None) -> RunPlan:
+            model: "DLGSANet | None" = None, input_dtype: torch.dtype | None = None) -> RunPlan:
     """The plan of ``settings`` on ``backend`` (selected from the settings when not given).
 
     input_hw: the (height, width) of the frames, where known: the trt backend builds one
@@ -225,23 +238,23 @@ def resolve(settings: RunSettings, backend: Backend | None = None, *, input_hw: 
     tiles become the one tile of that size. model: the network that will run; it is moved to
     the plan's device and dtype and given its kernel forms here, so that the ``auto`` tile
     budget (``tiling.plan``) is measured on what runs (needed for ``auto`` tiles). Raises
-    ``BackendError`` / ``SettingsError`` for what cannot run.
+    ``BackendError`` / ``SettingsError`` for what cannot run. input_dtype: the frames'
+    sample type, where known (``resolve_precision``).
     """
     backend = backend or select_backend(settings)
     settings.check_backend(backend.name)
-    precision, precision_reason = resolve_precision(backend, settings)
+    precision, precision_reason = resolve_precision(backend, settings, input_dtype)
     held = model_dtype(backend, precision)
     if model is not None:  # as it will run: the auto tile budget is measured on that
         model.eval().to(backend.device, held)
     if backend.name == "trt":
         kernels, kernels_reason = "torch", "a TensorRT engine holds the exported torch forms"
-    elif model is not None:  # the model decides (kernels.resolve_kernels) and takes its forms
-        model.set_kernels(settings.kernels)
-        kernels, kernels_reason = model.kernels, model.kernels_reason
     else:
-        from .kernels import resolve_kernels
+        from ..arch.kernels import resolve_kernels
 
         kernels, kernels_reason = resolve_kernels(settings.kernels, backend.device)
+        if model is not None:  # the network takes the decided forms
+            model.set_kernels(kernels, kernels_reason)
     tile: tuple[int, int] | AutoTiles = settings.tile
     if tile == "auto":
         if model is None:

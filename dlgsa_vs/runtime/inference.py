@@ -10,7 +10,7 @@ overflows at 65504) is redone in the next wider type (fp16 -> bf16 where the dev
 fp32), which is then kept, with a warning, so no black or NaN frame is ever returned.
 
 Tiles. ``tile="auto"`` (the settings' default) is an ``AutoTiles`` budget in the run plan
-(``run_plan.resolve``, ``dlgsa_vs/tiling.py``: memory on the device, and speed on the CPU),
+(``run_plan.resolve``, ``dlgsa_vs/runtime/tiling.py``: memory on the device, and speed on the CPU),
 turned into a tile here per frame size; for a backend of one input size (TensorRT's static
 engines) the plan holds the one tile of that size. When the network is the model itself,
 every tile is given the whole frame's TLC attention windows (``arch.tlc.crop_windows``), and
@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from . import tiling
-from .arch.tlc import TLCWindows, crop_window_layout, crop_windows
+from ..arch.tlc import TLCWindows, crop_window_layout, crop_windows
 from .tiling import TileSpan, network_input_hw, tile_spans  # noqa: F401 (tile geometry, used here and re-exported)
 from .settings import RunSettings, check_tiling
 

@@ -1,7 +1,7 @@
 """Compile every kernel specialization the wrappers launch for a CUDA target, without a GPU.
 
 The wrappers plan their launches (``fwd_launch``, ``gram_launch``, ... return a
-:class:`~dlgsa_vs.kernels._launch.Launch`); here they plan them on *meta* tensors (shapes,
+:class:`~dlgsa_vs.arch.kernels._launch.Launch`); here they plan them on *meta* tensors (shapes,
 dtypes and strides without storage) for the shapes the network runs: DLGSANet light and full
 at x2 and x4 on a 1 x C x 2160 x 3840 frame (TLC on and off) and on training crops, in fp32,
 fp16 and bf16. Each distinct specialization (argument types as Triton's JIT would give them,
@@ -15,7 +15,7 @@ compilable function). Uses ``triton.compiler.ASTSource``, ``triton.compile(src, 
 ``triton.backends.compiler.GPUTarget`` and ``triton.runtime.jit.native_specialize_impl``,
 which Triton 3.6 and 3.8 have alike.
 
-    python -m dlgsa_vs.kernels.compile_check --arch 90 --json out.json
+    python -m dlgsa_vs.arch.kernels.compile_check --arch 90 --json out.json
 """
 from __future__ import annotations
 
