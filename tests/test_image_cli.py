@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from dlgsa_vs.cli import upscale_image
-from dlgsa_vs.imageio import read_picture, write_image
+from dlgsa_vs.image.imageio import read_picture, write_image
 
 FAST = ["--backend", "cpu", "--threads", "1", "--tile", "0", "0"]
 

@@ -86,7 +86,7 @@ def test_bad_frames_and_options_are_reported():
 
 def test_uint8_frames_are_refused_in_one_line():
     # issue #36: create_upscaler(...)(uint8 frames) returned an all-white frame without a word
-    from dlgsa_vs.backends import create_upscaler
+    from dlgsa_vs.runtime.backends import create_upscaler
 
     upscaler = create_upscaler(backend="cpu", tile=(0, 0), threads=1)  # the packaged light x2 weights
     frames = (torch.rand(1, 3, 12, 16) * 255).to(torch.uint8)
