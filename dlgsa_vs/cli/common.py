@@ -12,11 +12,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import Field
 from typing import Iterable, NoReturn
 
 from ..arch.variants import SCALES
 from ..runtime.packaged import default_for
-from ..runtime.settings import BACKENDS, Names, Option, RunSettings, SettingsError, options
+from ..runtime.settings import BACKENDS, Names, Option, RunSettings, SettingsError, help_text, options
 
 DEFAULTS = RunSettings()
 
@@ -45,9 +46,9 @@ def dest(option: Option) -> str:
     return option.flags[-1].lstrip("-").replace("-", "_")
 
 
-def _add(group: argparse._ArgumentGroup, option: Option, choices: Iterable | None = None) -> None:
+def _add(group: argparse._ArgumentGroup, f: Field, option: Option, choices: Iterable | None = None) -> None:
     """One field's flag(s), from its row of the option table."""
-    text = OPTION_NAMES.format(option.help)
+    text = help_text(f, option, OPTION_NAMES)
     if option.kind in ("true", "false"):  # a switch: True where typed (--no-tlc: the field False)
         group.add_argument(*option.flags, action="store_true", help=text)
     elif option.kind == "size":
@@ -65,7 +66,7 @@ def _add_group(ap: argparse.ArgumentParser, group: str, leave_out: set[str], cho
     g = ap.add_argument_group(_GROUPS[group])
     for f, option in options():
         if option.group == group and f.name not in leave_out:
-            _add(g, option, (choices or {}).get(f.name))
+            _add(g, f, option, (choices or {}).get(f.name))
     return g
 
 

@@ -134,7 +134,8 @@ class Option:
         (``tile_w``, ``tile_h``). vs_type: the keyword's VapourSynth type ("int", "data").
     group: the ``--help`` group ("network" or "device"); metavar: the value's name there.
     help: one sentence for every front end; ``{field}`` placeholders become each front end's
-        name for that field (``Names.format``), so the text is written once.
+        name for that field and ``{default}`` the field's default (``help_text``), so the text
+        and the default are written once.
     """
 
     flags: tuple[str, ...]
@@ -182,19 +183,19 @@ class RunSettings:
         "auto", "--backend", kind="choice", choices=BACKENDS,
         help="where the network runs: trt (TensorRT engine, built once and cached), cuda (PyTorch on "
              "the GPU), cpu; auto (default) takes the first that works here and says why")
-    device_index: int = _option(0, "--device-index", metavar="N", vs_type="int", help="GPU number (default 0)")
+    device_index: int = _option(0, "--device-index", metavar="N", vs_type="int", help="GPU number (default {default})")
     tile: tuple[int, int] | str = _option(
         "auto", "--tile", group="network", kind="size", metavar="W H|auto", keywords=("tile_w", "tile_h"),
         vs_type="int",
         help="LR tiles of this many pixels (0 = whole frames); auto (default): the largest that fits "
              "the device's memory and, on the CPU, runs fastest (said on stderr)")
     tile_pad: int = _option(16, "--tile-pad", group="network", metavar="N", vs_type="int",
-                            help="LR context pixels around each tile (default 16)")
-    batch: int = _option(1, "--batch", metavar="N", vs_type="int", help="frames per network call (default 1)")
+                            help="LR context pixels around each tile (default {default})")
+    batch: int = _option(1, "--batch", metavar="N", vs_type="int", help="frames per network call (default {default})")
     num_streams: int = _option(
         1, "--num-streams", metavar="N", vs_type="int",
         help="cuda/trt: batches in flight at once, each on its own CUDA stream, so one batch's copies "
-             "and colour conversions overlap another's network (default 1; the CPU runs one pass at "
+             "and colour conversions overlap another's network (default {default}; the CPU runs one pass at "
              "a time)")
     tlc: bool = _option(
         True, "--no-tlc", group="network", kind="false", vs_type="int",
@@ -288,6 +289,11 @@ class RunSettings:
 def options() -> list[tuple[Field, Option]]:
     """The option table: every ``RunSettings`` field with its ``Option`` row, in field order."""
     return [(f, f.metadata["option"]) for f in fields(RunSettings)]
+
+
+def help_text(f: Field, option: Option, names: Names) -> str:
+    """A field's help in a front end's words: its default filled in, the fields named as there."""
+    return names.format(option.help.replace("{default}", str(f.default)))
 
 
 def keywords(f: Field, option: Option) -> tuple[str, ...]:

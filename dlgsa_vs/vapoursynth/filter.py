@@ -45,7 +45,7 @@ import vapoursynth as vs
 
 from ..runtime.backends import StreamRunner, open_runner
 from ..runtime.packaged import VIDEO_DEFAULT_MODEL, default_for
-from ..runtime.settings import Names, RunSettings, SettingsError, check_at_least, keywords, options
+from ..runtime.settings import Names, RunSettings, SettingsError, check_at_least, help_text, keywords, options
 from ..runtime.weights import WeightsError
 from . import colour
 from .colour import PREFIX
@@ -329,7 +329,7 @@ def _docstring() -> str:
     rows = ["clip: RGBS/RGBH (used directly), or YUV / GRAY / RGB of 8-16 bit integer or float samples\n"
             "    (converted to RGB and back; the result has the clip's format)."]
     for f, option in options():
-        rows.append(textwrap.fill(f"{', '.join(keywords(f, option))}: {KEYWORDS.format(option.help)}.", 96,
+        rows.append(textwrap.fill(f"{', '.join(keywords(f, option))}: {help_text(f, option, KEYWORDS)}.", 96,
                                   subsequent_indent="    "))
         if f.name == "device_index":
             rows.append("fp16: True is precision \"fp16\", False \"fp32\"; precision overrides it.")
