@@ -102,6 +102,18 @@ def _check_clip(clip) -> None:
     colour.check_format(clip.format)
 
 
+def _check_fields(clip: vs.VideoNode) -> None:
+    """Refuse an interlaced clip (frame 0's ``_FieldBased``: 1 bottom, 2 top field first): the
+    network would take the comb of two fields for detail and magnify it."""
+    field_based = clip.get_frame(0).props.get("_FieldBased", 0)
+    if field_based in (1, 2):
+        first, field = ("top", 3) if field_based == 2 else ("bottom", 2)
+        raise vs.Error(f"{PREFIX}the clip is interlaced (frame 0 has _FieldBased={field_based}, {first} field "
+                       f"first): deinterlace it first, e.g. core.bwdif.Bwdif(clip, field={field}) or QTGMC "
+                       f"(telecined film: core.vivtc.VFM(clip, 1).vivtc.VDecimate()), or pass "
+                       f"fields_as_frames=True if its frames are whole pictures")
+
+
 def _tile_subject(hw: tuple[int, int] | None) -> str:
     if hw is None:
         return "tile_w/tile_h"
@@ -306,7 +318,8 @@ def upscale(clip: vs.VideoNode, scale: int | None = None, variant: str | None = 
             num_streams: int | None = None, tlc: bool | None = None, kernels: str | None = None,
             precision: str | None = None, cpu_engine: str | None = None, matrix: int | None = None,
             transfer: int | None = None, primaries: int | None = None,
-            range: int | None = None) -> vs.VideoNode:  # noqa: A002 - VapourSynth's name
+            range: int | None = None,  # noqa: A002 - VapourSynth's name
+            fields_as_frames: bool | None = None) -> vs.VideoNode:
     """Upscale a clip with DLGSANet; the same filter as ``core.dlgsa.Upscale``.
 
     clip: RGBS/RGBH (used directly), or YUV / GRAY / RGB of 8-16 bit integer or float samples
@@ -340,8 +353,12 @@ def upscale(clip: vs.VideoNode, scale: int | None = None, variant: str | None = 
         "auto" (default: triton on a CUDA GPU where triton imports, else torch; said on stderr).
     matrix, transfer, primaries, range: colour description of the clip (VapourSynth / H.273
         codes, e.g. matrix=1 for BT.709, range=1 for limited), overriding the frame properties.
+    fields_as_frames: upscale a clip flagged interlaced (``_FieldBased`` 1 or 2 on frame 0)
+        as it is, each frame as one picture (default: such a clip is refused; deinterlace first).
     """
     _check_clip(clip)
+    if not _flag("fields_as_frames", fields_as_frames):
+        _check_fields(clip)
     fp16 = _flag("fp16", fp16)
     tile_w, tile_h = _int("tile_w", tile_w), _int("tile_h", tile_h)
     model_path, variant, scale = _text("model_path", model_path), _text("variant", variant), _int("scale", scale)
