@@ -13,7 +13,7 @@ from dlgsa_vs.video.fields import plan
 from dlgsa_vs.video.probe import probe
 from fields_support import (FILM, NTSC, encode, idet_frames, numbered, read_number, save_nearest_model,
                             scene, woven)
-from video_support import run_cli, stream_packets, video_facts
+from video_support import assert_one_line_error, run_cli, stream_packets, video_facts
 
 W, H = 128, 96
 
@@ -154,3 +154,15 @@ def test_unknown_mode_is_one_usage_line(tmp_path, capsys, nearest):
         run_cli(capsys, src, "-m", nearest, "--deinterlace", "yadif")
     assert exc.value.code == 2
     assert "--deinterlace: invalid choice: 'yadif'" in capsys.readouterr().err
+
+
+def test_ray_refuses_what_it_cannot_deinterlace(tmp_path, capsys, nearest):
+    pytest.importorskip("ray", reason="ray is not installed (pip install .[cluster])")
+    src = _interlaced(tmp_path / "in.mkv", frames=8)
+    rc, err = run_cli(capsys, src, "-m", nearest, "--ray", "--deinterlace", "bwdif")
+    assert rc == 2 and "--deinterlace bwdif is not available with --ray yet" in err, err
+    rc, err = run_cli(capsys, src, "-m", nearest, "--ray")
+    assert rc == 2, err
+    assert_one_line_error(err, "in.mkv is interlaced (stream flag + idet 8/8 frames): Ray runs do not "
+                               "deinterlace yet; upscale it without --ray, or add --deinterlace off")
+    assert not list(tmp_path.glob("*_x2*"))
