@@ -166,3 +166,18 @@ def test_ray_refuses_what_it_cannot_deinterlace(tmp_path, capsys, nearest):
     assert_one_line_error(err, "in.mkv is interlaced (stream flag + idet 8/8 frames): Ray runs do not "
                                "deinterlace yet; upscale it without --ray, or add --deinterlace off")
     assert not list(tmp_path.glob("*_x2*"))
+
+
+def test_a_still_picture_leaves_the_choice_to_the_flags():
+    """idet sees no combing either way on a still picture: the stream's flag decides then."""
+    from dlgsa_vs.video.fields import Evidence, decide
+
+    still = Evidence(stream_order="bff", sampled=60, flagged=60, progressive=3)
+    t = decide(still, "auto", NTSC)
+    assert (t.mode, t.order) == ("bwdif", "bff")
+    assert t.summary() == "interlaced BFF (stream flag + idet undecided on 60 frames): bwdif, 29.97i -> 59.94p"
+    unflagged = Evidence(stream_order=None, sampled=60, progressive=3)
+    assert decide(unflagged, "auto", NTSC).mode == "none"
+    forced = decide(unflagged, "bwdif-frame", Fraction(25))
+    assert forced.summary() == ("progressive (idet undecided on 60 frames, no field flags): bwdif at frame "
+                                "rate, 25 -> 25p")

@@ -174,10 +174,10 @@ def measure(info: InputInfo, start: Fraction | None = None, frames: int = SAMPLE
         video = container.streams[info.video.index]
         video.thread_type = "AUTO"
         tb = Fraction(video.time_base)
-        if start:
-            container.seek(int(start / tb), stream=video, backward=True, any_frame=False)
         chain = None
         try:
+            if start:
+                container.seek(int(start / tb), stream=video, backward=True, any_frame=False)
             for frame in container.decode(video):
                 if start and frame.pts is not None and frame.pts * tb < start:
                     continue
@@ -192,8 +192,10 @@ def measure(info: InputInfo, start: Fraction | None = None, frames: int = SAMPLE
             if chain is not None:
                 for out in chain.push(None):
                     _count(ev, out)
-        except av.FFmpegError:
-            pass   # a damaged start: judge on what was read; the run itself reports the damage
+        except (av.FFmpegError, VideoError):
+            # a damaged start, or frames idet cannot take: judge on what was read (the flags);
+            # the run itself reports damage where it meets it
+            pass
     finally:
         container.close()
     return ev
