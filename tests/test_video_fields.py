@@ -181,3 +181,27 @@ def test_a_still_picture_leaves_the_choice_to_the_flags():
     forced = decide(unflagged, "bwdif-frame", Fraction(25))
     assert forced.summary() == ("progressive (idet undecided on 60 frames, no field flags): bwdif at frame "
                                 "rate, 25 -> 25p")
+
+
+def test_preview_shows_the_deinterlaced_frame(tmp_path, capsys, nearest):
+    """--preview N counts output frames and shows the frame the network gets: frame 5 of the
+    59.94p output is the second field of stored frame 2, not the woven frame."""
+    import numpy as np
+
+    from dlgsa_vs.imageio import read_image
+
+    src = _interlaced(tmp_path / "in.mkv", frames=8)
+    rc, err = run_cli(capsys, src, "-m", nearest, "--preview", "5", "--threads", "1")
+    assert rc == 0, err
+    assert "interlaced TFF (stream flag + idet 8/8 frames): bwdif, 29.97i -> 59.94p" in err
+    right = read_image(tmp_path / "in_x2_preview5.png")[:, 2 * W:, 0].astype(np.float32)[::2, ::2]
+    luma_like = (right - right.mean()) / right.std()
+    second_field = scene(5, W, H).astype(np.float32)
+    woven_frame = woven(2, "tff", W, H).astype(np.float32)
+
+    def corr(a):
+        a = (a - a.mean()) / a.std()
+        return float((a * luma_like).mean())
+
+    assert corr(second_field) > 0.9 and corr(second_field) > corr(woven_frame), (corr(second_field),
+                                                                                 corr(woven_frame))

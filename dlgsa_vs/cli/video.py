@@ -168,11 +168,11 @@ def _main(args) -> int:
             upscaler = StreamRunner(upscaler, settings.num_streams)
         device = upscaler.plan.summary()
         model = model_label(settings)
-        if args.preview is not None:
-            return _preview(args, info, upscaler, src, model)
         from ..video.fields import plan
 
         fields = plan(info, args.deinterlace, start)
+        if args.preview is not None:
+            return _preview(args, info, upscaler, src, model, fields)
         if start is None and args.frames is None and _segmented(args, info):
             if fields is None or not fields.active:
                 return _upscale_segments(args, info, upscaler, src, settings, enc_opts, device, model)
@@ -209,7 +209,7 @@ def _make_sample(args) -> int:
     return 0
 
 
-def _preview(args, info, upscaler, src: Path, model: str) -> int:
+def _preview(args, info, upscaler, src: Path, model: str, fields=None) -> int:
     from ..video.preview import preview
 
     out = Path(args.output) if args.output else src.with_name(
@@ -218,10 +218,11 @@ def _preview(args, info, upscaler, src: Path, model: str) -> int:
         raise VideoError(f"--preview writes a PNG: give -o a .png name, not {out.name}", code=2)
     if out.resolve() == src.resolve():
         raise VideoError(f"the output would overwrite the input {src}: choose another -o", code=2)
-    path, t, seconds = preview(info, upscaler, args.preview, out)
+    path, t, seconds = preview(info, upscaler, args.preview, out, fields)
     if not args.quiet:
+        said = f"; {fields.summary()}" if fields is not None and fields.active else ""
         print(f"{src.name} frame {args.preview} (t={t:.3f} s, {info.width}x{info.height}) -> {path}: "
-              f"bicubic | {model}, x{upscaler.scale}, network {seconds:.1f} s", file=sys.stderr)
+              f"bicubic | {model}, x{upscaler.scale}, network {seconds:.1f} s{said}", file=sys.stderr)
     return 0
 
 
