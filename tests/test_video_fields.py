@@ -205,3 +205,19 @@ def test_preview_shows_the_deinterlaced_frame(tmp_path, capsys, nearest):
 
     assert corr(second_field) > 0.9 and corr(second_field) > corr(woven_frame), (corr(second_field),
                                                                                  corr(woven_frame))
+
+
+@pytest.mark.parametrize("mode", ["auto", "ivtc"])
+def test_frames_cut_the_sound_at_the_last_output_frame(tmp_path, capsys, nearest, mode):
+    """The filters read ahead (bwdif one frame, decimate a cycle of five); the copied streams
+    still end where the output video ends, as without deinterlacing."""
+    src = _interlaced(tmp_path / "in.mp4", frames=24, audio=True)
+    out = tmp_path / "out.mkv"
+    rc, err = run_cli(capsys, src, "-o", out, "-m", nearest, "--deinterlace", mode, "--frames", 7, "--threads", "1")
+    assert rc == 0, err
+    facts = video_facts(out)
+    frame = Fraction(1, 1) / (2 * NTSC if mode == "auto" else FILM)
+    video_end = facts["times"][-1] + frame
+    audio = stream_packets(out, "audio")
+    assert facts["frames"] == 7
+    assert audio[-1][0] < video_end <= audio[-1][0] + audio[-1][2] + Fraction(1, 1000), (audio[-1], video_end)

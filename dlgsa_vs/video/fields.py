@@ -288,20 +288,25 @@ class FieldSource:
         return self.source.problems
 
     def events(self) -> Iterator[tuple]:
+        """The source's events, frames filtered. A copied stream's packet waits until the
+        output video has passed its time, so that a ``limit`` cuts every stream at the last
+        output frame, not at the look-ahead frames the filters read."""
         src_tb = self.source.info.time_base
+        held: list[tuple] = []
         for ev in self.source.events():
             self._keep_end()
             if ev[0] != "frame":
-                yield ev
+                held.append(ev)
                 continue
             frame, pts = ev[1], ev[2]
             if self._chain is None:
                 self._chain = FilterChain(frame, src_tb, self.source.info.rate, filters_for(self.treatment))
             frame.pts = pts
-            yield from self._out(self._push(frame))
+            yield from self._out(self._push(frame), held)
             self._keep_end()
         if self._chain is not None:
-            yield from self._out(self._push(None))
+            yield from self._out(self._push(None), held)
+        yield from _release(held, None if self._end is None else self._end - self.source.offset)
 
     def _push(self, frame: av.VideoFrame | None) -> list[av.VideoFrame]:
         try:
@@ -310,19 +315,35 @@ class FieldSource:
             raise VideoError(f"the {self.treatment.mode} filters failed: {ffmpeg_reason(exc)}; "
                              f"use --deinterlace off") from None
 
-    def _out(self, frames: list[av.VideoFrame]) -> Iterator[tuple]:
+    def _out(self, frames: list[av.VideoFrame], held: list[tuple]) -> Iterator[tuple]:
         tb = self.info.time_base
         for frame in frames:
             if self.limit is not None and self.frames >= self.limit:
                 return
             pts = int(round(Fraction(frame.pts) * Fraction(frame.time_base) / tb))
+            shown = Fraction(pts + (frame.duration or 0)) * tb     # output clock, seconds
             self.frames += 1
             if self.limit is not None and self.frames == self.limit:
-                self._end = Fraction(pts + (frame.duration or 0)) * tb + self.source.offset
+                self._end = shown + self.source.offset
             yield ("frame", frame, pts)
+            yield from _release(held, shown)
 
     def _keep_end(self) -> None:
         """With a frame limit the copied streams end with the last output frame, not with the
         look-ahead frames the filters needed (``Source`` cuts them at its ``end``)."""
         if self._end is not None and (self.source.end is None or self._end < self.source.end):
             self.source.end = self._end
+
+
+def _release(held: list[tuple], before: Fraction | None) -> Iterator[tuple]:
+    """Take from ``held`` (in order) the packet events timed before ``before`` seconds
+    (all of them for None)."""
+    keep = []
+    for ev in held:
+        p = ev[1]
+        t = (p.pts if p.pts is not None else p.dts) * Fraction(p.time_base)
+        if before is None or t < before:
+            yield ev
+        else:
+            keep.append(ev)
+    held[:] = keep
