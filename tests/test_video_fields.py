@@ -221,3 +221,18 @@ def test_frames_cut_the_sound_at_the_last_output_frame(tmp_path, capsys, nearest
     audio = stream_packets(out, "audio")
     assert facts["frames"] == 7
     assert audio[-1][0] < video_end <= audio[-1][0] + audio[-1][2] + Fraction(1, 1000), (audio[-1], video_end)
+
+
+def test_start_and_frames_on_telecined_film(tmp_path, capsys, nearest):
+    """--start seeks in the input clock, --frames counts film frames: 0.5 s in, frames 12-20."""
+    import av
+
+    src = _telecined(tmp_path / "film.mp4", film_frames=40)
+    out = tmp_path / "out.mp4"
+    rc, err = run_cli(capsys, src, "-o", out, "-m", nearest, "--start", "0.5", "--frames", 9, "--threads", "1")
+    assert rc == 0 and "missing" not in err, err
+    with av.open(str(out)) as c:
+        v = c.streams.video[0]
+        frames = list(c.decode(v))
+        assert [read_number(f.to_ndarray()[:f.height], 2) for f in frames] == list(range(12, 21))
+        assert [f.pts * Fraction(v.time_base) for f in frames] == [k / FILM for k in range(9)]

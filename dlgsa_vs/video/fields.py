@@ -301,8 +301,14 @@ class FieldSource:
             frame, pts = ev[1], ev[2]
             if self._chain is None:
                 self._chain = FilterChain(frame, src_tb, self.source.info.rate, filters_for(self.treatment))
-            frame.pts = pts
-            yield from self._out(self._push(frame), held)
+            # the filters take the output clock (shifted by --start); the Source keeps its frame's own
+            # timestamp (it finds missing frames with it), so it is put back once the graph holds its copy
+            stored, frame.pts = frame.pts, pts
+            try:
+                made = self._push(frame)
+            finally:
+                frame.pts = stored
+            yield from self._out(made, held)
             self._keep_end()
         if self._chain is not None:
             yield from self._out(self._push(None), held)
