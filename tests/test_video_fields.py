@@ -236,3 +236,20 @@ def test_start_and_frames_on_telecined_film(tmp_path, capsys, nearest):
         frames = list(c.decode(v))
         assert [read_number(f.to_ndarray()[:f.height], 2) for f in frames] == list(range(12, 21))
         assert [f.pts * Fraction(v.time_base) for f in frames] == [k / FILM for k in range(9)]
+
+
+def test_library_call_with_colour_on_the_device(tmp_path, nearest):
+    """upscale_video(deinterlace="auto") on the path the CUDA and TensorRT backends take (the
+    reader hands sample planes over, the colour conversion runs where the network does; here
+    torch on the CPU): the deinterlaced frames reach it the same way."""
+    from dlgsa_vs.backends import create_upscaler
+    from dlgsa_vs.video.job import upscale_video
+
+    src = _interlaced(tmp_path / "in.mkv", frames=4)
+    upscaler = create_upscaler(model_path=str(nearest), backend="cpu")
+    r = upscale_video(src, upscaler, tmp_path / "out.mkv", on_device=True, deinterlace="auto")
+    assert r.fields is not None and (r.fields.mode, r.fields.order) == ("bwdif", "tff")
+    assert r.stats.frames == 8 and video_facts(r.output)["frames"] == 8
+    assert idet_frames(r.output, (W, H))[1:-1] == ["progressive"] * 6
+    r = upscale_video(src, upscaler, tmp_path / "plain.mkv")     # the library's default: off
+    assert r.fields is None and r.stats.frames == 4
