@@ -297,9 +297,7 @@ def _upscale(args, info, upscaler, src: Path, start: Fraction | None, enc_opts: 
         if r.out.chapters:
             kinds["chapters"] = r.out.chapters
         copied = ("; copied " + ", ".join(f"{n} {k}" for k, n in kinds.items())) if kinds else ""
-        said = r.fields is not None and (r.fields.active or r.fields.kind != "progressive" or
-                                          "flagged" in r.fields.evidence)
-        fields = f"{r.fields.summary()}; " if said else ""
+        fields = f"{r.fields.summary()}; " if r.fields is not None and r.fields.worth_saying else ""
         print(f"{src.name} -> {r.output}: {stats.frames} frames {w}x{h} -> {w * s}x{h * s} "
               f"(x{s}, {model}, {r.encoder} {r.out.pix_fmt}), {fields}{r.seconds_of_video:.2f} s of video, in "
               f"{stats.seconds:.1f} s ({stats.fps:.2f} fps; network alone {stats.model_fps:.2f} fps on "

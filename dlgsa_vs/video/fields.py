@@ -71,10 +71,16 @@ class Treatment:
     evidence: str                # the reasons, for the summary line
     in_rate: Fraction | None
     forced: bool = False         # asked for with --deinterlace, not picked by auto
+    flags_lie: bool = False      # the flags say interlaced, the measurement progressive
 
     @property
     def active(self) -> bool:
         return self.mode != "none"
+
+    @property
+    def worth_saying(self) -> bool:
+        """Whether the summary line mentions it: anything but a progressive file that says so."""
+        return self.active or self.kind != "progressive" or self.flags_lie
 
     @property
     def out_rate(self) -> Fraction | None:
@@ -246,10 +252,11 @@ def decide(ev: Evidence, mode: str, rate: Fraction | None) -> Treatment:
             flag_note = ", no field flags"
         evidence = measured + flag_note
     kind = "telecined" if telecined else "interlaced" if interlaced else "progressive"
+    lie = not interlaced and ev.flags_interlaced
     if mode == "auto":
         picked = "ivtc" if telecined else "bwdif" if interlaced else "none"
-        return Treatment(picked, order, kind, evidence, rate)
-    return Treatment(mode, order, kind, evidence, rate, forced=True)
+        return Treatment(picked, order, kind, evidence, rate, flags_lie=lie)
+    return Treatment(mode, order, kind, evidence, rate, forced=True, flags_lie=lie)
 
 
 def plan(info: InputInfo, mode: str, start: Fraction | None = None) -> Treatment | None:
