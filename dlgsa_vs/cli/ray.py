@@ -57,6 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_encoding_options(ap)
     ap.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     ap.add_argument("-v", "--verbose", action="store_true", help="a line per worker every few seconds")
+    ap.add_argument("--deinterlace", choices=("auto", "off"), default="auto",
+                    help="auto (default): refuse interlaced and telecined inputs, which Ray runs do not "
+                         "deinterlace yet (dlgsa-upscale without --ray does); off: upscale their frames as "
+                         "stored")
     add_cluster_options(ap, ray_flag=False)
     return ap
 
@@ -79,6 +83,28 @@ def _inputs(names: list[str]) -> list[Path]:
         else:
             out.append(p)
     return out
+
+
+def _refuse_fields(files: list[Path], mode: str) -> None:
+    """Chunks are upscaled as stored: an input that needs deinterlacing is refused (one line)."""
+    from ..video.errors import VideoError
+    from ..video.fields import plan
+    from ..video.probe import probe
+
+    if mode == "off":
+        return
+    if mode != "auto":
+        raise VideoError(f"--deinterlace {mode} is not available with --ray yet: run without --ray", code=2)
+    for f in files:
+        info = probe(f)
+        try:
+            found = plan(info, mode)
+        finally:
+            info.container.close()
+        if found.active:
+            raise VideoError(f"{f} is {found.kind} ({found.evidence}): Ray runs do not deinterlace yet; "
+                             f"upscale it without --ray, or add --deinterlace off to upscale its frames "
+                             f"as stored", code=2)
 
 
 def run_from_args(args, settings: RunSettings, inputs: list[str], address: str | None) -> int:
@@ -104,6 +130,7 @@ def run_from_args(args, settings: RunSettings, inputs: list[str], address: str |
     from ..segments.work import describe, plan_job
 
     files = _inputs(inputs)
+    _refuse_fields(files, getattr(args, "deinterlace", "off"))
     try:
         scale = model_scale(settings.model_path, variant=settings.variant, scale=settings.scale)
     except WeightsError as exc:

@@ -34,6 +34,7 @@ import av  # noqa: E402
 from ..runtime.packaged import VIDEO_DEFAULT_MODEL  # noqa: E402
 from ..runtime.settings import SettingsError  # noqa: E402
 from ..video.errors import DamagedInput, Interrupted, VideoError  # noqa: E402
+from ..video.fields import MODES as DEINTERLACE_MODES  # noqa: E402
 from .common import (OPTION_NAMES, add_device_options, add_encoding_options, add_model_options,  # noqa: E402
                      encoder_options, fail, model_label, settings_from_args, usage_message, weights_message)
 
@@ -55,6 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--start", metavar="TIME", help="start at this time: seconds (12.5) or [HH:]MM:SS(.ms); "
                                                    "the output then starts at 0")
     g.add_argument("--frames", type=int, metavar="N", help="upscale at most N frames")
+    g.add_argument("--deinterlace", choices=DEINTERLACE_MODES, default="auto",
+                   help="interlaced and telecined sources (docs/video.md): auto (default) deinterlaces "
+                        "interlaced video at field rate with bwdif (29.97i -> 59.94p), inverse-telecines "
+                        "telecined film (29.97 -> 23.976) and leaves progressive video as it is; "
+                        "bwdif, bwdif-frame (frame rate) or ivtc force one; off upscales the frames as "
+                        "stored. --frames counts output frames")
     g.add_argument("--preview", type=int, metavar="N",
                    help="write a side-by-side PNG (bicubic | network) of frame N (from 0) and stop; "
                         "-o names the PNG")
@@ -154,11 +161,18 @@ def _main(args) -> int:
                   f"time, on all its cores)", file=sys.stderr)
         device = upscaler.plan.summary()
         model = model_label(settings)
+        from ..video.fields import plan
+
+        fields = plan(info, args.deinterlace, start)
         if args.preview is not None:
-            return _preview(args, info, upscaler, src, model)
+            return _preview(args, info, upscaler, src, model, fields)
         if start is None and args.frames is None and _segmented(args, info):
-            return _upscale_segments(args, info, upscaler, src, settings, enc_opts, device, model)
-        return _upscale(args, info, upscaler, src, start, enc_opts, device, model)
+            if fields is None or not fields.active:
+                return _upscale_segments(args, info, upscaler, src, settings, enc_opts, device, model)
+            if not args.quiet:
+                print(f"note: {fields.summary()}; deinterlaced runs go in one pass, not in resumable "
+                      f"segments (not yet)", file=sys.stderr)
+        return _upscale(args, info, upscaler, src, start, enc_opts, device, model, fields)
     finally:
         info.container.close()
 
@@ -188,7 +202,7 @@ def _make_sample(args) -> int:
     return 0
 
 
-def _preview(args, info, upscaler, src: Path, model: str) -> int:
+def _preview(args, info, upscaler, src: Path, model: str, fields=None) -> int:
     from ..video.preview import preview
 
     out = Path(args.output) if args.output else src.with_name(
@@ -197,10 +211,11 @@ def _preview(args, info, upscaler, src: Path, model: str) -> int:
         raise VideoError(f"--preview writes a PNG: give -o a .png name, not {out.name}", code=2)
     if out.resolve() == src.resolve():
         raise VideoError(f"the output would overwrite the input {src}: choose another -o", code=2)
-    path, t, seconds = preview(info, upscaler, args.preview, out)
+    path, t, seconds = preview(info, upscaler, args.preview, out, fields)
     if not args.quiet:
+        said = f"; {fields.summary()}" if fields is not None and fields.active else ""
         print(f"{src.name} frame {args.preview} (t={t:.3f} s, {info.width}x{info.height}) -> {path}: "
-              f"bicubic | {model}, x{upscaler.scale}, network {seconds:.1f} s", file=sys.stderr)
+              f"bicubic | {model}, x{upscaler.scale}, network {seconds:.1f} s{said}", file=sys.stderr)
     return 0
 
 
@@ -251,12 +266,12 @@ def _upscale_segments(args, info, upscaler, src: Path, settings, enc_opts: dict,
 
 
 def _upscale(args, info, upscaler, src: Path, start: Fraction | None, enc_opts: dict, device: str,
-             model: str) -> int:
+             model: str, fields=None) -> int:
     from ..video.job import upscale_video
 
     r = upscale_video(info, upscaler, args.output, start=start, frames=args.frames, encoder=args.encoder,
                       crf=args.crf, pix_fmt=args.pix_fmt, encoder_options=enc_opts,
-                      progress=False if args.quiet else None)
+                      progress=False if args.quiet else None, deinterlace=fields or "off")
     stats, problems, w, h, s = r.stats, r.problems, r.info.width, r.info.height, r.scale
     if not args.quiet:
         for note in r.out.notes:
@@ -275,8 +290,9 @@ def _upscale(args, info, upscaler, src: Path, start: Fraction | None, enc_opts: 
         if r.out.chapters:
             kinds["chapters"] = r.out.chapters
         copied = ("; copied " + ", ".join(f"{n} {k}" for k, n in kinds.items())) if kinds else ""
+        fields = f"{r.fields.summary()}; " if r.fields is not None and r.fields.worth_saying else ""
         print(f"{src.name} -> {r.output}: {stats.frames} frames {w}x{h} -> {w * s}x{h * s} "
-              f"(x{s}, {model}, {r.encoder} {r.out.pix_fmt}), {r.seconds_of_video:.2f} s of video, in "
+              f"(x{s}, {model}, {r.encoder} {r.out.pix_fmt}), {fields}{r.seconds_of_video:.2f} s of video, in "
               f"{stats.seconds:.1f} s ({stats.fps:.2f} fps; network alone {stats.model_fps:.2f} fps on "
               f"{device}), {human_size(stats.out_bytes)}{copied}", file=sys.stderr)
     for label in r.out.not_copied:

@@ -103,6 +103,18 @@ def _check_clip(clip) -> None:
     colour.check_format(clip.format)
 
 
+def _check_fields(clip: vs.VideoNode) -> None:
+    """Refuse an interlaced clip (frame 0's ``_FieldBased``: 1 bottom, 2 top field first): the
+    network would take the comb of two fields for detail and magnify it."""
+    field_based = clip.get_frame(0).props.get("_FieldBased", 0)
+    if field_based in (1, 2):
+        first, field = ("top", 3) if field_based == 2 else ("bottom", 2)
+        raise vs.Error(f"{PREFIX}the clip is interlaced (frame 0 has _FieldBased={field_based}, {first} field "
+                       f"first): deinterlace it first, e.g. core.bwdif.Bwdif(clip, field={field}) or QTGMC "
+                       f"(telecined film: core.vivtc.VFM(clip, 1).vivtc.VDecimate()), or pass "
+                       f"fields_as_frames=True if its frames are whole pictures")
+
+
 def _tile_subject(hw: tuple[int, int] | None) -> str:
     if hw is None:
         return "tile_w/tile_h"
@@ -311,7 +323,8 @@ def _keyword_parameters() -> list[inspect.Parameter]:
 COLOUR_KEYWORDS = ("matrix", "transfer", "primaries", "range")
 SIGNATURE = inspect.Signature(
     [inspect.Parameter("clip", inspect.Parameter.POSITIONAL_OR_KEYWORD), *_keyword_parameters(),
-     *[inspect.Parameter(k, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None) for k in COLOUR_KEYWORDS]],
+     *[inspect.Parameter(k, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None)
+       for k in (*COLOUR_KEYWORDS, "fields_as_frames")]],
     return_annotation=vs.VideoNode)
 """``upscale``'s parameters, in the order of ``plugin.c``'s registration string (a test holds
 the two equal): every keyword defaults to None, the settings' default."""
@@ -319,7 +332,7 @@ the two equal): every keyword defaults to None, the settings' default."""
 
 def vs_types() -> dict[str, str]:
     """Each keyword's VapourSynth type ("vnode", "int", "data"), for ``plugin.c``'s string."""
-    types = {"clip": "vnode", "fp16": "int", **{k: "int" for k in COLOUR_KEYWORDS}}
+    types = {"clip": "vnode", "fp16": "int", "fields_as_frames": "int", **{k: "int" for k in COLOUR_KEYWORDS}}
     for f, option in options():
         types.update({name: option.vs_type for name in keywords(f, option)})
     return {name: types[name] for name in SIGNATURE.parameters}
@@ -335,6 +348,8 @@ def _docstring() -> str:
             rows.append("fp16: True is precision \"fp16\", False \"fp32\"; precision overrides it.")
     rows.append("matrix, transfer, primaries, range: colour description of the clip (VapourSynth / H.273\n"
                 "    codes, e.g. matrix=1 for BT.709, range=1 for limited), overriding the frame properties.")
+    rows.append("fields_as_frames: upscale a clip flagged interlaced (_FieldBased 1 or 2 on frame 0) as it\n"
+                "    is, each frame as one picture (default: such a clip is refused; deinterlace first).")
     return ("Upscale a clip with DLGSANet; the same filter as ``core.dlgsa.Upscale``.\n\n"
             "Every parameter but clip is optional (None: the default). The video default weights are\n"
             "light-video; tile_w or tile_h given alone is used for both.\n\n" + "\n".join(rows))
@@ -360,6 +375,8 @@ def upscale(*args, **kwargs) -> vs.VideoNode:
     values = values.arguments
     clip = values["clip"]
     _check_clip(clip)
+    if not _flag("fields_as_frames", values["fields_as_frames"]):
+        _check_fields(clip)
     given = {f.name: _setting(f, option, values) for f, option in options()}
     given["precision"] = given["precision"] or {True: "fp16", False: "fp32"}.get(_flag("fp16", values["fp16"]))
     if given["variant"] is None and given["model_path"] is None:

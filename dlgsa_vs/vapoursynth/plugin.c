@@ -85,7 +85,8 @@ static const char UPSCALE_ARGS[] =
     "matrix:int:opt;"
     "transfer:int:opt;"
     "primaries:int:opt;"
-    "range:int:opt;";
+    "range:int:opt;"
+    "fields_as_frames:int:opt;";
 
 /* ------------------------------------------------------------------------------------------ */
 /* CPython entry points, resolved at run time (stable ABI only; no Python.h needed).           */

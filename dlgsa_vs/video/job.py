@@ -16,7 +16,7 @@ import os
 import signal
 import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -24,6 +24,7 @@ import av
 
 from .colour import planar_equivalent, read_hdr10
 from .errors import VideoError
+from .fields import FieldSource, Treatment, plan
 from .output import Output, check_paths, default_output, open_output, storage_error
 from .pipeline import Pipeline, Stats, first_frame_colour, output_size, read_until_first_frame
 from .probe import InputInfo, Problems, Source, fmt_time, probe
@@ -39,14 +40,20 @@ class Result:
     scale: int
     encoder: str
     seconds_of_video: float
+    fields: Treatment | None = None     # what --deinterlace found and did (None: off)
 
 
 def upscale_video(src: str | os.PathLike | InputInfo, upscaler, output: str | os.PathLike | None = None, *,
                   start: Fraction | None = None, frames: int | None = None, encoder: str | None = None,
                   crf: float | None = None, pix_fmt: str | None = None,
                   encoder_options: dict[str, str] | None = None, batch: int | None = None,
-                  progress: bool | None = False, on_device: bool | None = None) -> Result:
+                  progress: bool | None = False, on_device: bool | None = None,
+                  deinterlace: str | Treatment = "off") -> Result:
     """Decode ``src``, run ``upscaler`` (an ``inference.Upscaler``) on every frame, encode.
+
+    deinterlace: one of ``fields.MODES`` ("auto" deinterlaces interlaced sources and inverse-
+    telecines telecined ones before the network), or a ``fields.Treatment`` already planned;
+    ``frames`` counts output frames.
 
     progress: a tqdm bar on stderr (True), none (False), or one only on a terminal (None).
     on_device: colour conversions where the network runs (default: on a CUDA GPU; see
@@ -56,14 +63,15 @@ def upscale_video(src: str | os.PathLike | InputInfo, upscaler, output: str | os
     info = probe(src) if own else src
     try:
         return _run(info, upscaler, output, start, frames, encoder, crf, pix_fmt,
-                    encoder_options or {}, batch or getattr(upscaler, "batch", 1), progress, on_device)
+                    encoder_options or {}, batch or getattr(upscaler, "batch", 1), progress, on_device,
+                    deinterlace)
     finally:
         if own:
             info.container.close()
 
 
 def _run(info: InputInfo, upscaler, output, start, frames, encoder, crf, pix_fmt, encoder_options,
-         batch, progress, on_device) -> Result:
+         batch, progress, on_device, deinterlace="off") -> Result:
     from tqdm import tqdm
 
     src = info.path
@@ -71,8 +79,12 @@ def _run(info: InputInfo, upscaler, output, start, frames, encoder, crf, pix_fmt
     out_path = Path(output) if output else default_output(src, scale)
     check_paths(src, out_path)
     copy = {s.index for s in info.others if s.type != "attachment"}
-    source = Source(info, start=start, limit=frames, copy=copy)
-    pending, events = read_until_first_frame(source)
+    treatment = deinterlace if isinstance(deinterlace, Treatment) else plan(info, deinterlace, start)
+    filtered = treatment is not None and treatment.active
+    source = Source(info, start=start, limit=treatment.input_frames(frames) if filtered and frames else frames,
+                    copy=copy)
+    stream = FieldSource(source, treatment, limit=frames) if filtered else source
+    pending, events = read_until_first_frame(stream)
     if not source.frames:
         if start is not None:
             raise VideoError(f"no video frame at or after --start {fmt_time(start)} "
@@ -85,16 +97,24 @@ def _run(info: InputInfo, upscaler, output, start, frames, encoder, crf, pix_fmt
     info.colour = first_frame_colour(info, first)
     info.hdr10 = read_hdr10(info.video.codec_context.coded_side_data, first.side_data)
 
-    range_end = source.offset + Fraction(frames) / info.rate if frames and info.rate else None
-    out = open_output(info, out_path, scale, encoder=encoder, crf=crf, pix_fmt=pix_fmt,
+    # the deinterlaced frames have their own rate and time base
+    timing = replace(info, time_base=stream.info.time_base, rate=stream.info.rate) if filtered else info
+    range_end = source.offset + Fraction(frames) / timing.rate if frames and timing.rate else None
+    out = open_output(timing, out_path, scale, encoder=encoder, crf=crf, pix_fmt=pix_fmt,
                       encoder_options=encoder_options, offset=source.offset, range_end=range_end)
     encoder_name = out.video.codec_context.name
-    bar = tqdm(total=info.expected_frames(start, frames), unit="frame", desc=src.name,
+    expected = info.expected_frames(start)
+    if filtered:
+        out.video.codec_context.field_order = 1    # AV_FIELD_PROGRESSIVE: say so in the output
+        expected = treatment.output_frames(expected)
+    if frames is not None:
+        expected = frames if expected is None else min(expected, frames)
+    bar = tqdm(total=expected, unit="frame", desc=src.name,
                disable=None if progress is None else not progress, dynamic_ncols=True, leave=False,
                file=sys.stderr)
     done = False
     try:
-        stats = Pipeline(source, events, pending, upscaler, out, info.colour, batch=batch,
+        stats = Pipeline(stream, events, pending, upscaler, out, info.colour, batch=batch,
                          progress=bar, on_device=on_device).run()
         bar.close()
         try:
@@ -109,7 +129,7 @@ def _run(info: InputInfo, upscaler, output, start, frames, encoder, crf, pix_fmt
     stats.out_bytes = output_size(out_path)
     seconds = source.end - (source.offset if start is not None else info.start_time) if source.end else 0
     return Result(output=out_path, info=info, out=out, stats=stats, problems=source.problems, scale=scale,
-                  encoder=encoder_name, seconds_of_video=float(seconds))
+                  encoder=encoder_name, seconds_of_video=float(seconds), fields=treatment)
 
 
 def _discard_quietly(out: Output) -> None:
