@@ -157,7 +157,7 @@ def save_nearest_model(path: Path, scale: int = 2) -> Path:
     import torch
 
     from dlgsa_vs.arch import DLGSANet
-    from dlgsa_vs.weights import save_safetensors
+    from dlgsa_vs.runtime.weights import save_safetensors
 
     model = DLGSANet(dim=6, groups=1, blocks=1, upscale=scale)
     with torch.no_grad():

@@ -188,7 +188,7 @@ def test_preview_shows_the_deinterlaced_frame(tmp_path, capsys, nearest):
     59.94p output is the second field of stored frame 2, not the woven frame."""
     import numpy as np
 
-    from dlgsa_vs.imageio import read_image
+    from dlgsa_vs.image.imageio import read_image
 
     src = _interlaced(tmp_path / "in.mkv", frames=8)
     rc, err = run_cli(capsys, src, "-m", nearest, "--preview", "5", "--threads", "1")
@@ -242,7 +242,7 @@ def test_library_call_with_colour_on_the_device(tmp_path, nearest):
     """upscale_video(deinterlace="auto") on the path the CUDA and TensorRT backends take (the
     reader hands sample planes over, the colour conversion runs where the network does; here
     torch on the CPU): the deinterlaced frames reach it the same way."""
-    from dlgsa_vs.backends import create_upscaler
+    from dlgsa_vs.runtime.backends import create_upscaler
     from dlgsa_vs.video.job import upscale_video
 
     src = _interlaced(tmp_path / "in.mkv", frames=4)

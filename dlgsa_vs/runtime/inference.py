@@ -164,7 +164,7 @@ class Upscaler:
         if not frames.is_floating_point():
             raise TypeError(f"frames are {str(frames.dtype).removeprefix('torch.')}: the upscaler takes float "
                             f"frames in [0, 1] (uint8 pictures: frames.float() / 255, or "
-                            f"dlgsa_vs.inference.image_to_tensor for an H x W x 3 array)")
+                            f"dlgsa_vs.runtime.inference.image_to_tensor for an H x W x 3 array)")
         if not self._range_warned and (frames.device.type == "cpu" or not self._range_checked):
             self._range_checked = True
             self._range_warned = check_frame_range(frames)
