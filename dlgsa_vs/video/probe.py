@@ -73,7 +73,7 @@ def _open_with_reason(path: Path) -> av.container.InputContainer:
     """av.open with FFmpeg's error lines kept for the exception text (no threads run yet)."""
     av.logging.set_level(av.logging.ERROR)
     try:
-        with av.logging.Capture(local=True):
+        with av.logging.Capture(local=False):  # all threads: a probing decoder's too
             return av.open(str(path), "r")
     finally:
         set_log_mode(_VERBOSE)
@@ -126,6 +126,7 @@ class InputInfo:
     start_time: Fraction                # of the video stream, in seconds
     others: list = field(default_factory=list)   # the other streams, in file order
     hdr10: Hdr10 | None = None          # from the stream's side data, then the first frame's
+    container_end: Fraction | None = None  # where the container says its longest stream ends (s)
 
     @property
     def format_name(self) -> str:
@@ -199,7 +200,22 @@ def describe_input(path: str | os.PathLike, container: av.container.InputContain
                      display_matrix=matrix, declared_frames=video.frames or 0,
                      duration=_stream_duration(video), start_time=start,
                      others=[s for s in container.streams if s.index != video.index],
-                     hdr10=read_hdr10(cc.coded_side_data))
+                     hdr10=read_hdr10(cc.coded_side_data), container_end=_container_end(container))
+
+
+def _container_end(container) -> Fraction | None:
+    """The container's own end time in seconds (start + duration, AV_TIME_BASE units), or None.
+
+    WebM and Matroska files from muxers other than FFmpeg's carry no per-track duration, and
+    MPEG-TS carries none at all: this is then the only declared length to check against.
+    """
+    declared = {"matroska", "webm", "mov", "mp4", "avi", "asf", "flv"}
+    if not declared & set(container.format.name.split(",")):
+        return None        # FFmpeg estimated it (from the last timestamps or the bitrate)
+    if not container.duration or container.duration < 0:
+        return None
+    start = container.start_time if container.start_time and container.start_time > 0 else 0
+    return Fraction(start + container.duration, av.time_base)
 
 
 def _check_index(path: Path, video) -> None:
@@ -332,6 +348,7 @@ class Source:
         self._first: av.VideoFrame | None = None
         self._video_packets = 0
         self._video_end: Fraction | None = None
+        self._data_end: Fraction | None = None   # end of the last packet read, any stream
         self._packet_pts: list[int] = []
         self._frame_pts: set[int] = set()
         self._codec = info.video.codec_context.name
@@ -403,6 +420,8 @@ class Source:
                 if not packet.size or packet.pts is None and packet.dts is None:
                     continue
                 t = (packet.pts if packet.pts is not None else packet.dts) * Fraction(packet.time_base)
+                t_end = t + (packet.duration or 0) * Fraction(packet.time_base)
+                self._data_end = t_end if self._data_end is None else max(self._data_end, t_end)
                 if done and self.end is not None and t > self.end + 2:
                     break     # past the end of the range in every stream, give or take interleaving
                 if self.start is not None and not self.frames:
@@ -487,11 +506,40 @@ class Source:
                              f"the data ends after {self._video_packets} ({fmt_time(self._video_end)}); "
                              f"nothing was written. Add --frames {max(self.frames - 1, 1)} to "
                              f"upscale the part that is there", code=2)
-        if info.duration and self._video_end is not None and info.rate:
+        add_frames = f"nothing was written. Add --frames {max(self.frames - 1, 1)} to upscale the part that is there"
+        if self.start is None and _cut_inside_ts_packet(info):
+            raise VideoError(f"{info.path} is truncated: it ends inside a transport-stream packet "
+                             f"({info.path.stat().st_size} bytes, not a whole number of packets), at "
+                             f"{fmt_time(self._video_end)}; {add_frames}", code=2)
+        if self._video_end is None or not info.rate:
+            return
+        slack = max(Fraction(1, 2), 3 / info.rate)
+        if info.duration:
             expected_end = info.start_time + info.duration
-            slack = max(Fraction(1, 2), 3 / info.rate)
             if self._video_end < expected_end - slack:
                 raise VideoError(f"{info.path} is truncated: its video stream should last until "
                                  f"{fmt_time(expected_end)} but the data ends at "
-                                 f"{fmt_time(self._video_end)}; nothing was written. Add --frames "
-                                 f"{max(self.frames - 1, 1)} to upscale the part that is there", code=2)
+                                 f"{fmt_time(self._video_end)}; {add_frames}", code=2)
+        elif info.container_end is not None and self._read_every_stream():
+            # No duration of the video's own (WebM, most Matroska muxers): the container's, which
+            # is its longest stream's, against the end of the last packet of any stream.
+            data_end = max(self._video_end, self._data_end or self._video_end)
+            if data_end < info.container_end - slack:
+                raise VideoError(f"{info.path} is truncated: the file should last until "
+                                 f"{fmt_time(info.container_end)} but the data ends at "
+                                 f"{fmt_time(data_end)}; {add_frames}", code=2)
+
+    def _read_every_stream(self) -> bool:
+        return all(s.index in self.copy or s.type == "attachment" for s in self.info.others)
+
+
+TS_PACKET_SIZES = (188, 192, 204)   # MPEG-TS, M2TS (4-byte time code), with Reed-Solomon bytes
+
+
+def _cut_inside_ts_packet(info: InputInfo) -> bool:
+    """An MPEG transport stream declares no length; a file cut anywhere but on a packet
+    boundary (as ``head -c`` or an interrupted download cuts) ends inside a packet."""
+    if "mpegts" not in info.format_name.split(","):
+        return False
+    size = info.path.stat().st_size
+    return all(size % n for n in TS_PACKET_SIZES)

@@ -1,0 +1,61 @@
+"""What a new user met with dlgsa-upscale (issue #36): each defect, on tiny clips made here
+with real encoders, and the features such users expect (--version, -y, progress lines, ...)."""
+from __future__ import annotations
+
+import av
+import pytest
+
+from video_support import assert_one_line_error, leftovers, run_cli, write_clip
+
+ONE = ("--threads", "1")
+
+
+def _without_track_durations(path):
+    """The clip as muxers other than FFmpeg's write Matroska/WebM (browsers' MediaRecorder,
+    live recorders): no per-track DURATION tag, only the segment's duration. The tag's name
+    is renamed in place (same length), which leaves every element valid."""
+    data = path.read_bytes()
+    assert data.count(b"DURATION") == 1
+    path.write_bytes(data.replace(b"DURATION", b"DURATIOX"))
+    with av.open(str(path)) as c:
+        assert c.streams.video[0].duration is None and "DURATION" not in c.streams.video[0].metadata
+        assert c.duration
+    return path
+
+
+def _faststart(src, dst):
+    with av.open(str(src)) as a, av.open(str(dst), "w", options={"movflags": "faststart"}) as b:
+        o = b.add_stream_from_template(a.streams.video[0], opaque=True)
+        for p in a.demux(a.streams.video[0]):
+            if p.size:
+                p.stream = o
+                b.mux(p)
+    return dst
+
+
+def _clip(tmp_path, ext: str, frames: int = 12):
+    codec = "libvpx-vp9" if ext == "webm" else "libx264"
+    opts = {"crf": "4", "b": "0"} if ext == "webm" else {"crf": "0"}
+    path = write_clip(tmp_path / f"whole.{ext}", frames=frames, codec=codec, options=opts)
+    if ext == "webm":
+        _without_track_durations(path)
+    if ext == "mp4":
+        path = _faststart(path, tmp_path / "fast.mp4")
+    return path
+
+
+# --- 1. truncated files, every container ------------------------------------------------------
+
+@pytest.mark.parametrize("ext", ["webm", "mkv", "mp4", "ts"])
+def test_truncated_file_is_refused(tmp_path, capsys, micro_model, ext):
+    whole = _clip(tmp_path, ext)
+    rc, err = run_cli(capsys, whole, "-o", tmp_path / "whole_out.mkv", "-m", micro_model, *ONE)
+    assert rc == 0, err          # the intact file passes
+    data = whole.read_bytes()
+    cut = tmp_path / f"cut.{ext}"
+    cut.write_bytes(data[: int(len(data) * 0.55) | 1])    # as head -c cuts: anywhere
+    rc, err = run_cli(capsys, cut, "-m", micro_model, *ONE)
+    assert rc == 2, err
+    assert_one_line_error(err, "is truncated", "--frames")
+    assert leftovers(tmp_path) == [] and not (tmp_path / f"cut_x2.{ext}").exists()
+    assert "prematurely" not in err
