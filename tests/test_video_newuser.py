@@ -59,3 +59,28 @@ def test_truncated_file_is_refused(tmp_path, capsys, micro_model, ext):
     assert_one_line_error(err, "is truncated", "--frames")
     assert leftovers(tmp_path) == [] and not (tmp_path / f"cut_x2.{ext}").exists()
     assert "prematurely" not in err
+
+
+# --- 4. options range-checked as usage errors ---------------------------------------------------
+
+@pytest.mark.parametrize("args,fragments", [
+    (["--crf", "99"], ["--crf 99 is out of range for libx264", "0 (best) to 51"]),
+    (["--crf", "52", "-c", "libx265"], ["--crf 52 is out of range for libx265", "51"]),
+    (["--crf", "64", "-c", "libsvtav1", "-o", "{tmp}/o.mkv"], ["--crf 64 is out of range for libsvtav1", "63"]),
+    (["--crf", "-1", "-o", "{tmp}/o.webm"], ["--crf -1 is out of range for libvpx-vp9", "63"]),
+    (["--crf", "60", "-c", "h264_nvenc"], ["--crf 60 is out of range for h264_nvenc", "CQ", "51"]),
+    (["--tile", "8", "8"], ["--tile 8 8 is invalid", "0 (the whole frame) or >= 16"]),
+    (["--tile", "0", "12"], ["--tile 0 12 is invalid", ">= 16"]),
+])
+def test_options_out_of_range(tmp_path, capsys, micro_model, args, fragments):
+    clip = write_clip(tmp_path / "clip.mp4", frames=2)
+    rc, err = run_cli(capsys, clip, "-m", micro_model, *[a.format(tmp=tmp_path) for a in args], *ONE)
+    assert rc == 2
+    assert_one_line_error(err, *fragments)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
+
+
+def test_crf_and_tile_at_their_limits_run(tmp_path, capsys, micro_model):
+    clip = write_clip(tmp_path / "clip.mp4", frames=2)
+    rc, err = run_cli(capsys, clip, "-m", micro_model, "--crf", "51", "--tile", "16", "0", "-q", *ONE)
+    assert rc == 0, err

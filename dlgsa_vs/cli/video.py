@@ -130,6 +130,10 @@ def _main(args) -> int:
     if args.preview is not None and args.preview < 0:
         raise VideoError(f"--preview takes a frame number from 0, got {args.preview}", code=2)
     enc_opts = encoder_options(args.encoder_option)
+    if args.encoder:
+        from ..video.output import check_quality
+
+        check_quality(args.encoder, args.crf)   # (the default encoder's: once it is chosen)
     start = None
     if args.start:
         from ..video.probe import parse_time

@@ -21,18 +21,32 @@ from .colour import (CONTENT_LIGHT, MASTERING_DISPLAY, Colour, Hdr10, PixelLayou
 from .errors import VideoError
 from .probe import DISCARD_ALL, InputInfo, ffmpeg_reason, log_verbose
 
-# Default quality per encoder: (option values for a quality q, default q). Lower q = better.
+# Quality per encoder: (option values for a quality q, default q, (lowest, highest) q the encoder
+# takes). Lower q = better.
 QUALITY = {
-    "libx264": (lambda q: {"crf": q}, 18),
-    "libx265": (lambda q: {"crf": q}, 20),
-    "libsvtav1": (lambda q: {"crf": q}, 28),
-    "libaom-av1": (lambda q: {"crf": q, "b": "0"}, 28),
-    "libvpx-vp9": (lambda q: {"crf": q, "b": "0"}, 28),
-    "libvpx": (lambda q: {"crf": q, "b": "1M"}, 10),
-    "h264_nvenc": (lambda q: {"rc": "vbr", "cq": q, "b": "0"}, 20),
-    "hevc_nvenc": (lambda q: {"rc": "vbr", "cq": q, "b": "0"}, 22),
-    "av1_nvenc": (lambda q: {"rc": "vbr", "cq": q, "b": "0"}, 28),
+    "libx264": (lambda q: {"crf": q}, 18, (0, 51)),
+    "libx265": (lambda q: {"crf": q}, 20, (0, 51)),
+    "libsvtav1": (lambda q: {"crf": q}, 28, (0, 63)),
+    "libaom-av1": (lambda q: {"crf": q, "b": "0"}, 28, (0, 63)),
+    "libvpx-vp9": (lambda q: {"crf": q, "b": "0"}, 28, (0, 63)),
+    "libvpx": (lambda q: {"crf": q, "b": "1M"}, 10, (4, 63)),
+    "h264_nvenc": (lambda q: {"rc": "vbr", "cq": q, "b": "0"}, 20, (0, 51)),
+    "hevc_nvenc": (lambda q: {"rc": "vbr", "cq": q, "b": "0"}, 22, (0, 51)),
+    "av1_nvenc": (lambda q: {"rc": "vbr", "cq": q, "b": "0"}, 28, (0, 63)),
 }
+
+
+def check_quality(encoder: str, crf: float | None) -> None:
+    """--crf inside the range the encoder takes (a usage error, exit 2, before any work)."""
+    if crf is None or encoder not in QUALITY:
+        return
+    lo, hi = QUALITY[encoder][2]
+    if not lo <= crf <= hi:
+        what = "CQ" if "nvenc" in encoder else "CRF"
+        raise VideoError(f"--crf {_num(crf)} is out of range for {encoder}: its {what} goes from {lo} "
+                         f"(best) to {hi} (smallest file)", code=2)
+
+
 LOSSLESS = {"ffv1", "huffyuv", "ffvhuff", "utvideo", "png", "qtrle", "rawvideo"}
 # Default encoders by container, in order of preference: the first that keeps the input's bit
 # depth is used (WebM holds VP9 and AV1 only; this PyAV's libvpx-vp9 encodes 8-bit only).
@@ -444,7 +458,8 @@ def _setup(info: InputInfo, container, final: Path, tmp: Path, scale: int, encod
     options: dict[str, str] = {}
     if crf is not None or (codec.name in QUALITY):
         if codec.name in QUALITY:
-            make, default_q = QUALITY[codec.name]
+            make, default_q, _ = QUALITY[codec.name]
+            check_quality(codec.name, crf)
             q = crf if crf is not None else default_q
             options.update({k: _num(v) for k, v in make(q).items()})
         elif codec.name in LOSSLESS:
