@@ -20,8 +20,8 @@ $(STAMP): setup.cfg pyproject.toml setup.py dlgsa_vs/vapoursynth/plugin.c
 
 demo: $(STAMP)
 	mkdir -p out
-	$(VENV)/bin/dlgsa-upscale --make-sample out/sample.mp4
-	$(VENV)/bin/dlgsa-upscale out/sample.mp4
+	$(VENV)/bin/dlgsa-upscale -y --make-sample out/sample.mp4
+	$(VENV)/bin/dlgsa-upscale -y out/sample.mp4
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q

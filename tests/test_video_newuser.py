@@ -84,3 +84,43 @@ def test_crf_and_tile_at_their_limits_run(tmp_path, capsys, micro_model):
     clip = write_clip(tmp_path / "clip.mp4", frames=2)
     rc, err = run_cli(capsys, clip, "-m", micro_model, "--crf", "51", "--tile", "16", "0", "-q", *ONE)
     assert rc == 0, err
+
+
+# --- 7. an output folder that takes no files: one line naming the path, exit 2 ----------------
+
+def test_output_where_no_file_can_be_made(tmp_path, capsys, micro_model):
+    clip = write_clip(tmp_path / "clip.mp4", frames=2)
+    rc, err = run_cli(capsys, clip, "-m", micro_model, "-o", "/proc/out.mp4", *ONE)
+    assert rc == 2
+    assert_one_line_error(err, "cannot write /proc/out.mp4", "choose another -o")
+
+
+# --- no silent overwrite (as FFmpeg), -y to replace ------------------------------------------
+
+def test_existing_output_is_refused_unless_y(tmp_path, capsys, micro_model):
+    clip = write_clip(tmp_path / "clip.mp4", frames=2)
+    out = tmp_path / "clip_x2.mp4"
+    out.write_bytes(b"keep me")
+    rc, err = run_cli(capsys, clip, "-m", micro_model, *ONE)
+    assert rc == 2
+    assert_one_line_error(err, "clip_x2.mp4 already exists", "-y (--overwrite)")
+    assert out.read_bytes() == b"keep me"
+    png = tmp_path / "p.png"
+    png.write_bytes(b"keep me")
+    rc, err = run_cli(capsys, clip, "-m", micro_model, "--preview", "0", "-o", png, *ONE)
+    assert rc == 2 and png.read_bytes() == b"keep me"
+    assert_one_line_error(err, "p.png already exists")
+    rc, err = run_cli(capsys, clip, "-m", micro_model, "-y", "-q", *ONE)
+    assert rc == 0, err
+    assert out.stat().st_size > 1000
+
+
+def test_make_sample_does_not_overwrite(tmp_path, capsys):
+    sample = tmp_path / "s.mp4"
+    sample.write_bytes(b"mine")
+    rc, err = run_cli(capsys, "--make-sample", sample)
+    assert rc == 2 and sample.read_bytes() == b"mine"
+    assert_one_line_error(err, "s.mp4 already exists", "-y")
+    rc, err = run_cli(capsys, "--make-sample", sample, "--overwrite", "-q")
+    assert rc == 0, err
+    assert sample.stat().st_size > 1000

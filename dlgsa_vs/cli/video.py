@@ -61,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-resume", action="store_true",
                    help="start over: drop the segments an interrupted run of this output left in "
                         "<output>.chunks/ (default: continue from them)")
+    g.add_argument("-y", "--overwrite", action="store_true",
+                   help="replace an existing output (default: refuse, as FFmpeg does)")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar, notes or summary")
     g.add_argument("-v", "--verbose", action="store_true", help="also show FFmpeg's own messages")
     g.add_argument("--make-sample", metavar="PATH",
@@ -187,6 +189,9 @@ def _make_sample(args) -> int:
     if path.suffix.lower() not in (".mp4", ".mkv", ".mov", ".m4v"):
         raise VideoError(f"the sample is H.264 with AAC audio: give it a .mp4, .mkv or .mov name, "
                          f"not {path.name}", code=2)
+    from ..video.output import refuse_existing
+
+    refuse_existing(path, args.overwrite)
     try:
         make_sample(path)
     except av.FFmpegError as exc:
@@ -208,6 +213,9 @@ def _preview(args, info, upscaler, src: Path, model: str) -> int:
         raise VideoError(f"--preview writes a PNG: give -o a .png name, not {out.name}", code=2)
     if out.resolve() == src.resolve():
         raise VideoError(f"the output would overwrite the input {src}: choose another -o", code=2)
+    from ..video.output import refuse_existing
+
+    refuse_existing(out, args.overwrite)
     path, t, seconds = preview(info, upscaler, args.preview, out)
     if not args.quiet:
         print(f"{src.name} frame {args.preview} (t={t:.3f} s, {info.width}x{info.height}) -> {path}: "
@@ -228,10 +236,11 @@ def _segmented(args, info) -> bool:
 def _upscale_segments(args, info, upscaler, src: Path, settings, enc_opts: dict, device: str, model: str) -> int:
     from ..segments.encode import JobSettings
     from ..segments.resume import run_segments
-    from ..video.output import check_paths, default_output
+    from ..video.output import check_paths, default_output, refuse_existing
 
     out = Path(args.output) if args.output else default_output(src, upscaler.scale)
     check_paths(src, out)
+    refuse_existing(out, args.overwrite)   # an interrupted run left no output: it resumes
     job = JobSettings(settings.replace(scale=upscaler.scale), args.encoder, args.crf, args.pix_fmt, enc_opts)
     args.segmented = True
     log = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
@@ -264,8 +273,12 @@ def _upscale_segments(args, info, upscaler, src: Path, settings, enc_opts: dict,
 def _upscale(args, info, upscaler, src: Path, start: Fraction | None, enc_opts: dict, device: str,
              model: str) -> int:
     from ..video.job import upscale_video
+    from ..video.output import check_paths, default_output, refuse_existing
 
-    r = upscale_video(info, upscaler, args.output, start=start, frames=args.frames, encoder=args.encoder,
+    out = Path(args.output) if args.output else default_output(src, upscaler.scale)
+    check_paths(src, out)
+    refuse_existing(out, args.overwrite)
+    r = upscale_video(info, upscaler, out, start=start, frames=args.frames, encoder=args.encoder,
                       crf=args.crf, pix_fmt=args.pix_fmt, encoder_options=enc_opts,
                       progress=False if args.quiet else None)
     stats, problems, w, h, s = r.stats, r.problems, r.info.width, r.info.height, r.scale

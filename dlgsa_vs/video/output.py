@@ -233,6 +233,30 @@ def check_paths(src: Path, out: Path) -> None:
         raise VideoError(f"cannot write in the output folder {folder}: permission denied", code=2)
     if not out.suffix:
         raise VideoError(f"the output {out} has no extension: say which container, e.g. .mp4 or .mkv", code=2)
+    check_writable(out)
+
+
+def check_writable(out: Path) -> None:
+    """Create (and remove) an empty file beside ``out``: a folder that takes no new files
+    (/proc, a read-only or full mount) is found before any work, not at the first write."""
+    folder = out.parent if str(out.parent) else Path(".")
+    probe = folder / f".{out.name}.write-check-{os.getpid()}"
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except OSError as exc:
+        raise VideoError(f"cannot write {out}: {folder} takes no new files "
+                         f"({os.strerror(exc.errno) if exc.errno else exc}); choose another -o", code=2) from None
+    try:
+        probe.unlink()
+    except OSError:
+        pass
+
+
+def refuse_existing(out: Path, overwrite: bool) -> None:
+    """No silent overwrite (as FFmpeg): an existing output is replaced only with -y."""
+    if not overwrite and (out.exists() or out.is_symlink()):
+        raise VideoError(f"{out} already exists: add -y (--overwrite) to replace it, or choose another -o",
+                         code=2)
 
 
 def remove_dead_parts(final: Path) -> list[str]:
