@@ -124,3 +124,31 @@ def test_make_sample_does_not_overwrite(tmp_path, capsys):
     rc, err = run_cli(capsys, "--make-sample", sample, "--overwrite", "-q")
     assert rc == 0, err
     assert sample.stat().st_size > 1000
+
+
+# --- 2. a stream the output cannot hold is said before the first frame ------------------------
+
+def _ass_subtitles(container):
+    from fractions import Fraction
+
+    sub = container.add_mux_stream("ass")
+    sub.time_base = Fraction(1, 1000)
+
+    def mux(c):
+        for i in range(2):
+            p = av.Packet(f"{i},0,Default,,0,0,0,,line {i}".encode())
+            p.pts = p.dts = 100 * i
+            p.duration, p.time_base, p.stream = 100, Fraction(1, 1000), sub
+            c.mux(p)
+    return mux
+
+
+def test_stream_that_cannot_be_copied_is_said_up_front(tmp_path, capsys, micro_model):
+    src = write_clip(tmp_path / "subs.mkv", frames=3, extra=_ass_subtitles)
+    rc, err = run_cli(capsys, src, "-o", tmp_path / "o.mp4", "-m", micro_model, *ONE)
+    assert rc == 0, err
+    lines = err.strip().splitlines()
+    warned = [i for i, ln in enumerate(lines) if ln.startswith("warning: not copied: #1 subtitle ssa")]
+    summary = [i for i, ln in enumerate(lines) if "-> " in ln and "frames" in ln]
+    assert len(warned) == 1 and "use -o *.mkv" in lines[warned[0]], err     # said once
+    assert warned[0] < summary[0], err                                        # before the run

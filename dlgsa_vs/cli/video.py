@@ -149,6 +149,8 @@ def _main(args) -> int:
     src = Path(args.input)
     info = probe(src)
     try:
+        if args.preview is None:
+            _warn_not_copied(args, info, src)
         import torch
 
         if settings.threads:
@@ -223,6 +225,23 @@ def _preview(args, info, upscaler, src: Path, model: str) -> int:
     return 0
 
 
+def _warn_not_copied(args, info, src: Path) -> None:
+    """The streams the output container cannot hold, said before the model even loads (the
+    run goes on without them; docs/video.md). The end of the run does not repeat them."""
+    from ..video.output import default_output, streams_not_copied
+
+    suffix = Path(args.output).suffix if args.output else default_output(src, 2).suffix
+    args.warned = streams_not_copied(info, suffix)
+    for label in args.warned:
+        print(f"warning: not copied: {label}", file=sys.stderr)
+
+
+def _late_warnings(args, labels: list[str]) -> None:
+    for label in labels:
+        if label not in getattr(args, "warned", ()):
+            print(f"warning: not copied: {label}", file=sys.stderr)
+
+
 def _tile_note(upscaler, height: int, width: int) -> None:
     if upscaler.tile_for(height, width) != (0, 0):
         print(f"note: {upscaler.tile_summary(height, width)}", file=sys.stderr)
@@ -265,8 +284,7 @@ def _upscale_segments(args, info, upscaler, src: Path, settings, enc_opts: dict,
               f"{r.segments} segments ({r.computed} computed now, {r.kept} kept), in {r.seconds:.1f} s "
               f"(network {r.model_seconds:.1f} s on {device}; join {r.join.seconds:.2f} s), "
               f"{human_size(r.join.bytes)}{copied}", file=sys.stderr)
-    for label in r.join.not_copied:
-        print(f"warning: not copied: {label}", file=sys.stderr)
+    _late_warnings(args, r.join.not_copied)
     return 0
 
 
@@ -303,8 +321,7 @@ def _upscale(args, info, upscaler, src: Path, start: Fraction | None, enc_opts: 
               f"(x{s}, {model}, {r.encoder} {r.out.pix_fmt}), {r.seconds_of_video:.2f} s of video, in "
               f"{stats.seconds:.1f} s ({stats.fps:.2f} fps; network alone {stats.model_fps:.2f} fps on "
               f"{device}), {human_size(stats.out_bytes)}{copied}", file=sys.stderr)
-    for label in r.out.not_copied:
-        print(f"warning: not copied: {label}", file=sys.stderr)
+    _late_warnings(args, r.out.not_copied)
     if problems.concealed_frames:
         times = ", ".join(f"{float(t):.3f}" for t in problems.concealed_frames[:20])
         more = " ..." if len(problems.concealed_frames) > 20 else ""

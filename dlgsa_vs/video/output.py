@@ -614,6 +614,26 @@ def describe_stream(s) -> str:
     return " ".join(bits)
 
 
+def streams_not_copied(info: InputInfo, output_suffix: str) -> list[str]:
+    """What ``copy_streams`` will leave out of an output of this extension, known before any
+    work: the same calls on a scratch container that is never written (a user must not learn
+    hours later that the subtitles were dropped)."""
+    import tempfile
+    from types import SimpleNamespace
+
+    with tempfile.TemporaryDirectory(prefix="dlgsa-streams-") as folder:
+        try:
+            container = av.open(os.path.join(folder, f"probe{output_suffix}"), "w")
+        except (av.FFmpegError, ValueError):
+            return []      # an unknown extension is refused with its own message later
+        found = SimpleNamespace(copy_map={}, copied=[], not_copied=[])
+        try:
+            copy_streams(info, container, found)
+        finally:
+            container.close()
+    return found.not_copied
+
+
 def copy_streams(info: InputInfo, container, out: Output) -> None:
     """Add a stream-copy output stream to ``container`` for each of the input's other streams;
     fills ``out.copy_map`` (input index -> output stream), ``out.copied`` and ``out.not_copied``
