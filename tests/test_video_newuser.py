@@ -152,3 +152,22 @@ def test_stream_that_cannot_be_copied_is_said_up_front(tmp_path, capsys, micro_m
     summary = [i for i, ln in enumerate(lines) if "-> " in ln and "frames" in ln]
     assert len(warned) == 1 and "use -o *.mkv" in lines[warned[0]], err     # said once
     assert warned[0] < summary[0], err                                        # before the run
+
+
+# --- 3. --frames / --start cut the copied streams to the video's range -------------------------
+
+@pytest.mark.parametrize("args", [("--frames", "2"), ("--start", "0.5", "--frames", "3")])
+def test_frames_trim_the_copied_streams(tmp_path, capsys, micro_model, args):
+    from video_support import stream_packets, video_facts
+    from dlgsa_vs.video.sample import make_sample
+
+    src = make_sample(tmp_path / "in.mp4")        # 12 fps H.264 (B-frames) with AAC audio
+    out = tmp_path / "o.mkv"
+    rc, err = run_cli(capsys, src, "-o", out, "-m", micro_model, *args, *ONE)
+    assert rc == 0, err
+    frames = video_facts(out)["times"]
+    end = frames[-1] + (frames[1] - frames[0])          # the last frame's end (constant rate)
+    audio = stream_packets(out, "audio")
+    assert audio, "the audio of the range is copied"
+    assert all(p[0] < end for p in audio), (frames, [float(p[0]) for p in audio])   # no sound past the picture
+    assert audio[-1][0] + audio[-1][2] >= frames[-1]                                 # ... nor less

@@ -368,6 +368,9 @@ class Source:
         streams = [video] + [s for s in info.others if s.index in self.copy]
         done = False           # all wanted frames are out; finishing the copied streams
         pending: list[tuple[Fraction, av.Packet]] = []
+        # With a frame limit, packets that may lie past the range's end wait until the frames
+        # say where it ends (the decoder gives frames a few packets late): none is copied past it.
+        beyond: list[tuple[Fraction, av.Packet]] = []
         demux = container.demux(streams)
         while True:
             try:
@@ -407,12 +410,22 @@ class Source:
                         yield event
                         if pending:   # packets read before the range's first frame was known
                             for held in pending:
-                                if held[0] >= self.offset:
-                                    self._shift(held[1])
+                                if held[0] < self.offset:
+                                    continue
+                                self._shift(held[1])
+                                if self.limit is None:
                                     yield ("packet", held[1])
+                                else:
+                                    beyond.append(held)
                             pending = []
                         if self.limit is not None and self.frames >= self.limit:
                             done = True
+                        if beyond:
+                            for held in [b for b in beyond if b[0] < self.end]:
+                                yield ("packet", held[1])
+                            beyond = [b for b in beyond if b[0] >= self.end]
+                        if done:
+                            beyond = []      # past the range's end
                             break
                 if done and not self.copy:
                     break
@@ -433,7 +446,12 @@ class Source:
                 if self.end is not None and done and t >= self.end:
                     continue
                 self._shift(packet)
+                if self.limit is not None and not done and (beyond or self.end is None or t >= self.end):
+                    beyond.append((t, packet))
+                    continue
                 yield ("packet", packet)
+        for _, packet in beyond:     # the file ended before the frame limit: all of it is the range
+            yield ("packet", packet)
         self._find_missing(done)
         if not done:
             self._check_complete()
