@@ -171,3 +171,39 @@ def test_frames_trim_the_copied_streams(tmp_path, capsys, micro_model, args):
     assert audio, "the audio of the range is copied"
     assert all(p[0] < end for p in audio), (frames, [float(p[0]) for p in audio])   # no sound past the picture
     assert audio[-1][0] + audio[-1][2] >= frames[-1]                                 # ... nor less
+
+
+# --- --version on every command, --list-models on the upscaling ones ---------------------------
+
+@pytest.mark.parametrize("module,prog", [("video", "dlgsa-upscale"), ("ray", "dlgsa-upscale-ray"),
+                                         ("upscale_image", "dlgsa-upscale-image"),
+                                         ("compare_models", "dlgsa-compare"),
+                                         ("build_engine", "dlgsa-build-engine"),
+                                         ("export_onnx", "dlgsa-export-onnx")])
+def test_version_on_every_command(capsys, module, prog):
+    import importlib
+
+    from dlgsa_vs._version import __version__
+
+    main = importlib.import_module(f"dlgsa_vs.cli.{module}").main
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0
+    assert capsys.readouterr().out.strip() == f"{prog} {__version__} (dlgsa-vs)"
+
+
+@pytest.mark.parametrize("module,default", [("video", "light-video"), ("upscale_image", "light"),
+                                            ("ray", "light-video")])
+def test_list_models(capsys, module, default):
+    import importlib
+
+    main = importlib.import_module(f"dlgsa_vs.cli.{module}").main
+    with pytest.raises(SystemExit) as stop:
+        main(["--list-models"])
+    assert stop.value.code == 0
+    out = capsys.readouterr().out
+    assert f"{default} (default)" in out
+    light = next(ln for ln in out.splitlines() if ln.startswith("light "))
+    assert "x2, x3, x4" in light and "clean" in light
+    video = next(ln for ln in out.splitlines() if ln.startswith("light-video"))
+    assert "x2, x4" in video and "compressed video" in video

@@ -13,8 +13,9 @@ import os
 import sys
 from typing import NoReturn
 
+from .._version import __version__
 from ..arch.variants import SCALES
-from ..packaged import MODELS, default_for
+from ..packaged import MODELS, default_for, packaged_file
 from ..settings import BACKENDS, CPU_ENGINES, KERNELS, PRECISIONS, Names, RunSettings, SettingsError
 
 DEFAULTS = RunSettings()
@@ -40,6 +41,8 @@ def add_model_options(ap: argparse.ArgumentParser, default_model: str, tiles: bo
                    help=f"packaged model (default {', '.join([default_model] + gaps)}); {trained}; "
                         f"tiny and full check a -m file")
     ap.set_defaults(default_model=default_model)
+    g.add_argument("--list-models", action=_ListModels, default_model=default_model,
+                   help="list the packaged models (scales, what each is for) and stop")
     g.add_argument("-m", "--model", metavar="PATH",
                    help="model file: the authors' .pth or a .safetensors (variant and scale are read from it)")
     if tiles:
@@ -99,6 +102,34 @@ def add_encoding_options(ap: argparse.ArgumentParser) -> None:
                         "or the nearest the encoder takes)")
     g.add_argument("-e", "--encoder-option", action="append", default=[], metavar="KEY=VALUE",
                    help="any encoder option, repeatable: -e preset=slow -e tune=film -e g=250")
+
+
+def models_table(default_model: str) -> str:
+    """The packaged models, one a line: name, the scales it has weights for, what it is for."""
+    lines = [f"{'--variant':<22} {'scales':<12} for"]
+    for m in MODELS.values():
+        scales = [f"x{sc}" for sc in SCALES if packaged_file(m.name, sc).is_file()]
+        mark = " (default)" if m.name == default_model else ""
+        lines.append(f"{m.name + mark:<22} {', '.join(scales) or '-':<12} {m.trained_on}")
+    gaps = [f"x{sc}: {default_for(default_model, sc)}" for sc in SCALES if default_for(default_model, sc) != default_model]
+    if gaps:
+        lines.append(f"(where {default_model} has no weights the default is {', '.join(gaps)}; "
+                     f"-m FILE runs any DLGSANet .pth or .safetensors)")
+    else:
+        lines.append("(-m FILE runs any DLGSANet .pth or .safetensors)")
+    return "\n".join(lines)
+
+
+class _ListModels(argparse.Action):
+    """--list-models: print ``models_table`` and exit 0, like --version (no input needed)."""
+
+    def __init__(self, option_strings, dest, default_model: str, **kw):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kw)
+        self.default_model = default_model
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(models_table(self.default_model))
+        parser.exit(0)
 
 
 _ARG_FIELDS = {  # argparse destination -> settings field
@@ -173,7 +204,11 @@ def fail(message: str, code: int = 2) -> int:
 
 class Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (``error: ... (see --help)``, exit code 2), worded
-    like :func:`fail`, instead of the usage text plus a line."""
+    like :func:`fail`, instead of the usage text plus a line; and every command has --version."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.add_argument("--version", action="version", version=f"%(prog)s {__version__} (dlgsa-vs)")
 
     def error(self, message: str) -> NoReturn:
         raise SystemExit(fail(f"{message} (see --help)"))

@@ -17,12 +17,12 @@ import torch
 from ..imageio import read_image
 from ..inference import image_to_tensor
 from ..weights import WeightsError, load_model
-from .common import fail
+from .common import Parser, fail
 from .upscale_image import demo_image
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="dlgsa-compare", description=__doc__.splitlines()[0])
+    ap = Parser(prog="dlgsa-compare", description=__doc__.splitlines()[0])
     ap.add_argument("model_a")
     ap.add_argument("model_b")
     ap.add_argument("--image", help="input picture (default: a generated test picture)")

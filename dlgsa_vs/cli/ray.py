@@ -47,9 +47,9 @@ def add_cluster_options(ap: argparse.ArgumentParser, ray_flag: bool = True) -> N
 
 def build_parser() -> argparse.ArgumentParser:
     from ..packaged import VIDEO_DEFAULT_MODEL
-    from .common import add_device_options, add_encoding_options, add_model_options
+    from .common import Parser, add_device_options, add_encoding_options, add_model_options
 
-    ap = argparse.ArgumentParser(prog="dlgsa-upscale-ray", description=__doc__.splitlines()[0])
+    ap = Parser(prog="dlgsa-upscale-ray", description=__doc__.splitlines()[0])
     ap.add_argument("inputs", nargs="+", help="video files and/or folders of them")
     ap.add_argument("-o", "--output", metavar="PATH",
                     help="one input: the output file; several: an existing folder for the outputs "

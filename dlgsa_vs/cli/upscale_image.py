@@ -20,7 +20,7 @@ from ..inference import image_to_tensor, tensor_to_image
 from ..packaged import DEFAULT_MODEL
 from ..settings import SettingsError
 from ..weights import WeightsError
-from .common import (OPTION_NAMES, add_device_options, add_model_options, fail, settings_from_args, usage_message,
+from .common import (OPTION_NAMES, Parser, add_device_options, add_model_options, fail, settings_from_args, usage_message,
                      weights_message)
 
 
@@ -37,7 +37,7 @@ def demo_image(width: int = 192, height: int = 128) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="dlgsa-upscale-image", description=__doc__.splitlines()[0])
+    ap = Parser(prog="dlgsa-upscale-image", description=__doc__.splitlines()[0])
     ap.add_argument("input", nargs="?", help="image file (PNG, BMP, JPEG, ...)")
     ap.add_argument("-o", "--output", help="output PNG (default: <input>_x<scale>.png)")
     ap.add_argument("--demo", action="store_true", help="make a test picture (demo.png) and upscale it")

@@ -34,14 +34,14 @@ import av  # noqa: E402
 from ..packaged import VIDEO_DEFAULT_MODEL  # noqa: E402
 from ..settings import SettingsError  # noqa: E402
 from ..video.errors import DamagedInput, Interrupted, VideoError  # noqa: E402
-from .common import (OPTION_NAMES, add_device_options, add_encoding_options, add_model_options,  # noqa: E402
+from .common import (OPTION_NAMES, Parser, add_device_options, add_encoding_options, add_model_options,  # noqa: E402
                      encoder_options, fail, model_label, settings_from_args, usage_message, weights_message)
 
 PROG = "dlgsa-upscale"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0],
+    ap = Parser(prog=PROG, description=__doc__.splitlines()[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog="\n".join(__doc__.splitlines()[2:]))
     ap.add_argument("input", nargs="?", help="video file (anything FFmpeg reads: mp4, mkv, mov, webm, ts, ...)")
