@@ -207,3 +207,22 @@ def test_list_models(capsys, module, default):
     assert "x2, x3, x4" in light and "clean" in light
     video = next(ln for ln in out.splitlines() if ln.startswith("light-video"))
     assert "x2, x4" in video and "compressed video" in video
+
+
+# --- HDR (PQ / HLG) to .mp4: HEVC 10-bit by default, not H.264 High 10 ----------------------------
+
+@pytest.mark.parametrize("transfer", [16, 18])
+def test_hdr_defaults_to_x265_ten_bit(tmp_path, capsys, micro_model, transfer):
+    from video_support import video_facts
+
+    src = write_clip(tmp_path / "hdr.mkv", frames=2, codec="ffv1", pix_fmt="yuv420p10le",
+                     colour=(9, 1, 9, transfer))
+    out = tmp_path / "o.mp4"
+    rc, err = run_cli(capsys, src, "-o", out, "-m", micro_model, *ONE)
+    assert rc == 0, err
+    facts = video_facts(out)
+    assert facts["codec"] == "hevc" and facts["pix_fmt"] == "yuv420p10le" and facts["transfer"] == transfer
+    assert "encoding HEVC with libx265" in err, err
+    sdr = write_clip(tmp_path / "sdr.mkv", frames=2, codec="ffv1", pix_fmt="yuv420p10le")
+    rc, err = run_cli(capsys, sdr, "-o", tmp_path / "s.mp4", "-m", micro_model, *ONE)
+    assert rc == 0 and video_facts(tmp_path / "s.mp4")["codec"] == "h264", err    # SDR 10-bit: unchanged

@@ -52,6 +52,9 @@ LOSSLESS = {"ffv1", "huffyuv", "ffvhuff", "utvideo", "png", "qtrle", "rawvideo"}
 # depth is used (WebM holds VP9 and AV1 only; this PyAV's libvpx-vp9 encodes 8-bit only).
 DEFAULT_ENCODERS = {"webm": ("libvpx-vp9", "libsvtav1", "libaom-av1")}
 OTHER_DEFAULT_ENCODERS = ("libx264", "libx265")
+# HDR video (PQ or HLG transfer) wants HEVC: few decoders play H.264 High 10.
+HDR_TRANSFERS = {16: "PQ", 18: "HLG"}   # AVCOL_TRC_SMPTE2084, AVCOL_TRC_ARIB_STD_B67
+HDR_DEFAULT_ENCODERS = ("libx265", "libx264")
 # Container-level tags the muxer writes itself; copying them would state something stale.
 STALE_TAGS = {"major_brand", "minor_version", "compatible_brands", "encoder", "duration",
               "number_of_frames", "number_of_bytes", "bps", "_statistics_writing_app",
@@ -81,15 +84,18 @@ def video_encoders() -> list[str]:
 
 
 def default_encoder(container_format: str, in_layout: PixelLayout, requested_pix_fmt: str | None = None,
-                    hdr10: Hdr10 | None = None) -> tuple[str, str | None]:
+                    hdr10: Hdr10 | None = None, transfer: int | None = None) -> tuple[str, str | None]:
     """The encoder to use when none is named, and a note when it is not the first choice.
 
     The container's usual encoder, unless it cannot keep the input's bit depth (or take the
     asked --pix-fmt), or the input's HDR10 metadata, while another one the container holds
     can: a 10-bit HDR input must not become 8-bit or lose its mastering display just because
-    no -c was given. Naming -c keeps its exact meaning.
+    no -c was given. An HDR input (``transfer`` PQ or HLG) gets libx265 first outside WebM.
+    Naming -c keeps its exact meaning.
     """
-    names = DEFAULT_ENCODERS.get(container_format, OTHER_DEFAULT_ENCODERS)
+    names = DEFAULT_ENCODERS.get(container_format)
+    if names is None:
+        names = HDR_DEFAULT_ENCODERS if transfer in HDR_TRANSFERS else OTHER_DEFAULT_ENCODERS
     available = []
     for name in names:
         try:
@@ -442,9 +448,12 @@ def _setup(info: InputInfo, container, final: Path, tmp: Path, scale: int, encod
     if encoder:
         name = encoder
     else:
-        name, note = default_encoder(fmt, info.layout, pix_fmt, info.hdr10)
+        name, note = default_encoder(fmt, info.layout, pix_fmt, info.hdr10, info.colour.transfer)
         if note:
             notes.append(note)
+        elif name == "libx265" and info.colour.transfer in HDR_TRANSFERS:
+            notes.append(f"{HDR_TRANSFERS[info.colour.transfer]} (HDR) input: encoding HEVC with libx265 "
+                         f"(few players play H.264 High 10; -c libx264 to have it anyway)")
     try:
         codec = av.Codec(name, "w")
     except Exception:
