@@ -52,9 +52,11 @@ LOSSLESS = {"ffv1", "huffyuv", "ffvhuff", "utvideo", "png", "qtrle", "rawvideo"}
 # depth is used (WebM holds VP9 and AV1 only; this PyAV's libvpx-vp9 encodes 8-bit only).
 DEFAULT_ENCODERS = {"webm": ("libvpx-vp9", "libsvtav1", "libaom-av1")}
 OTHER_DEFAULT_ENCODERS = ("libx264", "libx265")
-# HDR video (PQ or HLG transfer) wants HEVC: few decoders play H.264 High 10.
+# HDR video (PQ or HLG transfer) in the containers phones and TVs play wants HEVC: few of them
+# decode H.264 High 10. (Matroska keeps the usual order: its users pick their encoder.)
 HDR_TRANSFERS = {16: "PQ", 18: "HLG"}   # AVCOL_TRC_SMPTE2084, AVCOL_TRC_ARIB_STD_B67
 HDR_DEFAULT_ENCODERS = ("libx265", "libx264")
+HDR_HEVC_CONTAINERS = {"mp4", "mov", "ipod"}   # .mp4, .mov, .m4v
 # Container-level tags the muxer writes itself; copying them would state something stale.
 STALE_TAGS = {"major_brand", "minor_version", "compatible_brands", "encoder", "duration",
               "number_of_frames", "number_of_bytes", "bps", "_statistics_writing_app",
@@ -90,12 +92,12 @@ def default_encoder(container_format: str, in_layout: PixelLayout, requested_pix
     The container's usual encoder, unless it cannot keep the input's bit depth (or take the
     asked --pix-fmt), or the input's HDR10 metadata, while another one the container holds
     can: a 10-bit HDR input must not become 8-bit or lose its mastering display just because
-    no -c was given. An HDR input (``transfer`` PQ or HLG) gets libx265 first outside WebM.
+    no -c was given. An HDR input (``transfer`` PQ or HLG) into MP4/MOV gets libx265 first.
     Naming -c keeps its exact meaning.
     """
-    names = DEFAULT_ENCODERS.get(container_format)
-    if names is None:
-        names = HDR_DEFAULT_ENCODERS if transfer in HDR_TRANSFERS else OTHER_DEFAULT_ENCODERS
+    names = DEFAULT_ENCODERS.get(container_format, OTHER_DEFAULT_ENCODERS)
+    if transfer in HDR_TRANSFERS and container_format in HDR_HEVC_CONTAINERS:
+        names = HDR_DEFAULT_ENCODERS
     available = []
     for name in names:
         try:
