@@ -226,3 +226,36 @@ def test_hdr_defaults_to_x265_ten_bit(tmp_path, capsys, micro_model, transfer):
     sdr = write_clip(tmp_path / "sdr.mkv", frames=2, codec="ffv1", pix_fmt="yuv420p10le")
     rc, err = run_cli(capsys, sdr, "-o", tmp_path / "s.mp4", "-m", micro_model, *ONE)
     assert rc == 0 and video_facts(tmp_path / "s.mp4")["codec"] == "h264", err    # SDR 10-bit: unchanged
+
+
+# --- progress without a terminal; a short summary line ------------------------------------------
+
+def test_progress_lines_without_a_terminal(tmp_path, capsys, micro_model, monkeypatch):
+    from dlgsa_vs.video import progress
+
+    monkeypatch.setattr(progress, "LINE_EVERY", 0.0)    # every frame (the default: every 30 s)
+    clip = write_clip(tmp_path / "clip.mp4", frames=3)
+    rc, err = run_cli(capsys, clip, "-m", micro_model, *ONE)     # capsys: stderr is no terminal
+    assert rc == 0, err
+    lines = [ln for ln in err.splitlines() if ln.startswith("progress: clip.mp4 ")]
+    assert len(lines) == 3 and lines[-1].startswith("progress: clip.mp4 3/3 frames (100%), "), err
+    assert "1/3 frames (33%)" in lines[0] and "left" in lines[0] and ("fps" in lines[0] or "s/frame" in lines[0])
+    rc, err = run_cli(capsys, clip, "-m", micro_model, "-y", "-q", *ONE)
+    assert rc == 0 and err == ""                                # -q: silent
+
+
+def test_summary_is_short_and_says_the_device_once(tmp_path, capsys, micro_model):
+    clip = write_clip(tmp_path / "clip.mp4", frames=1)
+    rc, err = run_cli(capsys, clip, "-m", micro_model, *ONE)
+    assert rc == 0, err
+    summary = next(ln for ln in err.splitlines() if " -> " in ln and "of video" in ln)
+    assert "1 frame 64x48 -> 128x96" in summary and "1 frames" not in summary, summary
+    assert "auto:" not in summary and "(the CPU" not in summary, summary     # the reasons: in the note
+    assert sum("auto: " in ln for ln in err.splitlines()) == 1, err
+
+
+def test_rates_read_as_people_read_them():
+    from dlgsa_vs.video.progress import plural, rate_text
+
+    assert rate_text(24, 57.4) == "2.39 s/frame" and rate_text(24, 2.0) == "12.00 fps"
+    assert plural(1, "frame") == "1 frame" and plural(0, "frame") == "0 frames"

@@ -34,6 +34,7 @@ import av  # noqa: E402
 from ..packaged import VIDEO_DEFAULT_MODEL  # noqa: E402
 from ..settings import SettingsError  # noqa: E402
 from ..video.errors import DamagedInput, Interrupted, VideoError  # noqa: E402
+from ..video.progress import plural, rate_text  # noqa: E402
 from .common import (OPTION_NAMES, Parser, add_device_options, add_encoding_options, add_model_options,  # noqa: E402
                      encoder_options, fail, model_label, settings_from_args, usage_message, weights_message)
 
@@ -167,7 +168,9 @@ def _main(args) -> int:
                       f"time, on all its cores)", file=sys.stderr)
         elif settings.num_streams > 1:  # the pipeline keeps that many batches in flight
             upscaler = StreamRunner(upscaler, settings.num_streams)
-        device = upscaler.plan.summary()
+        plan = upscaler.plan   # the summary names the device short; _device_note says why, once
+        device = f"{plan.backend.name} {plan.precision}" + (f" in {plan.cpu_engine}" if plan.cpu_engine else "")
+        args.device_note = f"note: the network ran on {plan.summary()}"
         model = model_label(settings)
         if args.preview is not None:
             return _preview(args, info, upscaler, src, model)
@@ -278,11 +281,12 @@ def _upscale_segments(args, info, upscaler, src: Path, settings, enc_opts: dict,
         return _upscale(args, info, upscaler, src, None, enc_opts, device, model)
     if not args.quiet:
         w, h, s = info.width, info.height, upscaler.scale
+        print(args.device_note, file=sys.stderr)
         _tile_note(upscaler, h, w)
-        copied = f"; copied {len(r.join.copied)} other stream(s)" if r.join.copied else ""
-        print(f"{src.name} -> {r.output}: {r.frames} frames {w}x{h} -> {w * s}x{h * s} (x{s}, {model}) in "
-              f"{r.segments} segments ({r.computed} computed now, {r.kept} kept), in {r.seconds:.1f} s "
-              f"(network {r.model_seconds:.1f} s on {device}; join {r.join.seconds:.2f} s), "
+        copied = f"; copied {plural(len(r.join.copied), 'other stream')}" if r.join.copied else ""
+        print(f"{src.name} -> {r.output}: {plural(r.frames, 'frame')} {w}x{h} -> {w * s}x{h * s} (x{s}, {model}) "
+              f"in {plural(r.segments, 'segment')} ({r.computed} computed now, {r.kept} kept), in "
+              f"{r.seconds:.1f} s (network {r.model_seconds:.1f} s on {device}; join {r.join.seconds:.2f} s), "
               f"{human_size(r.join.bytes)}{copied}", file=sys.stderr)
     _late_warnings(args, r.join.not_copied)
     return 0
@@ -303,13 +307,15 @@ def _upscale(args, info, upscaler, src: Path, start: Fraction | None, enc_opts: 
     if not args.quiet:
         for note in r.out.notes:
             print(f"note: {note}", file=sys.stderr)
+        print(args.device_note, file=sys.stderr)
         _tile_note(upscaler, h, w)
         if r.info.colour.guessed:
             print(f"note: colour read as {r.info.colour.describe()}; the output is tagged with it",
                   file=sys.stderr)
         if problems.synthesized_timestamps:
-            print(f"note: {problems.synthesized_timestamps} frames had no timestamp; they were given "
-                  f"evenly spaced ones", file=sys.stderr)
+            n = problems.synthesized_timestamps
+            print(f"note: {plural(n, 'frame')} had no timestamp; {'it was' if n == 1 else 'they were'} "
+                  f"given evenly spaced ones", file=sys.stderr)
         kinds: dict[str, int] = {}
         for label in r.out.copied:
             kind = label.split()[1]
@@ -317,22 +323,24 @@ def _upscale(args, info, upscaler, src: Path, start: Fraction | None, enc_opts: 
         if r.out.chapters:
             kinds["chapters"] = r.out.chapters
         copied = ("; copied " + ", ".join(f"{n} {k}" for k, n in kinds.items())) if kinds else ""
-        print(f"{src.name} -> {r.output}: {stats.frames} frames {w}x{h} -> {w * s}x{h * s} "
+        print(f"{src.name} -> {r.output}: {plural(stats.frames, 'frame')} {w}x{h} -> {w * s}x{h * s} "
               f"(x{s}, {model}, {r.encoder} {r.out.pix_fmt}), {r.seconds_of_video:.2f} s of video, in "
-              f"{stats.seconds:.1f} s ({stats.fps:.2f} fps; network alone {stats.model_fps:.2f} fps on "
-              f"{device}), {human_size(stats.out_bytes)}{copied}", file=sys.stderr)
+              f"{stats.seconds:.1f} s ({rate_text(stats.frames, stats.seconds)}; network alone "
+              f"{rate_text(stats.frames, stats.model_seconds)} on {device}), "
+              f"{human_size(stats.out_bytes)}{copied}", file=sys.stderr)
     _late_warnings(args, r.out.not_copied)
     if problems.concealed_frames:
         times = ", ".join(f"{float(t):.3f}" for t in problems.concealed_frames[:20])
         more = " ..." if len(problems.concealed_frames) > 20 else ""
-        print(f"warning: {len(problems.concealed_frames)} frames were decoded with errors (damaged data, "
-              f"concealed by the decoder, kept) at t = {times}{more} s", file=sys.stderr)
+        n = len(problems.concealed_frames)
+        print(f"warning: {plural(n, 'frame')} {'was' if n == 1 else 'were'} decoded with errors (damaged "
+              f"data, concealed by the decoder, kept) at t = {times}{more} s", file=sys.stderr)
     if problems.missing_frames or problems.decoder_errors:
         lost = problems.missing_frames
         times = ", ".join(f"{float(t):.3f}" for t in lost[:20]) + (" ..." if len(lost) > 20 else "")
-        print(f"warning: the decoder refused {problems.decoder_errors} video packet(s); "
-              + (f"{len(lost)} frame(s) are missing from the output: t = {times} s" if lost else
-                 "no frame is missing from the output"), file=sys.stderr)
+        print(f"warning: the decoder refused {plural(problems.decoder_errors, 'video packet')}; "
+              + (f"{plural(len(lost), 'frame')} {'is' if len(lost) == 1 else 'are'} missing from the "
+                 f"output: t = {times} s" if lost else "no frame is missing from the output"), file=sys.stderr)
         if lost:
             return 3
     return 0

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import threading
 from dataclasses import dataclass
 from fractions import Fraction
@@ -27,6 +26,7 @@ from .errors import VideoError
 from .output import Output, check_paths, default_output, open_output, storage_error
 from .pipeline import Pipeline, Stats, first_frame_colour, output_size, read_until_first_frame
 from .probe import InputInfo, Problems, Source, fmt_time, probe
+from .progress import progress_bar
 
 
 @dataclass
@@ -48,7 +48,8 @@ def upscale_video(src: str | os.PathLike | InputInfo, upscaler, output: str | os
                   progress: bool | None = False, on_device: bool | None = None) -> Result:
     """Decode ``src``, run ``upscaler`` (an ``inference.Upscaler``) on every frame, encode.
 
-    progress: a tqdm bar on stderr (True), none (False), or one only on a terminal (None).
+    progress: a tqdm bar on stderr (True), none (False), or a bar on a terminal and a line every
+    ``progress.LINE_EVERY`` seconds elsewhere (None).
     on_device: colour conversions where the network runs (default: on a CUDA GPU; see
     ``pipeline``), else in the CPU threads.
     """
@@ -64,8 +65,6 @@ def upscale_video(src: str | os.PathLike | InputInfo, upscaler, output: str | os
 
 def _run(info: InputInfo, upscaler, output, start, frames, encoder, crf, pix_fmt, encoder_options,
          batch, progress, on_device) -> Result:
-    from tqdm import tqdm
-
     src = info.path
     scale = upscaler.scale
     out_path = Path(output) if output else default_output(src, scale)
@@ -89,9 +88,7 @@ def _run(info: InputInfo, upscaler, output, start, frames, encoder, crf, pix_fmt
     out = open_output(info, out_path, scale, encoder=encoder, crf=crf, pix_fmt=pix_fmt,
                       encoder_options=encoder_options, offset=source.offset, range_end=range_end)
     encoder_name = out.video.codec_context.name
-    bar = tqdm(total=info.expected_frames(start, frames), unit="frame", desc=src.name,
-               disable=None if progress is None else not progress, dynamic_ncols=True, leave=False,
-               file=sys.stderr)
+    bar = progress_bar(info.expected_frames(start, frames), src.name, progress)
     done = False
     try:
         stats = Pipeline(source, events, pending, upscaler, out, info.colour, batch=batch,
