@@ -46,15 +46,18 @@ def _clip(tmp_path, ext: str, frames: int = 12):
 
 # --- 1. truncated files, every container ------------------------------------------------------
 
+@pytest.mark.parametrize("segments", [(), ("--chunk-seconds", "0.3")], ids=["one-pass", "segmented"])
 @pytest.mark.parametrize("ext", ["webm", "mkv", "mp4", "ts"])
-def test_truncated_file_is_refused(tmp_path, capsys, micro_model, ext):
+def test_truncated_file_is_refused(tmp_path, capsys, micro_model, ext, segments):
+    """One pass, and a resumable run in segments (what videos longer than --chunk-seconds get)."""
     whole = _clip(tmp_path, ext)
-    rc, err = run_cli(capsys, whole, "-o", tmp_path / "whole_out.mkv", "-m", micro_model, *ONE)
+    rc, err = run_cli(capsys, whole, "-o", tmp_path / "whole_out.mkv", "-m", micro_model, *segments, *ONE)
     assert rc == 0, err          # the intact file passes
+    assert ("segment" in err) == bool(segments), err
     data = whole.read_bytes()
     cut = tmp_path / f"cut.{ext}"
     cut.write_bytes(data[: int(len(data) * 0.55) | 1])    # as head -c cuts: anywhere
-    rc, err = run_cli(capsys, cut, "-m", micro_model, *ONE)
+    rc, err = run_cli(capsys, cut, "-m", micro_model, *segments, *ONE)
     assert rc == 2, err
     assert_one_line_error(err, "is truncated", "--frames")
     assert leftovers(tmp_path) == [] and not (tmp_path / f"cut_x2.{ext}").exists()

@@ -252,7 +252,8 @@ def _tile_note(upscaler, height: int, width: int) -> None:
 
 def _segmented(args, info) -> bool:
     """Whole-file runs longer than one segment go through resumable segments (docs/video.md)."""
-    return bool(info.duration) and float(info.duration) > args.chunk_seconds
+    length = info.duration or (info.container_end - info.start_time if info.container_end else None)
+    return bool(length) and float(length) > args.chunk_seconds
 
 
 def _upscale_segments(args, info, upscaler, src: Path, settings, enc_opts: dict, device: str, model: str) -> int:

@@ -517,38 +517,49 @@ class Source:
 
     def _check_complete(self) -> None:
         """At the end of the file: did the data stop before the stream's declared end?"""
-        info = self.info
-        declared = info.declared_frames
-        if self.start is None and declared and self._video_packets < declared:
-            raise VideoError(f"{info.path} is truncated: it declares {declared} video frames but "
-                             f"the data ends after {self._video_packets} ({fmt_time(self._video_end)}); "
-                             f"nothing was written. Add --frames {max(self.frames - 1, 1)} to "
-                             f"upscale the part that is there", code=2)
-        add_frames = f"nothing was written. Add --frames {max(self.frames - 1, 1)} to upscale the part that is there"
-        if self.start is None and _cut_inside_ts_packet(info):
-            raise VideoError(f"{info.path} is truncated: it ends inside a transport-stream packet "
-                             f"({info.path.stat().st_size} bytes, not a whole number of packets), at "
-                             f"{fmt_time(self._video_end)}; {add_frames}", code=2)
-        if self._video_end is None or not info.rate:
-            return
-        slack = max(Fraction(1, 2), 3 / info.rate)
-        if info.duration:
-            expected_end = info.start_time + info.duration
-            if self._video_end < expected_end - slack:
-                raise VideoError(f"{info.path} is truncated: its video stream should last until "
-                                 f"{fmt_time(expected_end)} but the data ends at "
-                                 f"{fmt_time(self._video_end)}; {add_frames}", code=2)
-        elif info.container_end is not None and self._read_every_stream():
-            # No duration of the video's own (WebM, most Matroska muxers): the container's, which
-            # is its longest stream's, against the end of the last packet of any stream.
-            data_end = max(self._video_end, self._data_end or self._video_end)
-            if data_end < info.container_end - slack:
-                raise VideoError(f"{info.path} is truncated: the file should last until "
-                                 f"{fmt_time(info.container_end)} but the data ends at "
-                                 f"{fmt_time(data_end)}; {add_frames}", code=2)
+        check_complete(self.info, video_packets=self._video_packets, video_end=self._video_end,
+                       data_end=(self._data_end or self._video_end) if self._read_every_stream() else None,
+                       frames=self.frames, whole=self.start is None)
 
     def _read_every_stream(self) -> bool:
         return all(s.index in self.copy or s.type == "attachment" for s in self.info.others)
+
+
+def check_complete(info: InputInfo, *, video_packets: int, video_end: Fraction | None,
+                   data_end: Fraction | None, frames: int, whole: bool = True) -> None:
+    """Raise VideoError (exit 2) when the file's data stops before its declared end.
+
+    video_packets / video_end: the video packets read and the end of the last one (seconds);
+    data_end: the end of the last packet of any stream, None when not every stream was read;
+    frames: the frames there (for the ``--frames`` hint); whole: read from the file's start.
+    Used by ``Source`` and by the segment plan (``segments.plan.scan``).
+    """
+    add_frames = f"nothing was written. Add --frames {max(frames - 1, 1)} to upscale the part that is there"
+    declared = info.declared_frames
+    if whole and declared and video_packets < declared:
+        raise VideoError(f"{info.path} is truncated: it declares {declared} video frames but "
+                         f"the data ends after {video_packets} ({fmt_time(video_end)}); {add_frames}", code=2)
+    if whole and _cut_inside_ts_packet(info):
+        raise VideoError(f"{info.path} is truncated: it ends inside a transport-stream packet "
+                         f"({info.path.stat().st_size} bytes, not a whole number of packets), at "
+                         f"{fmt_time(video_end)}; {add_frames}", code=2)
+    if video_end is None or not info.rate:
+        return
+    slack = max(Fraction(1, 2), 3 / info.rate)
+    if info.duration:
+        expected_end = info.start_time + info.duration
+        if video_end < expected_end - slack:
+            raise VideoError(f"{info.path} is truncated: its video stream should last until "
+                             f"{fmt_time(expected_end)} but the data ends at {fmt_time(video_end)}; "
+                             f"{add_frames}", code=2)
+    elif info.container_end is not None and data_end is not None:
+        # No duration of the video's own (WebM, most Matroska muxers): the container's, which
+        # is its longest stream's, against the end of the last packet of any stream.
+        data_end = max(video_end, data_end)
+        if data_end < info.container_end - slack:
+            raise VideoError(f"{info.path} is truncated: the file should last until "
+                             f"{fmt_time(info.container_end)} but the data ends at {fmt_time(data_end)}; "
+                             f"{add_frames}", code=2)
 
 
 TS_PACKET_SIZES = (188, 192, 204)   # MPEG-TS, M2TS (4-byte time code), with Reed-Solomon bytes
