@@ -262,3 +262,16 @@ def test_rates_read_as_people_read_them():
 
     assert rate_text(24, 57.4) == "2.39 s/frame" and rate_text(24, 2.0) == "12.00 fps"
     assert plural(1, "frame") == "1 frame" and plural(0, "frame") == "0 frames"
+
+
+# --- 8. W x H in every message of the video command, as --tile W H takes it ------------------------
+
+def test_width_by_height_everywhere(tmp_path, capsys, micro_model):
+    clip = write_clip(tmp_path / "wide.mp4", frames=1, width=64, height=32)
+    rc, err = run_cli(capsys, clip, "-m", micro_model, "--tile", "32", "16", *ONE)
+    assert rc == 0, err
+    assert "1 frame 64x32 -> 128x64" in err, err
+    assert "tile 32x16 LR" in err, err
+    rc, err = run_cli(capsys, clip, "-m", micro_model, "--tile", "32", "8", "-y", *ONE)
+    assert rc == 2
+    assert_one_line_error(err, "--tile 32 8 is invalid")
