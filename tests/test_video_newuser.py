@@ -275,3 +275,15 @@ def test_width_by_height_everywhere(tmp_path, capsys, micro_model):
     rc, err = run_cli(capsys, clip, "-m", micro_model, "--tile", "32", "8", "-y", *ONE)
     assert rc == 2
     assert_one_line_error(err, "--tile 32 8 is invalid")
+
+
+def test_ray_refuses_an_existing_output_unless_y(tmp_path, capsys, micro_model):
+    pytest.importorskip("ray")
+    from dlgsa_vs.cli.ray import main
+
+    clip = write_clip(tmp_path / "clip.mkv", frames=2)
+    out = tmp_path / "clip_x2.mkv"
+    out.write_bytes(b"keep me")
+    rc = main([str(clip), "-m", str(micro_model)])      # refused before any cluster starts
+    assert rc == 2 and out.read_bytes() == b"keep me"
+    assert_one_line_error(capsys.readouterr().err, "clip_x2.mkv already exists", "-y")

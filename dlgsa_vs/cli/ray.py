@@ -57,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_options(ap, VIDEO_DEFAULT_MODEL)
     add_device_options(ap, backends=RAY_BACKENDS, compile_options=False)
     add_encoding_options(ap)
+    ap.add_argument("-y", "--overwrite", action="store_true",
+                    help="replace existing outputs (default: refuse, as FFmpeg does)")
     ap.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     ap.add_argument("-v", "--verbose", action="store_true", help="a line per worker every few seconds")
     add_cluster_options(ap, ray_flag=False)
@@ -87,7 +89,7 @@ def run_from_args(args, settings: RunSettings, inputs: list[str], address: str |
     """Both front ends end here; returns the exit status (errors raise VideoError)."""
     from .common import encoder_options, weights_message
     from ..video.errors import VideoError
-    from ..video.output import default_output
+    from ..video.output import default_output, refuse_existing
     from ..weights import WeightsError, load_model
 
     for flag in ("start", "frames", "preview", "compile", "cuda_graphs"):
@@ -129,6 +131,7 @@ def run_from_args(args, settings: RunSettings, inputs: list[str], address: str |
             out = Path(args.output)
         else:
             out = default_output(f, scale)
+        refuse_existing(out, args.overwrite)   # an interrupted job has no output yet: it resumes
         jobs.append(plan_job(f, out, job_settings, args.chunk_seconds))
     run.connect(address or None, args.workers)
     run.run_jobs(jobs, cpus_per_task=args.cpus_per_task, max_retries=args.retries,
