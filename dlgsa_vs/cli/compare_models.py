@@ -8,7 +8,6 @@ Typical use: check that a converted or re-saved checkpoint is the authors' netwo
 """
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 

@@ -43,8 +43,8 @@ PROG = "dlgsa-upscale"
 
 def build_parser() -> argparse.ArgumentParser:
     ap = Parser(prog=PROG, description=__doc__.splitlines()[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                 epilog="\n".join(__doc__.splitlines()[2:]))
+                formatter_class=argparse.RawDescriptionHelpFormatter,
+                epilog="\n".join(__doc__.splitlines()[2:]))
     ap.add_argument("input", nargs="?", help="video file (anything FFmpeg reads: mp4, mkv, mov, webm, ts, ...)")
     ap.add_argument("-o", "--output", metavar="PATH",
                     help="output file; the extension picks the container "
