@@ -233,17 +233,20 @@ def test_hdr_defaults_to_x265_ten_bit(tmp_path, capsys, micro_model, transfer):
 
 # --- progress without a terminal; a short summary line ------------------------------------------
 
-def test_progress_lines_without_a_terminal(tmp_path, capsys, micro_model, monkeypatch):
+@pytest.mark.parametrize("segments", [(), ("--chunk-seconds", "0.1")], ids=["one-pass", "segmented"])
+def test_progress_lines_without_a_terminal(tmp_path, capsys, micro_model, monkeypatch, segments):
     from dlgsa_vs.video import progress
 
-    monkeypatch.setattr(progress, "LINE_EVERY", 0.0)    # every frame (the default: every 30 s)
+    monkeypatch.setattr(progress, "LINE_EVERY", 0.0)    # every update (the default: every 30 s)
     clip = write_clip(tmp_path / "clip.mp4", frames=3)
-    rc, err = run_cli(capsys, clip, "-m", micro_model, *ONE)     # capsys: stderr is no terminal
-    assert rc == 0, err
+    rc, err = run_cli(capsys, clip, "-m", micro_model, *segments, *ONE)   # capsys: stderr is no terminal
+    assert rc == 0 and ("segment" in err) == bool(segments), err
     lines = [ln for ln in err.splitlines() if ln.startswith("progress: clip.mp4 ")]
-    assert len(lines) == 3 and lines[-1].startswith("progress: clip.mp4 3/3 frames (100%), "), err
-    assert "1/3 frames (33%)" in lines[0] and "left" in lines[0] and ("fps" in lines[0] or "s/frame" in lines[0])
-    rc, err = run_cli(capsys, clip, "-m", micro_model, "-y", "-q", *ONE)
+    assert lines and lines[-1].startswith("progress: clip.mp4 3/3 frames (100%), "), err
+    assert "/3 frames (" in lines[0] and "left" in lines[0] and ("fps" in lines[0] or "s/frame" in lines[0])
+    if not segments:
+        assert len(lines) == 3 and "1/3 frames (33%)" in lines[0], err
+    rc, err = run_cli(capsys, clip, "-m", micro_model, "-y", "-q", *segments, *ONE)
     assert rc == 0 and err == ""                                # -q: silent
 
 
