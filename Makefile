@@ -28,8 +28,8 @@ vs-config:
 
 demo: $(STAMP) vs-config
 	mkdir -p out
-	$(VENV)/bin/dlgsa-upscale --make-sample out/sample.mp4
-	$(VENV)/bin/dlgsa-upscale out/sample.mp4
+	$(VENV)/bin/dlgsa-upscale -y --make-sample out/sample.mp4
+	$(VENV)/bin/dlgsa-upscale -y out/sample.mp4
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q

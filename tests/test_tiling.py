@@ -69,7 +69,7 @@ def test_settings_default_is_auto_and_zero_keeps_whole_frames():
     assert RunSettings(tile=(0, 0)).tile == (0, 0)
     assert RunSettings(tile="AUTO").tile == "auto"
     assert RunSettings.from_dict(RunSettings().to_dict()).tile == "auto"
-    assert RunSettings.from_dict(RunSettings(tile=(8, 4)).to_dict()).tile == (8, 4)
+    assert RunSettings.from_dict(RunSettings(tile=(32, 16)).to_dict()).tile == (32, 16)
     with pytest.raises(SettingsError, match="tile='big' is invalid"):
         RunSettings(tile="big")
 

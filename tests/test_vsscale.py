@@ -75,10 +75,10 @@ def test_exact_multiple_is_the_filter_output_itself(core, small_model):  # noqa:
 
 def test_filter_options_and_kernel_are_passed_through(core, small_model):  # noqa: F811
     clip = rgb_clip(32, 24)
-    scaler = DLGSA(model_path=small_model, backend="cpu", tile_w=16, tile_h=12, tile_pad=4, tlc=False,
+    scaler = DLGSA(model_path=small_model, backend="cpu", tile_w=16, tile_h=16, tile_pad=4, tlc=False,
                    kernel=Hermite)
     out = scaler.scale(clip, 50, 40)
-    filtered = upscale(clip, model_path=small_model, backend="cpu", tile_w=16, tile_h=12, tile_pad=4, tlc=False)
+    filtered = upscale(clip, model_path=small_model, backend="cpu", tile_w=16, tile_h=16, tile_pad=4, tlc=False)
     assert same_frames(out, Hermite().scale(filtered, 50, 40))
     assert not same_frames(out, Catrom().scale(filtered, 50, 40))
     assert "tile_w=16" in str(scaler) and "model_path=" in str(scaler)

@@ -15,8 +15,9 @@ import sys
 from dataclasses import Field
 from typing import Iterable, NoReturn
 
+from .._version import __version__
 from ..arch.variants import SCALES
-from ..runtime.packaged import default_for
+from ..runtime.packaged import MODELS, default_for, packaged_file
 from ..runtime.settings import BACKENDS, Names, Option, RunSettings, SettingsError, help_text, options
 
 DEFAULTS = RunSettings()
@@ -74,7 +75,9 @@ def add_model_options(ap: argparse.ArgumentParser, default_model: str, tiles: bo
     """The network's options (the table's "network" group): which weights (``default_model``:
     this tool's packaged model when neither --variant nor -m is given), TLC, tiles and threads."""
     ap.set_defaults(default_model=default_model)
-    _add_group(ap, "network", set() if tiles else TOOL_FIELDS["tiles"])
+    g = _add_group(ap, "network", set() if tiles else TOOL_FIELDS["tiles"])
+    g.add_argument("--list-models", action=_ListModels, default_model=default_model,
+                   help="list the packaged models (scales, what each is for) and stop")
     gaps = [f"{default_for(default_model, sc)} at x{sc}" for sc in SCALES if default_for(default_model, sc) != default_model]
     ap.epilog = ((ap.epilog + "\n") if ap.epilog else "") + \
         f"Packaged weights of this tool: {', '.join([default_model] + gaps)} (--variant changes them)."
@@ -105,6 +108,34 @@ def add_encoding_options(ap: argparse.ArgumentParser) -> None:
                         "or the nearest the encoder takes)")
     g.add_argument("-e", "--encoder-option", action="append", default=[], metavar="KEY=VALUE",
                    help="any encoder option, repeatable: -e preset=slow -e tune=film -e g=250")
+
+
+def models_table(default_model: str) -> str:
+    """The packaged models, one a line: name, the scales it has weights for, what it is for."""
+    lines = [f"{'--variant':<22} {'scales':<12} for"]
+    for m in MODELS.values():
+        scales = [f"x{sc}" for sc in SCALES if packaged_file(m.name, sc).is_file()]
+        mark = " (default)" if m.name == default_model else ""
+        lines.append(f"{m.name + mark:<22} {', '.join(scales) or '-':<12} {m.trained_on}")
+    gaps = [f"x{sc}: {default_for(default_model, sc)}" for sc in SCALES if default_for(default_model, sc) != default_model]
+    if gaps:
+        lines.append(f"(where {default_model} has no weights the default is {', '.join(gaps)}; "
+                     f"-m FILE runs any DLGSANet .pth or .safetensors)")
+    else:
+        lines.append("(-m FILE runs any DLGSANet .pth or .safetensors)")
+    return "\n".join(lines)
+
+
+class _ListModels(argparse.Action):
+    """--list-models: print ``models_table`` and exit 0, like --version (no input needed)."""
+
+    def __init__(self, option_strings, dest, default_model: str, **kw):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kw)
+        self.default_model = default_model
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(models_table(self.default_model))
+        parser.exit(0)
 
 
 def settings_from_args(args: argparse.Namespace, **fixed) -> RunSettings:
@@ -175,7 +206,11 @@ def fail(message: str, code: int = 2) -> int:
 
 class Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (``error: ... (see --help)``, exit code 2), worded
-    like :func:`fail`, instead of the usage text plus a line."""
+    like :func:`fail`, instead of the usage text plus a line; and every command has --version."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.add_argument("--version", action="version", version=f"%(prog)s {__version__} (dlgsa-vs)")
 
     def error(self, message: str) -> NoReturn:
         raise SystemExit(fail(f"{message} (see --help)"))

@@ -8,7 +8,6 @@ Typical use: check that a converted or re-saved checkpoint is the authors' netwo
 """
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 
@@ -17,12 +16,12 @@ import torch
 from ..image.imageio import read_image
 from ..runtime.inference import image_to_tensor
 from ..runtime.weights import WeightsError, load_model
-from .common import fail
+from .common import Parser, fail
 from .upscale_image import demo_image
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="dlgsa-compare", description=__doc__.splitlines()[0])
+    ap = Parser(prog="dlgsa-compare", description=__doc__.splitlines()[0])
     ap.add_argument("model_a")
     ap.add_argument("model_b")
     ap.add_argument("--image", help="input picture (default: a generated test picture)")

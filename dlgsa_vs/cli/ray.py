@@ -45,9 +45,9 @@ def add_cluster_options(ap: argparse.ArgumentParser, ray_flag: bool = True) -> N
 
 def build_parser() -> argparse.ArgumentParser:
     from ..runtime.packaged import VIDEO_DEFAULT_MODEL
-    from .common import add_device_options, add_encoding_options, add_model_options
+    from .common import Parser, add_device_options, add_encoding_options, add_model_options
 
-    ap = argparse.ArgumentParser(prog="dlgsa-upscale-ray", description=__doc__.splitlines()[0])
+    ap = Parser(prog="dlgsa-upscale-ray", description=__doc__.splitlines()[0])
     ap.add_argument("inputs", nargs="+", help="video files and/or folders of them")
     ap.add_argument("-o", "--output", metavar="PATH",
                     help="one input: the output file; several: an existing folder for the outputs "
@@ -55,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_options(ap, VIDEO_DEFAULT_MODEL)
     add_device_options(ap, backends=RAY_BACKENDS, compile_options=False)
     add_encoding_options(ap)
+    ap.add_argument("-y", "--overwrite", action="store_true",
+                    help="replace existing outputs (default: refuse, as FFmpeg does)")
     ap.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     ap.add_argument("-v", "--verbose", action="store_true", help="a line per worker every few seconds")
     ap.add_argument("--deinterlace", choices=("auto", "off"), default="auto",
@@ -111,7 +113,7 @@ def run_from_args(args, settings: RunSettings, inputs: list[str], address: str |
     """Both front ends end here; returns the exit status (errors raise VideoError)."""
     from .common import encoder_options, weights_message
     from ..video.errors import VideoError
-    from ..video.output import default_output
+    from ..video.output import default_output, refuse_existing
     from ..runtime.weights import WeightsError, model_scale
 
     for flag in ("start", "frames", "preview", "compile", "cuda_graphs"):
@@ -154,6 +156,7 @@ def run_from_args(args, settings: RunSettings, inputs: list[str], address: str |
             out = Path(args.output)
         else:
             out = default_output(f, scale)
+        refuse_existing(out, args.overwrite)   # an interrupted job has no output yet: it resumes
         jobs.append(plan_job(f, out, job_settings, args.chunk_seconds))
     run.connect(address or None, args.workers)
     run.run_jobs(jobs, cpus_per_task=args.cpus_per_task, max_retries=args.retries,

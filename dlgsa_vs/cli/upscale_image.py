@@ -29,7 +29,7 @@ from ..runtime.inference import image_to_tensor, tensor_to_image
 from ..runtime.packaged import DEFAULT_MODEL
 from ..runtime.settings import SettingsError
 from ..runtime.weights import WeightsError
-from .common import (OPTION_NAMES, add_device_options, add_model_options, fail, settings_from_args, usage_message,
+from .common import (OPTION_NAMES, Parser, add_device_options, add_model_options, fail, settings_from_args, usage_message,
                      weights_message)
 
 READ_EXTENSIONS = (*IMAGE_FORMATS, ".gif", ".tga", ".ppm", ".pgm", ".jxl", ".avif")
@@ -50,7 +50,7 @@ def demo_image(width: int = 192, height: int = 128) -> np.ndarray:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="dlgsa-upscale-image", description=__doc__.splitlines()[0],
+    ap = Parser(prog="dlgsa-upscale-image", description=__doc__.splitlines()[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog="\n".join(__doc__.splitlines()[2:]))
     ap.add_argument("input", nargs="*", help="image files (PNG, JPEG, WebP, BMP, TIFF, ...) and folders of them")

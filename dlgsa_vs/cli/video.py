@@ -35,16 +35,17 @@ from ..runtime.packaged import VIDEO_DEFAULT_MODEL  # noqa: E402
 from ..runtime.settings import SettingsError  # noqa: E402
 from ..video.errors import DamagedInput, Interrupted, VideoError  # noqa: E402
 from ..video.fields import MODES as DEINTERLACE_MODES  # noqa: E402
-from .common import (OPTION_NAMES, add_device_options, add_encoding_options, add_model_options,  # noqa: E402
+from ..video.progress import plural, rate_text  # noqa: E402
+from .common import (OPTION_NAMES, Parser, add_device_options, add_encoding_options, add_model_options,  # noqa: E402
                      encoder_options, fail, model_label, settings_from_args, usage_message, weights_message)
 
 PROG = "dlgsa-upscale"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                 epilog="\n".join(__doc__.splitlines()[2:]))
+    ap = Parser(prog=PROG, description=__doc__.splitlines()[0],
+                formatter_class=argparse.RawDescriptionHelpFormatter,
+                epilog="\n".join(__doc__.splitlines()[2:]))
     ap.add_argument("input", nargs="?", help="video file (anything FFmpeg reads: mp4, mkv, mov, webm, ts, ...)")
     ap.add_argument("-o", "--output", metavar="PATH",
                     help="output file; the extension picks the container "
@@ -68,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-resume", action="store_true",
                    help="start over: drop the segments an interrupted run of this output left in "
                         "<output>.chunks/ (default: continue from them)")
+    g.add_argument("-y", "--overwrite", action="store_true",
+                   help="replace an existing output (default: refuse, as FFmpeg does)")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar, notes or summary")
     g.add_argument("-v", "--verbose", action="store_true", help="also show FFmpeg's own messages")
     g.add_argument("--make-sample", metavar="PATH",
@@ -137,6 +140,10 @@ def _main(args) -> int:
     if args.preview is not None and args.preview < 0:
         raise VideoError(f"--preview takes a frame number from 0, got {args.preview}", code=2)
     enc_opts = encoder_options(args.encoder_option)
+    if args.encoder:
+        from ..video.output import check_quality
+
+        check_quality(args.encoder, args.crf)   # (the default encoder's: once it is chosen)
     start = None
     if args.start:
         from ..video.probe import parse_time
@@ -150,6 +157,8 @@ def _main(args) -> int:
     src = Path(args.input)
     info = probe(src)
     try:
+        if args.preview is None:
+            _warn_not_copied(args, info, src)
         try:
             upscaler = open_runner(settings, (info.height, info.width),
                                    log=None if args.quiet else lambda m: print(m, file=sys.stderr),
@@ -159,7 +168,10 @@ def _main(args) -> int:
         if upscaler.num_streams < settings.num_streams and not args.quiet:
             print(f"note: --num-streams {settings.num_streams} is not used on the CPU (one pass at a "
                   f"time, on all its cores)", file=sys.stderr)
-        device = upscaler.plan.summary()
+        run_plan = upscaler.plan   # the summary names the device short; _device_note says why, once
+        device = f"{run_plan.backend.name} {run_plan.precision}" + (
+            f" in {run_plan.cpu_engine}" if run_plan.cpu_engine else "")
+        args.device_note = f"note: the network ran on {run_plan.summary()}"
         model = model_label(settings)
         from ..video.fields import plan
 
@@ -190,6 +202,9 @@ def _make_sample(args) -> int:
     if path.suffix.lower() not in (".mp4", ".mkv", ".mov", ".m4v"):
         raise VideoError(f"the sample is H.264 with AAC audio: give it a .mp4, .mkv or .mov name, "
                          f"not {path.name}", code=2)
+    from ..video.output import refuse_existing
+
+    refuse_existing(path, args.overwrite)
     try:
         make_sample(path)
     except av.FFmpegError as exc:
@@ -211,12 +226,32 @@ def _preview(args, info, upscaler, src: Path, model: str, fields=None) -> int:
         raise VideoError(f"--preview writes a PNG: give -o a .png name, not {out.name}", code=2)
     if out.resolve() == src.resolve():
         raise VideoError(f"the output would overwrite the input {src}: choose another -o", code=2)
+    from ..video.output import refuse_existing
+
+    refuse_existing(out, args.overwrite)
     path, t, seconds = preview(info, upscaler, args.preview, out, fields)
     if not args.quiet:
         said = f"; {fields.summary()}" if fields is not None and fields.active else ""
         print(f"{src.name} frame {args.preview} (t={t:.3f} s, {info.width}x{info.height}) -> {path}: "
               f"bicubic | {model}, x{upscaler.scale}, network {seconds:.1f} s{said}", file=sys.stderr)
     return 0
+
+
+def _warn_not_copied(args, info, src: Path) -> None:
+    """The streams the output container cannot hold, said before the model even loads (the
+    run goes on without them; docs/video.md). The end of the run does not repeat them."""
+    from ..video.output import default_output, streams_not_copied
+
+    suffix = Path(args.output).suffix if args.output else default_output(src, 2).suffix
+    args.warned = streams_not_copied(info, suffix)
+    for label in args.warned:
+        print(f"warning: not copied: {label}", file=sys.stderr)
+
+
+def _late_warnings(args, labels: list[str]) -> None:
+    for label in labels:
+        if label not in getattr(args, "warned", ()):
+            print(f"warning: not copied: {label}", file=sys.stderr)
 
 
 def _tile_note(upscaler, height: int, width: int) -> None:
@@ -226,16 +261,18 @@ def _tile_note(upscaler, height: int, width: int) -> None:
 
 def _segmented(args, info) -> bool:
     """Whole-file runs longer than one segment go through resumable segments (docs/video.md)."""
-    return bool(info.duration) and float(info.duration) > args.chunk_seconds
+    length = info.duration or (info.container_end - info.start_time if info.container_end else None)
+    return bool(length) and float(length) > args.chunk_seconds
 
 
 def _upscale_segments(args, info, upscaler, src: Path, settings, enc_opts: dict, device: str, model: str) -> int:
     from ..segments.encode import JobSettings
     from ..segments.resume import run_segments
-    from ..video.output import check_paths, default_output
+    from ..video.output import check_paths, default_output, refuse_existing
 
     out = Path(args.output) if args.output else default_output(src, upscaler.scale)
     check_paths(src, out)
+    refuse_existing(out, args.overwrite)   # an interrupted run left no output: it resumes
     job = JobSettings(settings.replace(scale=upscaler.scale), args.encoder, args.crf, args.pix_fmt, enc_opts)
     args.segmented = True
     log = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
@@ -254,35 +291,41 @@ def _upscale_segments(args, info, upscaler, src: Path, settings, enc_opts: dict,
         return _upscale(args, info, upscaler, src, None, enc_opts, device, model)
     if not args.quiet:
         w, h, s = info.width, info.height, upscaler.scale
+        print(args.device_note, file=sys.stderr)
         _tile_note(upscaler, h, w)
-        copied = f"; copied {len(r.join.copied)} other stream(s)" if r.join.copied else ""
-        print(f"{src.name} -> {r.output}: {r.frames} frames {w}x{h} -> {w * s}x{h * s} (x{s}, {model}) in "
-              f"{r.segments} segments ({r.computed} computed now, {r.kept} kept), in {r.seconds:.1f} s "
-              f"(network {r.model_seconds:.1f} s on {device}; join {r.join.seconds:.2f} s), "
+        copied = f"; copied {plural(len(r.join.copied), 'other stream')}" if r.join.copied else ""
+        print(f"{src.name} -> {r.output}: {plural(r.frames, 'frame')} {w}x{h} -> {w * s}x{h * s} (x{s}, {model}) "
+              f"in {plural(r.segments, 'segment')} ({r.computed} computed now, {r.kept} kept), in "
+              f"{r.seconds:.1f} s (network {r.model_seconds:.1f} s on {device}; join {r.join.seconds:.2f} s), "
               f"{human_size(r.join.bytes)}{copied}", file=sys.stderr)
-    for label in r.join.not_copied:
-        print(f"warning: not copied: {label}", file=sys.stderr)
+    _late_warnings(args, r.join.not_copied)
     return 0
 
 
 def _upscale(args, info, upscaler, src: Path, start: Fraction | None, enc_opts: dict, device: str,
              model: str, fields=None) -> int:
     from ..video.job import upscale_video
+    from ..video.output import check_paths, default_output, refuse_existing
 
-    r = upscale_video(info, upscaler, args.output, start=start, frames=args.frames, encoder=args.encoder,
+    out = Path(args.output) if args.output else default_output(src, upscaler.scale)
+    check_paths(src, out)
+    refuse_existing(out, args.overwrite)
+    r = upscale_video(info, upscaler, out, start=start, frames=args.frames, encoder=args.encoder,
                       crf=args.crf, pix_fmt=args.pix_fmt, encoder_options=enc_opts,
                       progress=False if args.quiet else None, deinterlace=fields or "off")
     stats, problems, w, h, s = r.stats, r.problems, r.info.width, r.info.height, r.scale
     if not args.quiet:
         for note in r.out.notes:
             print(f"note: {note}", file=sys.stderr)
+        print(args.device_note, file=sys.stderr)
         _tile_note(upscaler, h, w)
         if r.info.colour.guessed:
             print(f"note: colour read as {r.info.colour.describe()}; the output is tagged with it",
                   file=sys.stderr)
         if problems.synthesized_timestamps:
-            print(f"note: {problems.synthesized_timestamps} frames had no timestamp; they were given "
-                  f"evenly spaced ones", file=sys.stderr)
+            n = problems.synthesized_timestamps
+            print(f"note: {plural(n, 'frame')} had no timestamp; {'it was' if n == 1 else 'they were'} "
+                  f"given evenly spaced ones", file=sys.stderr)
         kinds: dict[str, int] = {}
         for label in r.out.copied:
             kind = label.split()[1]
@@ -291,23 +334,24 @@ def _upscale(args, info, upscaler, src: Path, start: Fraction | None, enc_opts: 
             kinds["chapters"] = r.out.chapters
         copied = ("; copied " + ", ".join(f"{n} {k}" for k, n in kinds.items())) if kinds else ""
         fields = f"{r.fields.summary()}; " if r.fields is not None and r.fields.worth_saying else ""
-        print(f"{src.name} -> {r.output}: {stats.frames} frames {w}x{h} -> {w * s}x{h * s} "
+        print(f"{src.name} -> {r.output}: {plural(stats.frames, 'frame')} {w}x{h} -> {w * s}x{h * s} "
               f"(x{s}, {model}, {r.encoder} {r.out.pix_fmt}), {fields}{r.seconds_of_video:.2f} s of video, in "
-              f"{stats.seconds:.1f} s ({stats.fps:.2f} fps; network alone {stats.model_fps:.2f} fps on "
-              f"{device}), {human_size(stats.out_bytes)}{copied}", file=sys.stderr)
-    for label in r.out.not_copied:
-        print(f"warning: not copied: {label}", file=sys.stderr)
+              f"{stats.seconds:.1f} s ({rate_text(stats.frames, stats.seconds)}; network alone "
+              f"{rate_text(stats.frames, stats.model_seconds)} on {device}), "
+              f"{human_size(stats.out_bytes)}{copied}", file=sys.stderr)
+    _late_warnings(args, r.out.not_copied)
     if problems.concealed_frames:
         times = ", ".join(f"{float(t):.3f}" for t in problems.concealed_frames[:20])
         more = " ..." if len(problems.concealed_frames) > 20 else ""
-        print(f"warning: {len(problems.concealed_frames)} frames were decoded with errors (damaged data, "
-              f"concealed by the decoder, kept) at t = {times}{more} s", file=sys.stderr)
+        n = len(problems.concealed_frames)
+        print(f"warning: {plural(n, 'frame')} {'was' if n == 1 else 'were'} decoded with errors (damaged "
+              f"data, concealed by the decoder, kept) at t = {times}{more} s", file=sys.stderr)
     if problems.missing_frames or problems.decoder_errors:
         lost = problems.missing_frames
         times = ", ".join(f"{float(t):.3f}" for t in lost[:20]) + (" ..." if len(lost) > 20 else "")
-        print(f"warning: the decoder refused {problems.decoder_errors} video packet(s); "
-              + (f"{len(lost)} frame(s) are missing from the output: t = {times} s" if lost else
-                 "no frame is missing from the output"), file=sys.stderr)
+        print(f"warning: the decoder refused {plural(problems.decoder_errors, 'video packet')}; "
+              + (f"{plural(len(lost), 'frame')} {'is' if len(lost) == 1 else 'are'} missing from the "
+                 f"output: t = {times} s" if lost else "no frame is missing from the output"), file=sys.stderr)
         if lost:
             return 3
     return 0

@@ -114,6 +114,19 @@ def check_at_least(field: str, value: int, minimum: int) -> None:
         raise SettingsError(field, f"is invalid: it must be >= {minimum}", value)
 
 
+MIN_TILE = 16
+"""The smallest tile side (LR pixels) a run takes, and that out-of-memory recovery goes down to
+(``tiling``): below it a tile is mostly context (a 16-pixel tile with the default tile_pad 16
+computes 9x its own pixels), so the run would crawl."""
+
+
+def check_tile_size(tile: tuple[int, int]) -> None:
+    """The rule for a tile the user asks for: each side 0 (the whole frame) or >= ``MIN_TILE``."""
+    if any(0 < t < MIN_TILE for t in tile):
+        raise SettingsError("tile", f"is invalid: each side must be 0 (the whole frame) or >= {MIN_TILE} LR "
+                            f"pixels (smaller tiles are mostly context and run many times slower)", tile)
+
+
 def check_tiling(tile: tuple[int, int], tile_pad: int, batch: int) -> None:
     """The rules for tile (H, W), tile_pad and batch (also what ``inference.Upscaler`` takes)."""
     if len(tile) != 2 or any(isinstance(t, bool) or not isinstance(t, int) or t < 0 for t in tile):
@@ -251,6 +264,8 @@ class RunSettings:
         else:
             set_("tile", tuple(self.tile))
         check_tiling((0, 0) if self.tile == "auto" else self.tile, self.tile_pad, self.batch)
+        if self.tile != "auto":
+            check_tile_size(self.tile)
         check_at_least("num_streams", self.num_streams, 1)
         if self.kernels not in KERNELS:
             raise SettingsError("kernels", f"is unknown: use one of {', '.join(KERNELS)}", self.kernels)

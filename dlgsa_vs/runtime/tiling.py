@@ -35,8 +35,7 @@ import torch
 
 from ..arch.tlc_grid import tlc_window_starts
 
-MIN_TILE = 16
-"""The smallest tile side (LR pixels) that out-of-memory recovery goes down to."""
+from .settings import MIN_TILE  # noqa: E402,F401 - the smallest tile side (LR pixels), written once there
 
 CPU_MEMORY_SHARE = 0.5
 """Of the available RAM: the rest is for the decoder, the encoder's queue and the other programs."""

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from fractions import Fraction
 from ..video.errors import VideoError
-from ..video.probe import probe
+from ..video.probe import check_complete, probe
 
 
 @dataclass
@@ -37,14 +37,23 @@ class Chunk:
 
 
 def scan(path: str | os.PathLike) -> Scan:
-    """Every video packet's pts and the keyframes', without decoding."""
+    """Every video packet's pts and the keyframes', without decoding; a file whose data stops
+    before its declared end is refused here, before any work (``probe.check_complete``)."""
     info = probe(path)
     try:
         video = info.video
         pts: list[int] = []
         keys: list[int] = []
-        for packet in info.container.demux(video):
-            if not packet.size or packet.is_discard:
+        packets, video_end, data_end = 0, None, None
+        for packet in info.container.demux():
+            if packet.size and (packet.pts is not None or packet.dts is not None):
+                tb = Fraction(packet.time_base)
+                end = ((packet.pts if packet.pts is not None else packet.dts) + (packet.duration or 0)) * tb
+                data_end = end if data_end is None else max(data_end, end)
+                if packet.stream.index == video.index:
+                    packets += 1
+                    video_end = end if video_end is None else max(video_end, end)
+            if packet.stream.index != video.index or not packet.size or packet.is_discard:
                 continue
             if packet.pts is None:
                 raise VideoError(f"{path}: video packets without timestamps (raw elementary stream?): "
@@ -54,6 +63,7 @@ def scan(path: str | os.PathLike) -> Scan:
                 keys.append(packet.pts)
         if not pts:
             raise VideoError(f"{path}: no video packets", code=2)
+        check_complete(info, video_packets=packets, video_end=video_end, data_end=data_end, frames=len(pts))
         pts.sort()
         if len(set(pts)) != len(pts):
             raise VideoError(f"{path}: two video packets share a timestamp; remux it first", code=2)

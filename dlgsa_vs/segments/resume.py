@@ -15,7 +15,6 @@ copied once from the input) and the state folder is removed.
 from __future__ import annotations
 
 import shutil
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,7 +55,7 @@ def run_segments(input_path: Path, output: Path, upscaler, settings: JobSettings
     """Upscale ``input_path`` into ``output`` segment by segment, resuming a matching state.
 
     settings: the run's and the encoder's settings (``upscaler`` was made with its ``run``)."""
-    from tqdm import tqdm
+    from ..video.progress import progress_bar
 
     log = log or (lambda m: None)
     t0 = time.perf_counter()
@@ -80,8 +79,7 @@ def run_segments(input_path: Path, output: Path, upscaler, settings: JobSettings
         log(f"resuming: {job.resumed} of {len(job.chunks)} segments already done (kept from an earlier run)")
     total = sum(c.frames for c in job.chunks)
     done = sum(c.frames for c, r in zip(job.chunks, job.data["chunks"]) if r["status"] == "done")
-    bar = tqdm(total=total, initial=done, unit="frame", desc=input_path.name, dynamic_ncols=True,
-               disable=None if progress is None else not progress, leave=False, file=sys.stderr)
+    bar = progress_bar(total, input_path.name, progress, initial=done)
     model_seconds = 0.0
     try:
         for c, rec in zip(job.chunks, job.data["chunks"]):

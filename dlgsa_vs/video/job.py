@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import threading
 from dataclasses import dataclass, replace
 from fractions import Fraction
@@ -28,6 +27,7 @@ from .fields import FieldSource, Treatment, plan
 from .output import Output, check_paths, default_output, open_output, storage_error
 from .pipeline import Pipeline, Stats, first_frame_colour, output_size, read_until_first_frame
 from .probe import InputInfo, Problems, Source, fmt_time, probe
+from .progress import progress_bar
 
 
 @dataclass
@@ -55,7 +55,8 @@ def upscale_video(src: str | os.PathLike | InputInfo, upscaler, output: str | os
     telecines telecined ones before the network), or a ``fields.Treatment`` already planned;
     ``frames`` counts output frames.
 
-    progress: a tqdm bar on stderr (True), none (False), or one only on a terminal (None).
+    progress: a tqdm bar on stderr (True), none (False), or a bar on a terminal and a line every
+    ``progress.LINE_EVERY`` seconds elsewhere (None).
     on_device: colour conversions where the network runs (default: on a CUDA GPU; see
     ``pipeline``), else in the CPU threads.
     """
@@ -72,8 +73,6 @@ def upscale_video(src: str | os.PathLike | InputInfo, upscaler, output: str | os
 
 def _run(info: InputInfo, upscaler, output, start, frames, encoder, crf, pix_fmt, encoder_options,
          batch, progress, on_device, deinterlace="off") -> Result:
-    from tqdm import tqdm
-
     src = info.path
     scale = upscaler.scale
     out_path = Path(output) if output else default_output(src, scale)
@@ -109,9 +108,7 @@ def _run(info: InputInfo, upscaler, output, start, frames, encoder, crf, pix_fmt
         expected = treatment.output_frames(expected)
     if frames is not None:
         expected = frames if expected is None else min(expected, frames)
-    bar = tqdm(total=expected, unit="frame", desc=src.name,
-               disable=None if progress is None else not progress, dynamic_ncols=True, leave=False,
-               file=sys.stderr)
+    bar = progress_bar(expected, src.name, progress)
     done = False
     try:
         stats = Pipeline(stream, events, pending, upscaler, out, info.colour, batch=batch,

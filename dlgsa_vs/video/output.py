@@ -21,23 +21,42 @@ from .colour import (CONTENT_LIGHT, MASTERING_DISPLAY, Colour, Hdr10, PixelLayou
 from .errors import VideoError
 from .probe import DISCARD_ALL, InputInfo, ffmpeg_reason, log_verbose
 
-# Default quality per encoder: (option values for a quality q, default q). Lower q = better.
+# Quality per encoder: (option values for a quality q, default q, (lowest, highest) q the encoder
+# takes). Lower q = better.
 QUALITY = {
-    "libx264": (lambda q: {"crf": q}, 18),
-    "libx265": (lambda q: {"crf": q}, 20),
-    "libsvtav1": (lambda q: {"crf": q}, 28),
-    "libaom-av1": (lambda q: {"crf": q, "b": "0"}, 28),
-    "libvpx-vp9": (lambda q: {"crf": q, "b": "0"}, 28),
-    "libvpx": (lambda q: {"crf": q, "b": "1M"}, 10),
-    "h264_nvenc": (lambda q: {"rc": "vbr", "cq": q, "b": "0"}, 20),
-    "hevc_nvenc": (lambda q: {"rc": "vbr", "cq": q, "b": "0"}, 22),
-    "av1_nvenc": (lambda q: {"rc": "vbr", "cq": q, "b": "0"}, 28),
+    "libx264": (lambda q: {"crf": q}, 18, (0, 51)),
+    "libx265": (lambda q: {"crf": q}, 20, (0, 51)),
+    "libsvtav1": (lambda q: {"crf": q}, 28, (0, 63)),
+    "libaom-av1": (lambda q: {"crf": q, "b": "0"}, 28, (0, 63)),
+    "libvpx-vp9": (lambda q: {"crf": q, "b": "0"}, 28, (0, 63)),
+    "libvpx": (lambda q: {"crf": q, "b": "1M"}, 10, (4, 63)),
+    "h264_nvenc": (lambda q: {"rc": "vbr", "cq": q, "b": "0"}, 20, (0, 51)),
+    "hevc_nvenc": (lambda q: {"rc": "vbr", "cq": q, "b": "0"}, 22, (0, 51)),
+    "av1_nvenc": (lambda q: {"rc": "vbr", "cq": q, "b": "0"}, 28, (0, 63)),
 }
+
+
+def check_quality(encoder: str, crf: float | None) -> None:
+    """--crf inside the range the encoder takes (a usage error, exit 2, before any work)."""
+    if crf is None or encoder not in QUALITY:
+        return
+    lo, hi = QUALITY[encoder][2]
+    if not lo <= crf <= hi:
+        what = "CQ" if "nvenc" in encoder else "CRF"
+        raise VideoError(f"--crf {_num(crf)} is out of range for {encoder}: its {what} goes from {lo} "
+                         f"(best) to {hi} (smallest file)", code=2)
+
+
 LOSSLESS = {"ffv1", "huffyuv", "ffvhuff", "utvideo", "png", "qtrle", "rawvideo"}
 # Default encoders by container, in order of preference: the first that keeps the input's bit
 # depth is used (WebM holds VP9 and AV1 only; this PyAV's libvpx-vp9 encodes 8-bit only).
 DEFAULT_ENCODERS = {"webm": ("libvpx-vp9", "libsvtav1", "libaom-av1")}
 OTHER_DEFAULT_ENCODERS = ("libx264", "libx265")
+# HDR video (PQ or HLG transfer) in the containers phones and TVs play wants HEVC: few of them
+# decode H.264 High 10. (Matroska keeps the usual order: its users pick their encoder.)
+HDR_TRANSFERS = {16: "PQ", 18: "HLG"}   # AVCOL_TRC_SMPTE2084, AVCOL_TRC_ARIB_STD_B67
+HDR_DEFAULT_ENCODERS = ("libx265", "libx264")
+HDR_HEVC_CONTAINERS = {"mp4", "mov", "ipod"}   # .mp4, .mov, .m4v
 # Container-level tags the muxer writes itself; copying them would state something stale.
 STALE_TAGS = {"major_brand", "minor_version", "compatible_brands", "encoder", "duration",
               "number_of_frames", "number_of_bytes", "bps", "_statistics_writing_app",
@@ -67,15 +86,18 @@ def video_encoders() -> list[str]:
 
 
 def default_encoder(container_format: str, in_layout: PixelLayout, requested_pix_fmt: str | None = None,
-                    hdr10: Hdr10 | None = None) -> tuple[str, str | None]:
+                    hdr10: Hdr10 | None = None, transfer: int | None = None) -> tuple[str, str | None]:
     """The encoder to use when none is named, and a note when it is not the first choice.
 
     The container's usual encoder, unless it cannot keep the input's bit depth (or take the
     asked --pix-fmt), or the input's HDR10 metadata, while another one the container holds
     can: a 10-bit HDR input must not become 8-bit or lose its mastering display just because
-    no -c was given. Naming -c keeps its exact meaning.
+    no -c was given. An HDR input (``transfer`` PQ or HLG) into MP4/MOV gets libx265 first.
+    Naming -c keeps its exact meaning.
     """
     names = DEFAULT_ENCODERS.get(container_format, OTHER_DEFAULT_ENCODERS)
+    if transfer in HDR_TRANSFERS and container_format in HDR_HEVC_CONTAINERS:
+        names = HDR_DEFAULT_ENCODERS
     available = []
     for name in names:
         try:
@@ -219,6 +241,30 @@ def check_paths(src: Path, out: Path) -> None:
         raise VideoError(f"cannot write in the output folder {folder}: permission denied", code=2)
     if not out.suffix:
         raise VideoError(f"the output {out} has no extension: say which container, e.g. .mp4 or .mkv", code=2)
+    check_writable(out)
+
+
+def check_writable(out: Path) -> None:
+    """Create (and remove) an empty file beside ``out``: a folder that takes no new files
+    (/proc, a read-only or full mount) is found before any work, not at the first write."""
+    folder = out.parent if str(out.parent) else Path(".")
+    probe = folder / f".{out.name}.write-check-{os.getpid()}"
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except OSError as exc:
+        raise VideoError(f"cannot write {out}: {folder} takes no new files "
+                         f"({os.strerror(exc.errno) if exc.errno else exc}); choose another -o", code=2) from None
+    try:
+        probe.unlink()
+    except OSError:
+        pass
+
+
+def refuse_existing(out: Path, overwrite: bool) -> None:
+    """No silent overwrite (as FFmpeg): an existing output is replaced only with -y."""
+    if not overwrite and (out.exists() or out.is_symlink()):
+        raise VideoError(f"{out} already exists: add -y (--overwrite) to replace it, or choose another -o",
+                         code=2)
 
 
 def remove_dead_parts(final: Path) -> list[str]:
@@ -404,9 +450,12 @@ def _setup(info: InputInfo, container, final: Path, tmp: Path, scale: int, encod
     if encoder:
         name = encoder
     else:
-        name, note = default_encoder(fmt, info.layout, pix_fmt, info.hdr10)
+        name, note = default_encoder(fmt, info.layout, pix_fmt, info.hdr10, info.colour.transfer)
         if note:
             notes.append(note)
+        elif name == "libx265" and info.colour.transfer in HDR_TRANSFERS:
+            notes.append(f"{HDR_TRANSFERS[info.colour.transfer]} (HDR) input: encoding HEVC with libx265 "
+                         f"(few players play H.264 High 10; -c libx264 to have it anyway)")
     try:
         codec = av.Codec(name, "w")
     except Exception:
@@ -444,7 +493,8 @@ def _setup(info: InputInfo, container, final: Path, tmp: Path, scale: int, encod
     options: dict[str, str] = {}
     if crf is not None or (codec.name in QUALITY):
         if codec.name in QUALITY:
-            make, default_q = QUALITY[codec.name]
+            make, default_q, _ = QUALITY[codec.name]
+            check_quality(codec.name, crf)
             q = crf if crf is not None else default_q
             options.update({k: _num(v) for k, v in make(q).items()})
         elif codec.name in LOSSLESS:
@@ -573,6 +623,26 @@ def describe_stream(s) -> str:
     if lang and lang != "und":
         bits.append(lang)
     return " ".join(bits)
+
+
+def streams_not_copied(info: InputInfo, output_suffix: str) -> list[str]:
+    """What ``copy_streams`` will leave out of an output of this extension, known before any
+    work: the same calls on a scratch container that is never written (a user must not learn
+    hours later that the subtitles were dropped)."""
+    import tempfile
+    from types import SimpleNamespace
+
+    with tempfile.TemporaryDirectory(prefix="dlgsa-streams-") as folder:
+        try:
+            container = av.open(os.path.join(folder, f"probe{output_suffix}"), "w")
+        except (av.FFmpegError, ValueError):
+            return []      # an unknown extension is refused with its own message later
+        found = SimpleNamespace(copy_map={}, copied=[], not_copied=[])
+        try:
+            copy_streams(info, container, found)
+        finally:
+            container.close()
+    return found.not_copied
 
 
 def copy_streams(info: InputInfo, container, out: Output) -> None:

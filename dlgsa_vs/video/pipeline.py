@@ -37,7 +37,7 @@ from . import colour_torch
 from .colour import Colour, frame_to_rgb, read_planes, resolve_colour, rgb_to_planes, tag_frame, write_planes
 from .errors import Interrupted, VideoError
 from .output import DecodeTimestamps, Output, open_output, storage_error
-from .probe import InputInfo, Source, fmt_time
+from .probe import InputInfo, Source, ffmpeg_reason, fmt_time
 
 END = ("end",)
 
@@ -232,7 +232,7 @@ class Pipeline:
             err = storage_error(exc, self.output.tmp)
             if err:
                 raise err from None
-            raise VideoError(f"writing the output failed: {exc}") from None
+            raise VideoError(f"writing the output {self.output.final} failed: {ffmpeg_reason(exc)}") from None
         except OSError as exc:
             err = storage_error(exc, self.output.tmp)
             raise (err or exc) from None

@@ -73,7 +73,7 @@ def _open_with_reason(path: Path) -> av.container.InputContainer:
     """av.open with FFmpeg's error lines kept for the exception text (no threads run yet)."""
     av.logging.set_level(av.logging.ERROR)
     try:
-        with av.logging.Capture(local=True):
+        with av.logging.Capture(local=False):  # all threads: a probing decoder's too
             return av.open(str(path), "r")
     finally:
         set_log_mode(_VERBOSE)
@@ -126,6 +126,7 @@ class InputInfo:
     start_time: Fraction                # of the video stream, in seconds
     others: list = field(default_factory=list)   # the other streams, in file order
     hdr10: Hdr10 | None = None          # from the stream's side data, then the first frame's
+    container_end: Fraction | None = None  # where the container says its longest stream ends (s)
 
     @property
     def format_name(self) -> str:
@@ -199,7 +200,22 @@ def describe_input(path: str | os.PathLike, container: av.container.InputContain
                      display_matrix=matrix, declared_frames=video.frames or 0,
                      duration=_stream_duration(video), start_time=start,
                      others=[s for s in container.streams if s.index != video.index],
-                     hdr10=read_hdr10(cc.coded_side_data))
+                     hdr10=read_hdr10(cc.coded_side_data), container_end=_container_end(container))
+
+
+def _container_end(container) -> Fraction | None:
+    """The container's own end time in seconds (start + duration, AV_TIME_BASE units), or None.
+
+    WebM and Matroska files from muxers other than FFmpeg's carry no per-track duration, and
+    MPEG-TS carries none at all: this is then the only declared length to check against.
+    """
+    declared = {"matroska", "webm", "mov", "mp4", "avi", "asf", "flv"}
+    if not declared & set(container.format.name.split(",")):
+        return None        # FFmpeg estimated it (from the last timestamps or the bitrate)
+    if not container.duration or container.duration < 0:
+        return None
+    start = container.start_time if container.start_time and container.start_time > 0 else 0
+    return Fraction(start + container.duration, av.time_base)
 
 
 def _check_index(path: Path, video) -> None:
@@ -332,6 +348,7 @@ class Source:
         self._first: av.VideoFrame | None = None
         self._video_packets = 0
         self._video_end: Fraction | None = None
+        self._data_end: Fraction | None = None   # end of the last packet read, any stream
         self._packet_pts: list[int] = []
         self._frame_pts: set[int] = set()
         self._codec = info.video.codec_context.name
@@ -351,6 +368,9 @@ class Source:
         streams = [video] + [s for s in info.others if s.index in self.copy]
         done = False           # all wanted frames are out; finishing the copied streams
         pending: list[tuple[Fraction, av.Packet]] = []
+        # With a frame limit, packets that may lie past the range's end wait until the frames
+        # say where it ends (the decoder gives frames a few packets late): none is copied past it.
+        beyond: list[tuple[Fraction, av.Packet]] = []
         demux = container.demux(streams)
         while True:
             try:
@@ -390,12 +410,22 @@ class Source:
                         yield event
                         if pending:   # packets read before the range's first frame was known
                             for held in pending:
-                                if held[0] >= self.offset:
-                                    self._shift(held[1])
+                                if held[0] < self.offset:
+                                    continue
+                                self._shift(held[1])
+                                if self.limit is None:
                                     yield ("packet", held[1])
+                                else:
+                                    beyond.append(held)
                             pending = []
                         if self.limit is not None and self.frames >= self.limit:
                             done = True
+                        if beyond:
+                            for held in [b for b in beyond if b[0] < self.end]:
+                                yield ("packet", held[1])
+                            beyond = [b for b in beyond if b[0] >= self.end]
+                        if done:
+                            beyond = []      # past the range's end
                             break
                 if done and not self.copy:
                     break
@@ -403,6 +433,8 @@ class Source:
                 if not packet.size or packet.pts is None and packet.dts is None:
                     continue
                 t = (packet.pts if packet.pts is not None else packet.dts) * Fraction(packet.time_base)
+                t_end = t + (packet.duration or 0) * Fraction(packet.time_base)
+                self._data_end = t_end if self._data_end is None else max(self._data_end, t_end)
                 if done and self.end is not None and t > self.end + 2:
                     break     # past the end of the range in every stream, give or take interleaving
                 if self.start is not None and not self.frames:
@@ -414,7 +446,12 @@ class Source:
                 if self.end is not None and done and t >= self.end:
                     continue
                 self._shift(packet)
+                if self.limit is not None and not done and (beyond or self.end is None or t >= self.end):
+                    beyond.append((t, packet))
+                    continue
                 yield ("packet", packet)
+        for _, packet in beyond:     # the file ended before the frame limit: all of it is the range
+            yield ("packet", packet)
         self._find_missing(done)
         if not done:
             self._check_complete()
@@ -480,18 +517,58 @@ class Source:
 
     def _check_complete(self) -> None:
         """At the end of the file: did the data stop before the stream's declared end?"""
-        info = self.info
-        declared = info.declared_frames
-        if self.start is None and declared and self._video_packets < declared:
-            raise VideoError(f"{info.path} is truncated: it declares {declared} video frames but "
-                             f"the data ends after {self._video_packets} ({fmt_time(self._video_end)}); "
-                             f"nothing was written. Add --frames {max(self.frames - 1, 1)} to "
-                             f"upscale the part that is there", code=2)
-        if info.duration and self._video_end is not None and info.rate:
-            expected_end = info.start_time + info.duration
-            slack = max(Fraction(1, 2), 3 / info.rate)
-            if self._video_end < expected_end - slack:
-                raise VideoError(f"{info.path} is truncated: its video stream should last until "
-                                 f"{fmt_time(expected_end)} but the data ends at "
-                                 f"{fmt_time(self._video_end)}; nothing was written. Add --frames "
-                                 f"{max(self.frames - 1, 1)} to upscale the part that is there", code=2)
+        check_complete(self.info, video_packets=self._video_packets, video_end=self._video_end,
+                       data_end=(self._data_end or self._video_end) if self._read_every_stream() else None,
+                       frames=self.frames, whole=self.start is None)
+
+    def _read_every_stream(self) -> bool:
+        return all(s.index in self.copy or s.type == "attachment" for s in self.info.others)
+
+
+def check_complete(info: InputInfo, *, video_packets: int, video_end: Fraction | None,
+                   data_end: Fraction | None, frames: int, whole: bool = True) -> None:
+    """Raise VideoError (exit 2) when the file's data stops before its declared end.
+
+    video_packets / video_end: the video packets read and the end of the last one (seconds);
+    data_end: the end of the last packet of any stream, None when not every stream was read;
+    frames: the frames there (for the ``--frames`` hint); whole: read from the file's start.
+    Used by ``Source`` and by the segment plan (``segments.plan.scan``).
+    """
+    add_frames = f"nothing was written. Add --frames {max(frames - 1, 1)} to upscale the part that is there"
+    declared = info.declared_frames
+    if whole and declared and video_packets < declared:
+        raise VideoError(f"{info.path} is truncated: it declares {declared} video frames but "
+                         f"the data ends after {video_packets} ({fmt_time(video_end)}); {add_frames}", code=2)
+    if whole and _cut_inside_ts_packet(info):
+        raise VideoError(f"{info.path} is truncated: it ends inside a transport-stream packet "
+                         f"({info.path.stat().st_size} bytes, not a whole number of packets), at "
+                         f"{fmt_time(video_end)}; {add_frames}", code=2)
+    if video_end is None or not info.rate:
+        return
+    slack = max(Fraction(1, 2), 3 / info.rate)
+    if info.duration:
+        expected_end = info.start_time + info.duration
+        if video_end < expected_end - slack:
+            raise VideoError(f"{info.path} is truncated: its video stream should last until "
+                             f"{fmt_time(expected_end)} but the data ends at {fmt_time(video_end)}; "
+                             f"{add_frames}", code=2)
+    elif info.container_end is not None and data_end is not None:
+        # No duration of the video's own (WebM, most Matroska muxers): the container's, which
+        # is its longest stream's, against the end of the last packet of any stream.
+        data_end = max(video_end, data_end)
+        if data_end < info.container_end - slack:
+            raise VideoError(f"{info.path} is truncated: the file should last until "
+                             f"{fmt_time(info.container_end)} but the data ends at {fmt_time(data_end)}; "
+                             f"{add_frames}", code=2)
+
+
+TS_PACKET_SIZES = (188, 192, 204)   # MPEG-TS, M2TS (4-byte time code), with Reed-Solomon bytes
+
+
+def _cut_inside_ts_packet(info: InputInfo) -> bool:
+    """An MPEG transport stream declares no length; a file cut anywhere but on a packet
+    boundary (as ``head -c`` or an interrupted download cuts) ends inside a packet."""
+    if "mpegts" not in info.format_name.split(","):
+        return False
+    size = info.path.stat().st_size
+    return all(size % n for n in TS_PACKET_SIZES)
