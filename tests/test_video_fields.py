@@ -253,3 +253,25 @@ def test_library_call_with_colour_on_the_device(tmp_path, nearest):
     assert idet_frames(r.output, (W, H))[1:-1] == ["progressive"] * 6
     r = upscale_video(src, upscaler, tmp_path / "plain.mkv")     # the library's default: off
     assert r.fields is None and r.stats.frames == 4
+
+
+def test_idet_alone_does_not_overrule_a_file_that_says_progressive():
+    """On small frames with motion idet can call most frames combed (a 176x144 clip flagged
+    progressive: 45/60 BFF); the file's word then stands unless the rows themselves alternate."""
+    import av
+    import numpy as np
+
+    from dlgsa_vs.video.fields import Evidence, comb_seen_in, decide
+
+    said = dict(stream_order="progressive", sampled=60, bff=45, progressive=11)
+    kept = decide(Evidence(**said, comb_seen=0), "auto", None)
+    assert kept.mode == "none" and "but the stream says progressive" in kept.summary()
+    assert decide(Evidence(**said, comb_seen=40), "auto", None).mode == "bwdif"
+    assert decide(Evidence(**{**said, "stream_order": None}, comb_seen=0), "auto", None).mode == "bwdif"
+
+    y, x = np.mgrid[0:64, 0:96]
+    smooth = (128 + 60 * np.sin(x / 7.0) * np.cos(y / 9.0)).astype(np.uint8)
+    woven = smooth.copy()
+    woven[1::2] = np.roll(smooth, 6, axis=1)[1::2]  # the other field, from a moment later
+    frame = lambda a: av.VideoFrame.from_ndarray(a, format="gray")  # noqa: E731
+    assert comb_seen_in(frame(woven)) and not comb_seen_in(frame(smooth))

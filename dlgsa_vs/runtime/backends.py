@@ -111,7 +111,7 @@ def open_runner(settings: RunSettings, input_hw: tuple[int, int] | None = None,
         if runner is None:  # (its notes are logged as it is made)
             upscaler = create_backend_upscaler(settings, backend, input_hw=input_hw, log=log, names=names,
                                                input_dtype=input_dtype)
-            runner = _OPEN[key] = StreamRunner(upscaler, settings.num_streams)
+            runner = _OPEN[key] = StreamRunner(upscaler, upscaler.plan.streams)
         elif log is not None:  # every caller is told the plan's notes
             for line in runner.upscaler.plan.notes(names):
                 log(line)
@@ -139,9 +139,9 @@ class StreamRunner:
     def __init__(self, upscaler: Upscaler, num_streams: int = 1):
         check_at_least("num_streams", num_streams, 1)
         self.upscaler = upscaler
+        self.num_streams = num_streams
         self.scale = upscaler.scale
         self.device = upscaler.device
-        self.num_streams = num_streams if self.device.type == "cuda" else 1  # the CPU: one pass at a time
         self._streams: queue.SimpleQueue | None = None
         if self.device.type == "cuda":
             self._streams = queue.SimpleQueue()

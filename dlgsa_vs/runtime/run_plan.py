@@ -140,6 +140,12 @@ class RunPlan:
         return self.settings.num_streams
 
     @property
+    def streams(self) -> int:
+        """Forward passes kept in flight: ``num_streams`` on a GPU, one on the CPU (its
+        intra-op threads already use every core)."""
+        return self.settings.num_streams if self.backend.device.type == "cuda" else 1
+
+    @property
     def compile(self) -> bool:
         """Whether the network is ``torch.compile``d (cuda backend)."""
         return self.settings.compile or self.settings.cuda_graphs
