@@ -322,7 +322,7 @@ def test_opening_svt_av1_leaves_the_scheduling_alone():
     import subprocess
     import sys
 
-    code = ("import os, sys, av; from fractions import Fraction; from dlgsa_vs.video.output import open_codec\n"
+    code = ("import os, sys, av; from fractions import Fraction; from dlgsa_vs.video.encode import open_codec\n"
             "cc = av.CodecContext.create('libsvtav1', 'w')\n"
             "cc.width, cc.height, cc.pix_fmt, cc.time_base = 64, 64, 'yuv420p', Fraction(1, 24)\n"
             "(cc.open if sys.argv[1] == 'plain' else lambda: open_codec(cc))()\n"

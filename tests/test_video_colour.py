@@ -8,7 +8,7 @@ import pytest
 from dlgsa_vs.video.colour import (Colour, frame_to_rgb, output_colour, planar_equivalent,
                                    planes_to_rgb, resolve_colour, rgb_to_planes, write_planes)
 from dlgsa_vs.video.errors import VideoError
-from dlgsa_vs.video.output import choose_pix_fmt
+from dlgsa_vs.video.encode import choose_pix_fmt
 
 
 def _rgb(h=24, w=32, seed=0):

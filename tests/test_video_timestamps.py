@@ -9,7 +9,7 @@ import av
 import pytest
 
 from dlgsa_vs.video.errors import VideoError
-from dlgsa_vs.video.output import DecodeTimestamps
+from dlgsa_vs.video.encode import DecodeTimestamps
 from video_support import run_cli, stream_packets, video_facts, write_clip
 
 TB = Fraction(1, 1000)

@@ -113,7 +113,7 @@ def run_from_args(args, settings: RunSettings, inputs: list[str], address: str |
     """Both front ends end here; returns the exit status (errors raise VideoError)."""
     from .common import encoder_options, weights_message
     from ..video.errors import VideoError
-    from ..video.output import default_output, refuse_existing
+    from ..video.files import default_output, refuse_existing
     from ..runtime.weights import WeightsError, model_scale
 
     for flag in ("start", "frames", "preview", "compile", "cuda_graphs"):

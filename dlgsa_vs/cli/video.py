@@ -141,7 +141,7 @@ def _main(args) -> int:
         raise VideoError(f"--preview takes a frame number from 0, got {args.preview}", code=2)
     enc_opts = encoder_options(args.encoder_option)
     if args.encoder:
-        from ..video.output import check_quality
+        from ..video.encode import check_quality
 
         check_quality(args.encoder, args.crf)   # (the default encoder's: once it is chosen)
     start = None
@@ -202,13 +202,13 @@ def _make_sample(args) -> int:
     if path.suffix.lower() not in (".mp4", ".mkv", ".mov", ".m4v"):
         raise VideoError(f"the sample is H.264 with AAC audio: give it a .mp4, .mkv or .mov name, "
                          f"not {path.name}", code=2)
-    from ..video.output import refuse_existing
+    from ..video.files import refuse_existing
 
     refuse_existing(path, args.overwrite)
     try:
         make_sample(path)
     except av.FFmpegError as exc:
-        from ..video.output import storage_error
+        from ..video.files import storage_error
 
         raise (storage_error(exc, path) or VideoError(f"cannot write {path}: {exc}")) from None
     if not args.quiet:
@@ -226,7 +226,7 @@ def _preview(args, info, upscaler, src: Path, model: str, fields=None) -> int:
         raise VideoError(f"--preview writes a PNG: give -o a .png name, not {out.name}", code=2)
     if out.resolve() == src.resolve():
         raise VideoError(f"the output would overwrite the input {src}: choose another -o", code=2)
-    from ..video.output import refuse_existing
+    from ..video.files import refuse_existing
 
     refuse_existing(out, args.overwrite)
     path, t, seconds = preview(info, upscaler, args.preview, out, fields)
@@ -240,7 +240,8 @@ def _preview(args, info, upscaler, src: Path, model: str, fields=None) -> int:
 def _warn_not_copied(args, info, src: Path) -> None:
     """The streams the output container cannot hold, said before the model even loads (the
     run goes on without them; docs/video.md). The end of the run does not repeat them."""
-    from ..video.output import default_output, streams_not_copied
+    from ..video.files import default_output
+    from ..video.output import streams_not_copied
 
     suffix = Path(args.output).suffix if args.output else default_output(src, 2).suffix
     args.warned = streams_not_copied(info, suffix)
@@ -268,7 +269,7 @@ def _segmented(args, info) -> bool:
 def _upscale_segments(args, info, upscaler, src: Path, settings, enc_opts: dict, device: str, model: str) -> int:
     from ..segments.encode import JobSettings
     from ..segments.resume import run_segments
-    from ..video.output import check_paths, default_output, refuse_existing
+    from ..video.files import check_paths, default_output, refuse_existing
 
     out = Path(args.output) if args.output else default_output(src, upscaler.scale)
     check_paths(src, out)
@@ -305,7 +306,7 @@ def _upscale_segments(args, info, upscaler, src: Path, settings, enc_opts: dict,
 def _upscale(args, info, upscaler, src: Path, start: Fraction | None, enc_opts: dict, device: str,
              model: str, fields=None) -> int:
     from ..video.job import upscale_video
-    from ..video.output import check_paths, default_output, refuse_existing
+    from ..video.files import check_paths, default_output, refuse_existing
 
     out = Path(args.output) if args.output else default_output(src, upscaler.scale)
     check_paths(src, out)

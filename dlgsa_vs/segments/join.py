@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import heapq
 import os
-import secrets
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -19,7 +18,8 @@ from typing import Iterator
 import av
 
 from ..video.errors import VideoError
-from ..video.output import clean_tags, copy_chapters, copy_streams, fmt_is_mov, storage_error
+from ..video.files import storage_error, temporary_path
+from ..video.output import clean_tags, copy_chapters, copy_streams, fmt_is_mov
 from ..video.probe import InputInfo, probe
 
 
@@ -103,8 +103,7 @@ def join_chunks(input_path: str | os.PathLike, chunks: list[Path], output: Path,
     timestamps were moved by (encode.count_check), taken off again."""
     t0 = time.perf_counter()
     output = Path(output)
-    folder = output.parent if str(output.parent) else Path(".")
-    tmp = folder / f".{output.stem}.part-{os.getpid()}-{secrets.token_hex(3)}{output.suffix}"
+    tmp = temporary_path(output)
     info = probe(input_path)
     done = False
     try:

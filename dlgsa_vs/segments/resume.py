@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ..video.output import remove_dead_parts
+from ..video.files import remove_dead_parts
 from ..runtime.weights import weights_digest
 from . import manifest as mf
 from .encode import JobSettings, encode_chunk

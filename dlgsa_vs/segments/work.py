@@ -8,7 +8,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..video.output import check_paths
+from ..video.files import check_paths
 from . import manifest as mf
 from .encode import ChunkSpec
 from .join import JoinResult, join_chunks

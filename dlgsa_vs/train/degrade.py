@@ -134,7 +134,7 @@ def roundtrip(frames: list[np.ndarray], encoder: str, crf: int) -> list[np.ndarr
     import av
 
     from ..video.colour import frame_to_rgb, rgb_to_frame
-    from ..video.output import open_codec
+    from ..video.encode import open_codec
 
     if encoder not in ENCODERS:
         raise ValueError(f"unknown encoder {encoder!r} (one of {', '.join(ENCODERS)})")

@@ -24,8 +24,9 @@ import av
 from .colour import planar_equivalent, read_hdr10
 from .errors import VideoError
 from .fields import FieldSource, Treatment, plan
-from .output import Output, check_paths, default_output, open_output, storage_error
-from .pipeline import Pipeline, Stats, first_frame_colour, output_size, read_until_first_frame
+from .files import check_paths, default_output, output_size, storage_error
+from .output import open_output, Output
+from .pipeline import Pipeline, Stats, first_frame_colour, read_until_first_frame
 from .probe import InputInfo, Problems, Source, fmt_time, probe
 from .progress import progress_bar
 

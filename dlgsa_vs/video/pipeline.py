@@ -26,7 +26,6 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from fractions import Fraction
-from pathlib import Path
 
 import av
 import numpy as np
@@ -36,7 +35,9 @@ from ..runtime.inference import OutOfMemory
 from . import colour_torch
 from .colour import Colour, frame_to_rgb, read_planes, resolve_colour, rgb_to_planes, tag_frame, write_planes
 from .errors import Interrupted, VideoError
-from .output import DecodeTimestamps, Output, open_output, storage_error
+from .encode import DecodeTimestamps
+from .files import storage_error
+from .output import open_output, Output
 from .probe import InputInfo, Source, ffmpeg_reason, fmt_time
 
 END = ("end",)
@@ -413,13 +414,6 @@ def _memory_error(x: torch.Tensor, exc: BaseException) -> VideoError:
 def _join(thread: threading.Thread) -> None:
     while thread.is_alive():
         thread.join(timeout=0.2)
-
-
-def output_size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
 
 
 __all__ = ["Pipeline", "Stats", "first_frame_colour", "read_until_first_frame", "open_output",

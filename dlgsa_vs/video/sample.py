@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-import secrets
 from fractions import Fraction
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import av
 import numpy as np
 
 from .colour import Colour, planar_equivalent, rgb_to_planes, tag_frame, write_planes
+from .files import temporary_path
 
 SAMPLE_RATE = 48000
 
@@ -67,8 +67,7 @@ def make_sample(path: str | os.PathLike, width: int = 160, height: int = 90, sec
                 fps: int = 12, audio: bool = True) -> Path:
     """Write the test clip (H.264 + AAC) atomically; returns its path."""
     path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    tmp = folder / f".{path.stem}.part-{os.getpid()}-{secrets.token_hex(3)}{path.suffix}"
+    tmp = temporary_path(path)
     colour = Colour(matrix=1, range=1, primaries=1, transfer=1, chroma_location=1)
     layout = planar_equivalent("yuv420p")
     container = av.open(str(tmp), "w")
