@@ -45,7 +45,7 @@ def main() -> int:
     from dlgsa_vs.runtime.inference import Upscaler
     from dlgsa_vs.video.colour import frame_to_rgb
     from dlgsa_vs.video.job import upscale_video
-    from dlgsa_vs.video.pipeline import first_frame_colour
+    from dlgsa_vs.video.probe import first_frame_colour
     from dlgsa_vs.video.probe import Source, probe, set_log_mode
     from dlgsa_vs.video.sample import make_sample
     from dlgsa_vs.runtime.weights import WeightsError

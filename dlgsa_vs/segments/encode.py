@@ -13,21 +13,19 @@ from __future__ import annotations
 import os
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, Callable, Iterator, Mapping
 
 import av
 
 from ..runtime.settings import RunSettings
 
-from ..video.colour import planar_equivalent, read_hdr10
 from ..video.errors import DamagedInput, VideoError
 from ..video.output import open_output
-from ..video.pipeline import Pipeline, first_frame_colour
-from ..video.probe import InputInfo, fmt_time, probe, set_log_mode
+from ..video.pipeline import Pipeline
+from ..video.probe import InputInfo, fmt_time, probe, set_log_mode, with_first_frame
 from .manifest import sha256_file
 
 # progress(key, frames done so far, worker): how a chunk reports (a Ray actor's method in the
@@ -153,14 +151,11 @@ def encode_chunk(spec: ChunkSpec, progress: ProgressSink | None = None, upscaler
     job = JobSettings.from_dict(spec.settings)
     worker = f"{socket.gethostname()}:{os.getpid()}"
     final = Path(spec.path)
-    info = probe(spec.input)
+    probed = probe(spec.input)
     try:
-        info.others = []                  # the chunk holds the video only; the join copies the rest
-        first = _first_frame(spec.input)  # colour as the single-process run reads it
-        info.width, info.height, info.pix_fmt = first.width, first.height, first.format.name
-        info.layout = planar_equivalent(first.format.name)
-        info.colour = first_frame_colour(info, first)
-        info.hdr10 = read_hdr10(info.video.codec_context.coded_side_data, first.side_data)  # as video/job.py
+        # the chunk holds the video only (the join copies the rest), described from the file's
+        # first frame as the single-process run does
+        info = with_first_frame(replace(probed, others=[]), _first_frame(spec.input))
         if upscaler is None:  # the worker process keeps it for its next chunks (open_runner)
             from ..runtime.backends import open_runner
 
@@ -169,7 +164,7 @@ def encode_chunk(spec: ChunkSpec, progress: ProgressSink | None = None, upscaler
                           encoder_options=dict(job.encoder_options))
         reporter = _Reporter(progress, spec.key, worker)
         try:
-            stats = Pipeline(SimpleNamespace(info=info), chunk_frames(info, spec.start, spec.end), [],
+            stats = Pipeline(info, chunk_frames(info, spec.start, spec.end),
                              upscaler, out, info.colour, batch=upscaler.batch, progress=reporter).run()
             out.close()
             shift = count_check(out.tmp, info.time_base, spec.pts)
@@ -182,7 +177,7 @@ def encode_chunk(spec: ChunkSpec, progress: ProgressSink | None = None, upscaler
         colour = [int(cc.colorspace), int(cc.color_range), int(cc.color_primaries), int(cc.color_trc),
                   int(cc.chroma_sample_location)]
     finally:
-        info.container.close()
+        probed.container.close()
     return dict(index=spec.index, frames=stats.frames, checksum=sha256_file(final), bytes=final.stat().st_size,
                 seconds=time.perf_counter() - t0, model_seconds=stats.model_seconds, worker=worker,
                 colour=colour, shift=shift)

@@ -12,6 +12,7 @@ temporary file is removed and the exception (a ``VideoError`` with a one-line re
 """
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import threading
@@ -21,13 +22,12 @@ from pathlib import Path
 
 import av
 
-from .colour import planar_equivalent, read_hdr10
 from .errors import VideoError
 from .fields import FieldSource, Treatment, plan
 from .files import check_paths, default_output, output_size, storage_error
 from .output import open_output, Output
-from .pipeline import Pipeline, Stats, first_frame_colour, read_until_first_frame
-from .probe import InputInfo, Problems, Source, fmt_time, probe
+from .pipeline import Pipeline, Stats, read_until_first_frame
+from .probe import InputInfo, Problems, Source, fmt_time, probe, with_first_frame
 from .progress import progress_bar
 
 
@@ -91,11 +91,7 @@ def _run(info: InputInfo, upscaler, output, start, frames, encoder, crf, pix_fmt
                              f"(the video lasts {fmt_time(info.duration)})", code=2)
         raise VideoError(f"{src} has a video stream but no frame could be decoded "
                          f"(corrupt, or an empty stream)", code=2)
-    first = next(ev[1] for ev in pending if ev[0] == "frame")
-    info.width, info.height, info.pix_fmt = first.width, first.height, first.format.name
-    info.layout = planar_equivalent(first.format.name)
-    info.colour = first_frame_colour(info, first)
-    info.hdr10 = read_hdr10(info.video.codec_context.coded_side_data, first.side_data)
+    info = with_first_frame(info, next(ev[1] for ev in pending if ev[0] == "frame"))
 
     # the deinterlaced frames have their own rate and time base
     timing = replace(info, time_base=stream.info.time_base, rate=stream.info.rate) if filtered else info
@@ -112,7 +108,7 @@ def _run(info: InputInfo, upscaler, output, start, frames, encoder, crf, pix_fmt
     bar = progress_bar(expected, src.name, progress)
     done = False
     try:
-        stats = Pipeline(stream, events, pending, upscaler, out, info.colour, batch=batch,
+        stats = Pipeline(stream.info, itertools.chain(pending, events), upscaler, out, info.colour, batch=batch,
                          progress=bar, on_device=on_device).run()
         bar.close()
         try:

@@ -25,7 +25,7 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
-from fractions import Fraction
+from typing import Iterable
 
 import av
 import numpy as np
@@ -33,11 +33,11 @@ import torch
 
 from ..runtime.inference import OutOfMemory
 from . import colour_torch
-from .colour import Colour, frame_to_rgb, read_planes, resolve_colour, rgb_to_planes, tag_frame, write_planes
+from .colour import Colour, frame_to_rgb, read_planes, rgb_to_planes, tag_frame, write_planes
 from .errors import Interrupted, VideoError
 from .encode import DecodeTimestamps
 from .files import storage_error
-from .output import open_output, Output
+from .output import Output
 from .probe import InputInfo, Source, ffmpeg_reason, fmt_time
 
 END = ("end",)
@@ -71,21 +71,6 @@ class Stats:
         return self.model_seconds / self.seconds if self.seconds else 0.0
 
 
-def first_frame_colour(info: InputInfo, frame: av.VideoFrame) -> Colour:
-    """The stream's colour description, with what the container left unsaid filled in from
-    the first frame (decoders often know more than the container header)."""
-    cc = info.video.codec_context
-
-    def pick(header, from_frame, unspecified=(0, 2)):
-        return header if header not in unspecified else from_frame
-
-    return resolve_colour(pick(cc.colorspace, frame.colorspace), pick(cc.color_range, frame.color_range, (0,)),
-                          pick(cc.color_primaries, frame.color_primaries),
-                          pick(cc.color_trc, frame.color_trc),
-                          pick(cc.chroma_sample_location, frame.chroma_location, (0,)),
-                          frame.width, frame.height, info.layout)
-
-
 def read_until_first_frame(source: Source):
     """Run the source until its first frame; return (events so far, event iterator)."""
     events = source.events()
@@ -98,16 +83,16 @@ def read_until_first_frame(source: Source):
 
 
 class Pipeline:
-    """``on_device``: convert colours where the network runs (default: when that is a CUDA GPU)."""
+    """Decoded events -> network -> encoder, in three threads: ``events`` yields ("frame", frame,
+    pts) and ("packet", packet) in file order (a ``probe.Source``, or any iterator of them),
+    ``timing`` gives their time base and rate. ``on_device``: convert colours where the network
+    runs (default: when that is a CUDA GPU)."""
 
-    def __init__(self, source: Source, events, pending: list, upscaler, output: Output,
-                 colour: Colour, batch: int = 1, progress=None, queue_frames: int | None = None,
-                 on_device: bool | None = None):
+    def __init__(self, timing: InputInfo, events: Iterable[tuple], upscaler, output: Output, colour: Colour,
+                 batch: int = 1, progress=None, queue_frames: int | None = None, on_device: bool | None = None):
         self.device = torch.device(getattr(upscaler, "device", "cpu"))
         self.on_device = self.device.type == "cuda" if on_device is None else on_device
-        self.source = source
         self.events = events
-        self.pending = pending
         self.upscaler = upscaler
         self.output = output
         self.colour = colour
@@ -123,8 +108,8 @@ class Pipeline:
         self.errors: list[BaseException] = []
         self.stats = Stats()
         self._stats_lock = threading.Lock()  # stream workers add their timings
-        self.in_tb = source.info.time_base
-        self.dts = DecodeTimestamps(output.video.codec_context.name, self.in_tb, source.info.rate)
+        self.in_tb = timing.time_base
+        self.dts = DecodeTimestamps(output.video.codec_context.name, self.in_tb, timing.rate)
 
     # --- queue helpers that give up when another thread failed ------------------------------
     def _put(self, q: queue.Queue, item, sem: threading.Semaphore | None = None) -> None:
@@ -159,7 +144,7 @@ class Pipeline:
     def _reader(self) -> None:
         try:
             copy = self.output.copy_map
-            for ev in self._all_events():
+            for ev in self.events:
                 if self.stop.is_set():
                     raise _Stopped
                 if ev[0] == "frame":
@@ -171,11 +156,6 @@ class Pipeline:
             self._put(self.q_in, END)
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread
             self._fail(exc)
-
-    def _all_events(self):
-        yield from self.pending
-        self.pending = []
-        yield from self.events
 
     # --- writer ---------------------------------------------------------------------------------
     def _writer(self) -> None:
@@ -416,5 +396,3 @@ def _join(thread: threading.Thread) -> None:
         thread.join(timeout=0.2)
 
 
-__all__ = ["Pipeline", "Stats", "first_frame_colour", "read_until_first_frame", "open_output",
-           "Fraction"]

@@ -16,8 +16,7 @@ from ..image.imresize import bicubic_upscale
 from .colour import frame_to_rgb
 from .errors import VideoError
 from .fields import FieldSource, Treatment
-from .pipeline import first_frame_colour
-from .probe import InputInfo, Source, fmt_time
+from .probe import InputInfo, Source, first_frame_colour, fmt_time
 
 
 def to_uint8(rgb: np.ndarray) -> np.ndarray:

@@ -14,7 +14,7 @@ import math
 import os
 import re
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterator
@@ -235,6 +235,32 @@ def _check_index(path: Path, video) -> None:
                          f"inside frame {inside + 1} ({size} bytes of {last.pos + last.size}); nothing "
                          f"was written. Add --frames {max(inside - 1, 1)} to upscale the part that is "
                          f"there", code=2)
+
+
+def first_frame_colour(info: InputInfo, frame: av.VideoFrame) -> Colour:
+    """The stream's colour description, with what the container left unsaid filled in from
+    the first frame (decoders often know more than the container header)."""
+    cc = info.video.codec_context
+
+    def pick(header, from_frame, unspecified=(0, 2)):
+        return header if header not in unspecified else from_frame
+
+    return resolve_colour(pick(cc.colorspace, frame.colorspace), pick(cc.color_range, frame.color_range, (0,)),
+                          pick(cc.color_primaries, frame.color_primaries),
+                          pick(cc.color_trc, frame.color_trc),
+                          pick(cc.chroma_sample_location, frame.chroma_location, (0,)),
+                          frame.width, frame.height, info.layout)
+
+
+def with_first_frame(info: InputInfo, first: av.VideoFrame) -> InputInfo:
+    """The stream's description completed from its first decoded frame: size, pixel format,
+    colour and HDR10 as the decoder gives them (it often knows more than the container header).
+    A new record; ``info`` stays as probed. Every run that encodes (one pass, a segment, a
+    chunk) describes its stream this one way."""
+    sized = replace(info, width=first.width, height=first.height, pix_fmt=first.format.name,
+                    layout=planar_equivalent(first.format.name))
+    return replace(sized, colour=first_frame_colour(sized, first),
+                   hdr10=read_hdr10(info.video.codec_context.coded_side_data, first.side_data))
 
 
 def probe(path: str | os.PathLike) -> InputInfo:
