@@ -28,6 +28,9 @@ GPU_DEFAULT_PRECISION = "fp16"
 ``cpu_features.cpu_precision``, bf16 where the CPU has native bf16, else fp32)."""
 CPU_ENGINES = ("auto", "torch", "openvino")
 """What runs the network on the CPU backend (decided by ``cpu_runner.choose_engine``)."""
+REUSE_MODES = ("exact", "auto", "off")
+"""Reusing the upscale of unchanged tiles (``dlgsa_vs/reuse.py``): always, until the first
+frames show nothing repeats, or never."""
 
 _NO_VALUE = object()
 
@@ -144,6 +147,11 @@ class RunSettings:
     compile / cuda_graphs: torch.compile the network (cuda backend).
     kernels: auto, triton or torch (the network's fused GPU kernels or its plain PyTorch forms).
     threads: CPU threads for torch (None = all cores).
+    reuse: "exact" (default; a tile whose padded input is unchanged takes its cached output,
+        the output is that of computing every tile), "auto" (exact, switched off when the first
+        frames repeat nothing) or "off"; reuse_tolerance: 8-bit code values by which a tile's
+        input may differ from the input its cached output came from (0 = exact);
+        reuse_cache_mib: the cache's cap (inputs and outputs, on their devices).
     """
 
     model_path: str | None = None
@@ -162,6 +170,9 @@ class RunSettings:
     kernels: str = "auto"
     threads: int | None = None
     cpu_engine: str = "auto"
+    reuse: str = "exact"
+    reuse_tolerance: int = 0
+    reuse_cache_mib: int = 512
 
     def __post_init__(self) -> None:
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 - frozen
@@ -198,6 +209,16 @@ class RunSettings:
             check_at_least("threads", self.threads, 1)
         if self.cpu_engine not in CPU_ENGINES:
             raise SettingsError("cpu_engine", f"is unknown: use one of {', '.join(CPU_ENGINES)}", self.cpu_engine)
+        if self.reuse not in REUSE_MODES:
+            raise SettingsError("reuse", f"is unknown: use one of {', '.join(REUSE_MODES)}", self.reuse)
+        check_at_least("reuse_tolerance", self.reuse_tolerance, 0)
+        if self.reuse_tolerance > 255:
+            raise SettingsError("reuse_tolerance", "is invalid: it must be <= 255 (8-bit code values)",
+                                self.reuse_tolerance)
+        if self.reuse_tolerance and self.reuse == "off":
+            raise SettingsError("reuse_tolerance", "applies only with reuse on: leave it out, or use "
+                                "{reuse} exact", self.reuse_tolerance)
+        check_at_least("reuse_cache_mib", self.reuse_cache_mib, 1)
         if backend != "auto":
             self.check_backend(backend)
 

@@ -49,7 +49,7 @@ PREFIX = "DLGSA.scale: "
 # the filter's keyword parameters that DLGSA holds as fields and passes on unchanged
 FILTER_OPTIONS = ("scale", "variant", "model_path", "backend", "device_index", "fp16", "tile_w",
                   "tile_h", "tile_pad", "batch", "num_streams", "tlc", "kernels", "matrix",
-                  "transfer", "primaries", "range")
+                  "transfer", "primaries", "range", "reuse", "reuse_tolerance", "reuse_cache_mib")
 
 
 class DLGSA(BaseGenericScaler):
@@ -59,7 +59,7 @@ class DLGSA(BaseGenericScaler):
     filter's default; docs/vapoursynth.md, "Parameters"): ``scale`` (None: chosen per target),
     ``variant``, ``model_path``, ``backend``, ``device_index``, ``fp16``, ``tile_w``, ``tile_h``,
     ``tile_pad``, ``batch``, ``num_streams``, ``tlc``, ``kernels``, ``matrix``, ``transfer``,
-    ``primaries``, ``range``. ``kernel`` / ``scaler`` / ``shifter`` as in vsscale's
+    ``primaries``, ``range``, ``reuse``, ``reuse_tolerance``, ``reuse_cache_mib``. ``kernel`` / ``scaler`` / ``shifter`` as in vsscale's
     ``BaseGenericScaler``: ``scaler`` (default ``kernel``, Catrom) makes the final resample.
     """
 
@@ -82,6 +82,9 @@ class DLGSA(BaseGenericScaler):
         transfer: int | None = None,
         primaries: int | None = None,
         range: int | None = None,  # noqa: A002 - the filter's (VapourSynth's) name
+        reuse: str | None = None,
+        reuse_tolerance: int | None = None,
+        reuse_cache_mib: int | None = None,
         *,
         kernel: KernelLike = Catrom,
         scaler: ScalerLike | None = None,
@@ -98,6 +101,7 @@ class DLGSA(BaseGenericScaler):
         self.batch, self.num_streams = batch, num_streams
         self.tlc, self.kernels = tlc, kernels
         self.matrix, self.transfer, self.primaries, self.range = matrix, transfer, primaries, range
+        self.reuse, self.reuse_tolerance, self.reuse_cache_mib = reuse, reuse_tolerance, reuse_cache_mib
         super().__init__(kernel=kernel, scaler=scaler, shifter=shifter, **kwargs)
 
     @Scaler.cachedproperty
@@ -116,7 +120,8 @@ class DLGSA(BaseGenericScaler):
                       tile_w=self.tile_w, tile_h=self.tile_h, tile_pad=self.tile_pad, batch=self.batch,
                       num_streams=self.num_streams, tlc=self.tlc, kernels=self.kernels,
                       matrix=self.matrix, transfer=self.transfer, primaries=self.primaries,
-                      range=self.range)
+                      range=self.range, reuse=self.reuse, reuse_tolerance=self.reuse_tolerance,
+                      reuse_cache_mib=self.reuse_cache_mib)
         return {k: v for k, v in values.items() if v is not None}
 
     def factor_for(self, clip: vs.VideoNode, width: int, height: int) -> int | None:

@@ -15,7 +15,7 @@ from typing import NoReturn
 
 from ..arch.variants import SCALES
 from ..packaged import MODELS, default_for
-from ..settings import BACKENDS, CPU_ENGINES, KERNELS, PRECISIONS, Names, RunSettings, SettingsError
+from ..settings import BACKENDS, CPU_ENGINES, KERNELS, PRECISIONS, REUSE_MODES, Names, RunSettings, SettingsError
 
 DEFAULTS = RunSettings()
 
@@ -26,6 +26,7 @@ OPTION_NAMES = Names({
     "tile": lambda hw: "--tile" if hw is None else f"--tile {hw}" if isinstance(hw, str) else f"--tile {hw[1]} {hw[0]}",
     "tile_pad": "--tile-pad", "batch": "--batch", "num_streams": "--num-streams", "compile": "--compile",
     "cuda_graphs": "--cuda-graphs", "kernels": "--kernels", "threads": "--threads", "cpu_engine": "--cpu-engine",
+    "reuse": "--reuse", "reuse_tolerance": "--reuse-tolerance", "reuse_cache_mib": "--reuse-cache-mib",
 }, style="option")
 
 
@@ -51,6 +52,16 @@ def add_model_options(ap: argparse.ArgumentParser, default_model: str, tiles: bo
     g.add_argument("--no-tlc", action="store_true",
                    help="global attention over the whole frame instead of the authors' TLC windows")
     g.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch (default: all cores)")
+    g = ap.add_argument_group("reuse")
+    g.add_argument("--reuse", choices=list(REUSE_MODES),
+                   help="reuse the upscale of tiles whose input did not change: exact (default; the same "
+                        "output as off on the same tiles), auto (exact, switched off when the first frames "
+                        "repeat nothing), off")
+    g.add_argument("--reuse-tolerance", type=int, metavar="N",
+                   help="also reuse a tile whose input differs by at most N 8-bit code values from the "
+                        "input its output was computed from (default 0: exact)")
+    g.add_argument("--reuse-cache-mib", type=int, metavar="MIB",
+                   help=f"memory for reused tiles, least recently used out (default {DEFAULTS.reuse_cache_mib})")
 
 
 def add_device_options(ap: argparse.ArgumentParser, backends=BACKENDS, compile_options: bool = True,
@@ -106,6 +117,7 @@ _ARG_FIELDS = {  # argparse destination -> settings field
     "device_index": "device_index", "precision": "precision", "tile_pad": "tile_pad", "batch": "batch",
     "num_streams": "num_streams", "compile": "compile", "cuda_graphs": "cuda_graphs", "kernels": "kernels",
     "threads": "threads", "cpu_engine": "cpu_engine",
+    "reuse": "reuse", "reuse_tolerance": "reuse_tolerance", "reuse_cache_mib": "reuse_cache_mib",
 }
 
 

@@ -282,10 +282,12 @@ def _upscale(args, info, upscaler, src: Path, start: Fraction | None, enc_opts: 
         if r.out.chapters:
             kinds["chapters"] = r.out.chapters
         copied = ("; copied " + ", ".join(f"{n} {k}" for k, n in kinds.items())) if kinds else ""
+        reused = upscaler.reuse_summary() if hasattr(upscaler, "reuse_summary") else None
         print(f"{src.name} -> {r.output}: {stats.frames} frames {w}x{h} -> {w * s}x{h * s} "
               f"(x{s}, {model}, {r.encoder} {r.out.pix_fmt}), {r.seconds_of_video:.2f} s of video, in "
               f"{stats.seconds:.1f} s ({stats.fps:.2f} fps; network alone {stats.model_fps:.2f} fps on "
-              f"{device}), {human_size(stats.out_bytes)}{copied}", file=sys.stderr)
+              f"{device}), {human_size(stats.out_bytes)}{copied}{f'; {reused}' if reused else ''}",
+              file=sys.stderr)
     for label in r.out.not_copied:
         print(f"warning: not copied: {label}", file=sys.stderr)
     if problems.concealed_frames:

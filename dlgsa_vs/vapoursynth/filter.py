@@ -304,7 +304,8 @@ def upscale(clip: vs.VideoNode, scale: int | None = None, variant: str | None = 
             device_index: int | None = None, fp16: bool | None = None, tile_w: int | None = None,
             tile_h: int | None = None, tile_pad: int | None = None, batch: int | None = None,
             num_streams: int | None = None, tlc: bool | None = None, kernels: str | None = None,
-            precision: str | None = None, cpu_engine: str | None = None, matrix: int | None = None,
+            precision: str | None = None, cpu_engine: str | None = None, reuse: str | None = None,
+            reuse_tolerance: int | None = None, reuse_cache_mib: int | None = None, matrix: int | None = None,
             transfer: int | None = None, primaries: int | None = None,
             range: int | None = None) -> vs.VideoNode:  # noqa: A002 - VapourSynth's name
     """Upscale a clip with DLGSANet; the same filter as ``core.dlgsa.Upscale``.
@@ -338,6 +339,10 @@ def upscale(clip: vs.VideoNode, scale: int | None = None, variant: str | None = 
     tlc: DLGSANet's test-time local converter (default on, as the authors evaluate).
     kernels: "triton" (the network's fused GPU kernels), "torch" (its plain PyTorch forms) or
         "auto" (default: triton on a CUDA GPU where triton imports, else torch; said on stderr).
+    reuse: "exact" (default: a tile whose input is unchanged takes its cached output; the same
+        frames in any request order), "auto" (exact, off when the first frames repeat nothing) or
+        "off"; reuse_tolerance: 8-bit code values a tile's input may differ by from the input its
+        cached output came from (default 0); reuse_cache_mib: the cache's cap (default 512).
     matrix, transfer, primaries, range: colour description of the clip (VapourSynth / H.273
         codes, e.g. matrix=1 for BT.709, range=1 for limited), overriding the frame properties.
     """
@@ -356,7 +361,9 @@ def upscale(clip: vs.VideoNode, scale: int | None = None, variant: str | None = 
                  tile=None if tile_w is None and tile_h is None else
                  (tile_h if tile_h is not None else tile_w, tile_w if tile_w is not None else tile_h),
                  precision=_text("precision", precision) or {True: "fp16", False: "fp32"}.get(fp16),
-                 cpu_engine=_text("cpu_engine", cpu_engine))
+                 cpu_engine=_text("cpu_engine", cpu_engine), reuse=_text("reuse", reuse),
+                 reuse_tolerance=_int("reuse_tolerance", reuse_tolerance),
+                 reuse_cache_mib=_int("reuse_cache_mib", reuse_cache_mib))
     try:
         settings = RunSettings(**{k: v for k, v in given.items() if v is not None})
     except SettingsError as exc:
