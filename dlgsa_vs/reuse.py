@@ -123,7 +123,7 @@ class TileCache:
     def store(self, key: tuple, place: Hashable, crop: torch.Tensor, out: torch.Tensor) -> None:
         """Keep a computed tile (copies of its input and owned output), evicting the least recently used."""
         nbytes = crop.numel() * crop.element_size() + out.numel() * out.element_size()
-        if nbytes > self.cap_bytes:
+        if nbytes > self.cap_bytes or not self.enabled:
             return
         entry = _Entry(crop.detach().clone(), out.detach().clone(), place, nbytes)
         with self._lock:

@@ -133,3 +133,20 @@ def test_reuse_off_is_todays_path_and_options_are_checked(net, tmp_path, capsys)
         RunSettings(reuse="fast")
     rc, err = run_cli(capsys, tmp_path / "none.mp4", "--reuse", "off", "--reuse-tolerance", "2")
     assert rc == 2 and err.strip().count("\n") == 0 and "--reuse-tolerance 2 applies only" in err, err
+
+
+def test_auto_switches_itself_off_where_nothing_repeats(net):
+    from dlgsa_vs.reuse import AUTO_PROBE_FRAMES
+
+    cache = TileCache(64 << 20, mode="auto")
+    up = Upscaler(net, reuse=cache)
+    for _ in range(AUTO_PROBE_FRAMES + 2):
+        up(torch.rand(1, 3, 16, 16))
+    assert not cache.enabled and cache.nbytes == 0 and cache.stats.frames == AUTO_PROBE_FRAMES
+    assert up.reuse_summary().startswith(f"reuse auto -> off after {AUTO_PROBE_FRAMES} frames (0% of tiles")
+    held = TileCache(64 << 20, mode="auto")
+    up = Upscaler(net, reuse=held)
+    x = torch.rand(1, 3, 16, 16)
+    for _ in range(AUTO_PROBE_FRAMES + 2):
+        up(x)
+    assert held.enabled and held.stats.frames_reused == AUTO_PROBE_FRAMES + 1
