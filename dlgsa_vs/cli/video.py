@@ -216,6 +216,12 @@ def _tile_note(upscaler, height: int, width: int) -> None:
         print(f"note: {upscaler.tile_summary(height, width)}", file=sys.stderr)
 
 
+def _reuse_clause(upscaler) -> str:
+    """"; reuse exact: N% of tiles ... reused" for the summary line ("" with reuse off)."""
+    said = upscaler.reuse_summary() if hasattr(upscaler, "reuse_summary") else None
+    return f"; {said}" if said else ""
+
+
 def _segmented(args, info) -> bool:
     """Whole-file runs longer than one segment go through resumable segments (docs/video.md)."""
     return bool(info.duration) and float(info.duration) > args.chunk_seconds
@@ -251,7 +257,7 @@ def _upscale_segments(args, info, upscaler, src: Path, settings, enc_opts: dict,
         print(f"{src.name} -> {r.output}: {r.frames} frames {w}x{h} -> {w * s}x{h * s} (x{s}, {model}) in "
               f"{r.segments} segments ({r.computed} computed now, {r.kept} kept), in {r.seconds:.1f} s "
               f"(network {r.model_seconds:.1f} s on {device}; join {r.join.seconds:.2f} s), "
-              f"{human_size(r.join.bytes)}{copied}", file=sys.stderr)
+              f"{human_size(r.join.bytes)}{copied}{_reuse_clause(upscaler)}", file=sys.stderr)
     for label in r.join.not_copied:
         print(f"warning: not copied: {label}", file=sys.stderr)
     return 0
@@ -282,11 +288,10 @@ def _upscale(args, info, upscaler, src: Path, start: Fraction | None, enc_opts: 
         if r.out.chapters:
             kinds["chapters"] = r.out.chapters
         copied = ("; copied " + ", ".join(f"{n} {k}" for k, n in kinds.items())) if kinds else ""
-        reused = upscaler.reuse_summary() if hasattr(upscaler, "reuse_summary") else None
         print(f"{src.name} -> {r.output}: {stats.frames} frames {w}x{h} -> {w * s}x{h * s} "
               f"(x{s}, {model}, {r.encoder} {r.out.pix_fmt}), {r.seconds_of_video:.2f} s of video, in "
               f"{stats.seconds:.1f} s ({stats.fps:.2f} fps; network alone {stats.model_fps:.2f} fps on "
-              f"{device}), {human_size(stats.out_bytes)}{copied}{f'; {reused}' if reused else ''}",
+              f"{device}), {human_size(stats.out_bytes)}{copied}{_reuse_clause(upscaler)}",
               file=sys.stderr)
     for label in r.out.not_copied:
         print(f"warning: not copied: {label}", file=sys.stderr)
