@@ -57,6 +57,18 @@ class _Entry:
     out: torch.Tensor      # the part of the output the tile owns
     place: Hashable        # where in the frame's grid (tolerance looks up by place)
     nbytes: int
+    ready: "torch.cuda.Event | None" = None  # on a GPU: recorded on the stream that made the copies
+
+    def sync(self) -> "_Entry":
+        """Make the copies safe to read on the caller's CUDA stream: it waits for them, and the
+        allocator keeps their memory until that stream is done with them."""
+        if self.ready is not None:
+            stream = torch.cuda.current_stream(self.out.device if self.out.is_cuda else self.crop.device)
+            stream.wait_event(self.ready)
+            for t in (self.crop, self.out):
+                if t.is_cuda:
+                    t.record_stream(stream)
+        return self
 
 
 @dataclass
@@ -102,11 +114,11 @@ class TileCache:
         key = (signature, crop.dtype, tuple(crop.shape), digest(crop))
         with self._lock:
             entry = self._entries.get(key)
-            if entry is not None and torch.equal(entry.crop, crop):
+            if entry is not None and torch.equal(entry.sync().crop, crop):
                 self._entries.move_to_end(key)
                 return key, entry.out
             near = self._entries.get(self._by_place.get(place)) if self.tolerance else None
-        if near is not None and self._within(near.crop, crop):
+        if near is not None and self._within(near.sync().crop, crop):
             with self._lock:
                 if self._by_place.get(place) in self._entries:
                     self._entries.move_to_end(self._by_place[place])
@@ -126,6 +138,10 @@ class TileCache:
         if nbytes > self.cap_bytes or not self.enabled:
             return
         entry = _Entry(crop.detach().clone(), out.detach().clone(), place, nbytes)
+        if out.is_cuda or crop.is_cuda:  # other threads read it on other CUDA streams (StreamRunner)
+            device = out.device if out.is_cuda else crop.device
+            entry.ready = torch.cuda.Event()
+            entry.ready.record(torch.cuda.current_stream(device))
         with self._lock:
             old = self._entries.pop(key, None)
             if old is not None:
