@@ -20,7 +20,8 @@ letterboxed in 16:9 with animation held on twos, a slide show), plus the shared 
     python scripts/bench_reuse.py                       # table on stdout, bench/reuse.json
     python scripts/bench_reuse.py --size 320x180 --frames 12 --threads 2
     python scripts/bench_reuse.py --size 640x360 --frames 4 --only "still scene + cursor" \
-        --json bench/reuse_640x360.json     # large enough for auto tiles on the CPU
+        --only "2.39:1 letterboxed, held on twos" --json bench/reuse_640x360.json
+        # frames large enough for auto tiles on the CPU (4 strips of 219x360 LR crops)
 """
 from __future__ import annotations
 
@@ -170,7 +171,8 @@ def main() -> int:
     ap.add_argument("--shared-frames", type=int, default=6, help="frames of each shared clip (default 6)")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: the box is shared)")
     ap.add_argument("--variant", default="light-video", help="packaged model (default light-video, x2)")
-    ap.add_argument("--only", choices=list(MADE), help="one clip made here, no shared clips")
+    ap.add_argument("--only", choices=list(MADE), action="append",
+                    help="only this clip made here (repeatable), no shared clips")
     ap.add_argument("--json", default=str(REPO / "bench" / "reuse.json"))
     args = ap.parse_args()
     w, h = map(int, args.size.lower().split("x"))
@@ -179,7 +181,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench_reuse_") as tmp:
         work = Path(tmp)
         clips = [(name, make_clip(work / f"made{i}.mp4", draw, args.frames, w, h), args.frames)
-                 for i, (name, draw) in enumerate(MADE.items()) if args.only in (None, name)]
+                 for i, (name, draw) in enumerate(MADE.items()) if args.only is None or name in args.only]
         if args.only is None:
             clips += [(p.name, p, args.shared_frames) for p in sorted(SHARED_VIDEO.glob("*.mp4"))]
         for name, src, frames in clips:
