@@ -5,7 +5,7 @@ For each clip, ``dlgsa-upscale`` runs three times in fresh processes (same tile 
 default, ``--tile auto``), writing lossless FFV1 so that the frames can be compared:
 
   share      tiles and frames reused (the summary line's figures)
-  fps        end to end (the summary line's: first frame read -> file complete)
+  fps        end to end: frames over the summary line's seconds (first frame read -> file complete)
   CPU time   of the whole process (user + system, model loading included): on a shared
              machine the wall clock moves with the other programs' load, CPU time much less
   identical  exact reuse's frames equal reuse off's, bit for bit (the issue's "Done when")
@@ -22,6 +22,7 @@ letterboxed in 16:9 with animation held on twos, a slide show), plus the shared 
     python scripts/bench_reuse.py --size 640x360 --frames 4 --only "still scene + cursor" \
         --only "2.39:1 letterboxed, held on twos" --json bench/reuse_640x360.json
         # frames large enough for auto tiles on the CPU (4 strips of 219x360 LR crops)
+    python scripts/bench_reuse.py --overhead --frames 11    # exact vs off, nothing repeating
 """
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ SHARED_VIDEO = next((p / "shared" / "data" / "video" for p in (REPO.parent, REPO
                      if (p / "shared" / "data" / "video").is_dir()), REPO.parent / "shared" / "data" / "video")
 MODES = {"off": ["--reuse", "off"], "exact": ["--reuse", "exact"],
          "tolerance 2": ["--reuse", "exact", "--reuse-tolerance", "2"]}
-SUMMARY = re.compile(r"\(([\d.]+) fps;.*?(?:reuse [^:]+: (\d+)% of tiles \((\d+)/(\d+)\) and "
+SUMMARY = re.compile(r"(\d+) frames .*? in ([\d.]+) s \(([\d.]+) fps;.*?(?:reuse [^:]+: (\d+)% of tiles \((\d+)/(\d+)\) and "
                      r"(\d+)% of frames \((\d+)/(\d+)\) reused)?$")
 
 
@@ -144,6 +145,10 @@ def flicker(inputs: list[np.ndarray], outputs: list[np.ndarray], scale: int) -> 
     return total / count if count else 0.0
 
 
+def _db(value: float | None) -> str:
+    return "identical" if value is None else f"{value:.1f} dB"
+
+
 def run(src: Path, out: Path, frames: int, mode: list[str], extra: list[str]) -> dict:
     cmd = [sys.executable, "-m", "dlgsa_vs.cli.video", str(src), "-o", str(out), "-c", "ffv1",
            "--frames", str(frames), *mode, *extra]
@@ -157,11 +162,36 @@ def run(src: Path, out: Path, frames: int, mode: list[str], extra: list[str]) ->
     m = SUMMARY.search(line)
     # CPU seconds of the whole process (model loading included): less moved by other programs
     # on a shared machine than the wall clock
-    r = {"fps": float(m.group(1)), "cpu_s": (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)}
-    if m.group(2) is not None:
-        r.update(tiles_reused=int(m.group(3)), tiles=int(m.group(4)), frames_reused=int(m.group(6)),
-                 frames=int(m.group(7)))
+    r = {"fps": int(m.group(1)) / float(m.group(2)), "cpu_s": (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)}
+    if m.group(4) is not None:
+        r.update(tiles_reused=int(m.group(5)), tiles=int(m.group(6)), frames_reused=int(m.group(8)),
+                 frames=int(m.group(9)))
     return r
+
+
+def overhead(args, w: int, h: int) -> int:
+    """In one process, exact reuse against off on frames that never repeat, interleaved (ABBA),
+    CPU time of the calls alone: what reuse costs where it cannot pay."""
+    import time
+
+    import torch
+
+    from dlgsa_vs.backends import create_upscaler
+
+    torch.set_num_threads(args.threads)
+    ups = {mode: create_upscaler(variant=args.variant, scale=2, backend="cpu", reuse=mode) for mode in ("off", "exact")}
+    frames = [torch.rand(1, 3, h, w) for _ in range(args.frames + 1)]
+    for up in ups.values():
+        up(frames[0])  # warm-up (its own frame)
+    spent = dict.fromkeys(ups, 0.0)
+    for i, x in enumerate(frames[1:]):
+        for mode in (("off", "exact") if i % 2 else ("exact", "off")):
+            start = time.process_time()
+            ups[mode](x)
+            spent[mode] += time.process_time() - start
+    print(f"{w}x{h}, {args.frames} frames each, never repeating: CPU time off {spent['off']:.2f} s, exact "
+          f"{spent['exact']:.2f} s ({spent['exact'] / spent['off']:.3f}x); {ups['exact'].reuse_summary()}")
+    return 0
 
 
 def main() -> int:
@@ -173,9 +203,13 @@ def main() -> int:
     ap.add_argument("--variant", default="light-video", help="packaged model (default light-video, x2)")
     ap.add_argument("--only", choices=list(MADE), action="append",
                     help="only this clip made here (repeatable), no shared clips")
+    ap.add_argument("--overhead", action="store_true",
+                    help="only the cost of exact reuse where nothing repeats, in one process (no clips)")
     ap.add_argument("--json", default=str(REPO / "bench" / "reuse.json"))
     args = ap.parse_args()
     w, h = map(int, args.size.lower().split("x"))
+    if args.overhead:
+        return overhead(args, w, h)
     extra = ["--variant", args.variant, "--scale", "2", "--threads", str(args.threads)]
     results = []
     with tempfile.TemporaryDirectory(prefix="bench_reuse_") as tmp:
@@ -198,7 +232,8 @@ def main() -> int:
                 row["size"] = f"{c.streams.video[0].codec_context.width}x{c.streams.video[0].codec_context.height}"
             for label in MODES:
                 got = planes(outs[label])
-                row[label]["psnr_vs_off"] = psnr(got, ref)
+                value = psnr(got, ref)
+                row[label]["psnr_vs_off"] = None if value == float("inf") else value  # None: identical
                 row[label]["identical_to_off"] = all(np.array_equal(a, b) for a, b in zip(got, ref))
                 row[label]["flicker"] = flicker(inputs, lumas(outs[label], frames), 2)
                 row[label]["speedup"] = row[label]["fps"] / row["off"]["fps"]
@@ -219,7 +254,7 @@ def main() -> int:
         print(f"| {r['clip']} | {r['size']}, {r['frames']} | {share} | {o['fps']:.3f} | {e['fps']:.3f} "
               f"({e['speedup']:.2f}x) | {t['fps']:.3f} ({t['speedup']:.2f}x) | "
               f"{'yes' if e['identical_to_off'] else 'NO'} | {o['cpu_s']:.0f} s -> {e['cpu_speedup']:.2f}x / "
-              f"{t['cpu_speedup']:.2f}x | {t['psnr_vs_off']:.1f} dB | "
+              f"{t['cpu_speedup']:.2f}x | {_db(t['psnr_vs_off'])} | "
               f"{o['flicker']:.2f} / {e['flicker']:.2f} / {t['flicker']:.2f} |")
     print(f"\n{meta['cpu']}, {meta['cores']} cores, {meta['date']}, {meta['model']}, threads {args.threads}")
     return 0
