@@ -34,9 +34,10 @@ OPTION_NAMES = Names({f.name: _tile_name if o.kind == "size" else "/".join(o.fla
                       and not o.flags[0].startswith("--") else o.flags[-1] for f, o in options()},
                      style="option")
 
-_GROUPS = {"network": "network", "device": "device"}
+_GROUPS = {"network": "network", "reuse": "reuse of unchanged tiles", "device": "device"}
 TOOL_FIELDS = {  # fields a tool leaves out of its --help, and why (the rest of the table is there)
-    "tiles": {"tile", "tile_pad"},               # a tool that takes no frames (ONNX export)
+    "tiles": {"tile", "tile_pad", "reuse", "reuse_tolerance", "reuse_cache_mib"},  # a tool that takes no
+                                                  # frames (ONNX export)
     "compile": {"compile", "cuda_graphs"},        # tools that run no cuda backend
     "streams": {"num_streams"},                   # tools without a stream of frames to overlap
 }
@@ -78,6 +79,8 @@ def add_model_options(ap: argparse.ArgumentParser, default_model: str, tiles: bo
     g = _add_group(ap, "network", set() if tiles else TOOL_FIELDS["tiles"])
     g.add_argument("--list-models", action=_ListModels, default_model=default_model,
                    help="list the packaged models (scales, what each is for) and stop")
+    if tiles:
+        _add_group(ap, "reuse", set())
     gaps = [f"{default_for(default_model, sc)} at x{sc}" for sc in SCALES if default_for(default_model, sc) != default_model]
     ap.epilog = ((ap.epilog + "\n") if ap.epilog else "") + \
         f"Packaged weights of this tool: {', '.join([default_model] + gaps)} (--variant changes them)."

@@ -260,6 +260,12 @@ def _tile_note(upscaler, height: int, width: int) -> None:
         print(f"note: {upscaler.tile_summary(height, width)}", file=sys.stderr)
 
 
+def _reuse_clause(upscaler) -> str:
+    """"; reuse exact: N% of tiles ... reused" for the summary line ("" with reuse off)."""
+    said = upscaler.reuse_summary() if hasattr(upscaler, "reuse_summary") else None
+    return f"; {said}" if said else ""
+
+
 def _segmented(args, info) -> bool:
     """Whole-file runs longer than one segment go through resumable segments (docs/video.md)."""
     length = info.duration or (info.container_end - info.start_time if info.container_end else None)
@@ -298,7 +304,7 @@ def _upscale_segments(args, info, upscaler, src: Path, settings, enc_opts: dict,
         print(f"{src.name} -> {r.output}: {plural(r.frames, 'frame')} {w}x{h} -> {w * s}x{h * s} (x{s}, {model}) "
               f"in {plural(r.segments, 'segment')} ({r.computed} computed now, {r.kept} kept), in "
               f"{r.seconds:.1f} s (network {r.model_seconds:.1f} s on {device}; join {r.join.seconds:.2f} s), "
-              f"{human_size(r.join.bytes)}{copied}", file=sys.stderr)
+              f"{human_size(r.join.bytes)}{copied}{_reuse_clause(upscaler)}", file=sys.stderr)
     _late_warnings(args, r.join.not_copied)
     return 0
 
@@ -339,7 +345,7 @@ def _upscale(args, info, upscaler, src: Path, start: Fraction | None, enc_opts: 
               f"(x{s}, {model}, {r.encoder} {r.out.pix_fmt}), {fields}{r.seconds_of_video:.2f} s of video, in "
               f"{stats.seconds:.1f} s ({rate_text(stats.frames, stats.seconds)}; network alone "
               f"{rate_text(stats.frames, stats.model_seconds)} on {device}), "
-              f"{human_size(stats.out_bytes)}{copied}", file=sys.stderr)
+              f"{human_size(stats.out_bytes)}{copied}{_reuse_clause(upscaler)}", file=sys.stderr)
     _late_warnings(args, r.out.not_copied)
     if problems.concealed_frames:
         times = ", ".join(f"{float(t):.3f}" for t in problems.concealed_frames[:20])

@@ -23,6 +23,7 @@ from typing import Callable, TypeVar
 import torch
 
 from .inference import Upscaler
+from .reuse import cache_for
 from .run_plan import (Backend, BackendError, RunPlan, cuda_problem, default_precision_input, resolve,  # noqa: F401
                        resolve_precision, select_backend, trt_problem)
 from .settings import Names, RunSettings, check_at_least
@@ -71,7 +72,8 @@ def create_backend_upscaler(settings: RunSettings, backend: Backend | None = Non
     # the fp16 overflow guard's way out, whatever ran before: the model itself, eagerly, in a wider type
     return Upscaler(model, device=backend.device, dtype=plan.model_dtype, tile=plan.tile, tile_pad=plan.tile_pad,
                     batch=plan.batch, network=network, fallback=lambda wider: model.to(backend.device, wider),
-                    network_for=network_for, plan=plan)
+                    network_for=network_for, plan=plan,
+                    reuse=cache_for(settings.reuse, settings.reuse_tolerance, settings.reuse_cache_mib))
 
 
 def create_upscaler(**settings) -> Upscaler:

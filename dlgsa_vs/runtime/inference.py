@@ -35,6 +35,7 @@ import torch
 
 from . import tiling
 from ..arch.tlc import TLCWindows, crop_window_layout, crop_windows
+from .reuse import TileCache
 from .tiling import TileSpan, network_input_hw, tile_spans  # noqa: F401 (tile geometry, used here and re-exported)
 from .settings import RunSettings, check_tiling
 
@@ -70,6 +71,8 @@ class Upscaler:
     size, for networks of one size (static engines) when out-of-memory recovery changes the tile.
     plan: the ``run_plan.RunPlan`` these values come from, where a backend built it (kept
     for the front ends' summary lines; nothing here reads it).
+    reuse: a ``reuse.TileCache``: tiles (and whole frames) whose input it holds take its
+    output instead of being computed (None, the default here: compute every tile).
     Nothing here knows what the network is, beyond the TLC windows it may take for a tile.
     """
 
@@ -79,7 +82,7 @@ class Upscaler:
                  network: Callable[[torch.Tensor], torch.Tensor] | None = None,
                  fallback: Callable[[torch.dtype], Callable[[torch.Tensor], torch.Tensor]] | None = None,
                  network_for: Callable[[tuple[int, int]], Callable[[torch.Tensor], torch.Tensor]] | None = None,
-                 plan=None):
+                 plan=None, reuse: TileCache | None = None):
         self.auto: tiling.AutoTiles | None = tile if isinstance(tile, tiling.AutoTiles) else None
         if self.auto is not None:
             tile = (0, 0)  # per frame size, from self.auto
@@ -102,6 +105,7 @@ class Upscaler:
         # the input range check: every call on the CPU until it warns; elsewhere (a GPU, where it
         # would wait for the device) the first call only
         self._range_checked = self._range_warned = False
+        self.reuse = reuse
 
     def tile_for(self, height: int, width: int) -> tuple[int, int]:
         """The (tile_h, tile_w) used for frames of this size ((0, 0): whole frames)."""
@@ -143,7 +147,7 @@ class Upscaler:
                                   f"{str(wider).removeprefix('torch.')} for the rest of the run",
                                   RuntimeWarning, stacklevel=2)
                     self.network = self._fallback(wider)
-                    self.dtype = wider
+                    self.dtype = wider  # part of the reuse key: outputs of the narrower type are not taken
                     self._network_for = None  # the fallback is the model itself: any size
 
     @torch.inference_mode()
@@ -236,25 +240,94 @@ class Upscaler:
         grid = self.auto.window if self.auto is not None else None
         rows = tile_spans(h, tile[0], self.tile_pad, grid)
         cols = tile_spans(w, tile[1], self.tile_pad, grid)
+        cache = self.reuse if self.reuse is not None and self.reuse.enabled else None
         if len(rows) == 1 and len(cols) == 1:
-            out = self.run_network(frames)
+            out = self.run_network(frames) if cache is None else self._reuse_frames(frames, cache)
         else:
             out = torch.empty(n, 3, h * s, w * s, device=self.device)
             pairs = [(r, c) for r in rows for c in cols]
             k = self._frame_windows()
             for i in range(n):
+                todo, same = pairs, {}
+                if cache is not None:
+                    todo, same = self._reuse_tiles(frames[i], out[i], pairs, h, w, k, cache)
                 # batch by batch, each result pasted at once: memory holds one batch of crops and
                 # results, never all the tiles of a frame (4K: 120 tiles, ~0.5 GB of results)
-                for group, windows in self._groups(pairs, h, w, k):
+                for group, windows in self._groups(todo, h, w, k):
                     crops = torch.stack([frames[i, :, r.crop:r.crop + r.size, c.crop:c.crop + c.size]
                                          for r, c in group])
                     results = self.run_network(crops, windows)
-                    for (r, c), res in zip(group, results):
-                        out[i, :, r.own_start * s:r.own_end * s, c.own_start * s:c.own_end * s] = res[
-                            :, (r.own_start - r.crop) * s:(r.own_end - r.crop) * s,
-                            (c.own_start - c.crop) * s:(c.own_end - c.crop) * s]
+                    for (r, c), crop, res in zip(group, crops, results):
+                        owned = res[:, (r.own_start - r.crop) * s:(r.own_end - r.crop) * s,
+                                    (c.own_start - c.crop) * s:(c.own_end - c.crop) * s]
+                        key, place, copies = same.get((r, c), (None, None, ()))
+                        for r2, c2 in ((r, c), *copies):
+                            out[i, :, r2.own_start * s:r2.own_end * s, c2.own_start * s:c2.own_end * s] = owned
+                        if cache is not None:
+                            cache.store(key, place, crop, owned)
                     del crops, results
         return out.clamp_(0.0, 1.0).to(frames.device)
+
+    def _signature(self, r: TileSpan, c: TileSpan, h: int, w: int, k: int | None) -> tuple:
+        """What a tile's output depends on besides its input (``reuse``): the owned part of the
+        crop and, when the tile is given the frame's TLC windows, their layout at its place."""
+        layout = k and (crop_window_layout(h, r.crop, r.size, k), crop_window_layout(w, c.crop, c.size, k))
+        own = (r.own_start - r.crop, r.own_end - r.crop, c.own_start - c.crop, c.own_end - c.crop)
+        return (self.dtype, self.scale, own, layout)
+
+    def _reuse_tiles(self, frame: torch.Tensor, out: torch.Tensor, pairs: list, h: int, w: int, k: int | None,
+                     cache: TileCache) -> tuple[list, dict]:
+        """Paste the cached outputs of this frame's tiles into ``out``; return the tiles to
+        compute (one per distinct input: a letterbox bar's tiles are computed once) and, for
+        each, (key, place, the other tiles of the same input and signature)."""
+        s = self.scale
+        todo: list = []
+        same: dict = {}
+        first: dict = {}
+        for r, c in pairs:
+            signature = self._signature(r, c, h, w, k)
+            place = (signature, h, w, r.crop, c.crop)
+            key, cached = cache.lookup(signature, place, frame[:, r.crop:r.crop + r.size, c.crop:c.crop + c.size])
+            if cached is not None:
+                out[:, r.own_start * s:r.own_end * s, c.own_start * s:c.own_end * s] = cached
+            elif key in first:
+                same[first[key]][2].append((r, c))
+            else:
+                first[key] = (r, c)
+                same[(r, c)] = (key, place, [])
+                todo.append((r, c))
+        cache.count_frame(len(pairs), len(pairs) - len(todo))  # a copy of a tile computed now counts as reused
+        return todo, same
+
+    def _reuse_frames(self, frames: torch.Tensor, cache: TileCache) -> torch.Tensor:
+        """Whole frames through the cache: the frames whose input it holds take its output, the
+        others are computed together."""
+        n, _, h, w = frames.shape
+        signature = (self.dtype, self.scale, "whole")
+        place = (signature, h, w)
+        out = torch.empty(n, 3, h * self.scale, w * self.scale, device=self.device)
+        todo, first = [], {}
+        found = [cache.lookup(signature, place, frame) for frame in frames]
+        for i, (key, cached) in enumerate(found):
+            if cached is not None:
+                out[i] = cached
+            elif key not in first:
+                first[key] = i
+                todo.append(i)
+            cache.count_frame(1, int(todo[-1:] != [i]))  # computed now, or taken
+        if todo:
+            results = self.run_network(frames[todo])
+            for i, res in zip(todo, results):
+                cache.store(found[i][0], place, frames[i], res)
+                out[i] = res
+            for i, (key, cached) in enumerate(found):
+                if cached is None and first[key] != i:
+                    out[i] = out[first[key]]
+        return out
+
+    def reuse_summary(self) -> str | None:
+        """The share of tiles and frames reused, for a summary line (None: reuse off)."""
+        return None if self.reuse is None else self.reuse.summary()
 
 
 FRAME_RANGE = (-0.5, 1.5)

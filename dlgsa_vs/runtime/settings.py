@@ -28,6 +28,9 @@ GPU_DEFAULT_PRECISION = "fp16"
 ``cpu_features.cpu_precision``, bf16 where the CPU has native bf16, else fp32)."""
 CPU_ENGINES = ("auto", "torch", "openvino")
 """What runs the network on the CPU backend (decided by ``cpu_runner.choose_engine``)."""
+REUSE_MODES = ("exact", "auto", "off")
+"""Reusing the upscale of unchanged tiles (``dlgsa_vs/runtime/reuse.py``): always, until the first
+frames show nothing repeats, or never."""
 
 _NO_VALUE = object()
 
@@ -235,6 +238,19 @@ class RunSettings:
                                 help="cuda: torch.compile with CUDA graphs")
     threads: int | None = _option(None, "--threads", group="network", metavar="N", vs_type="int",
                                   help="CPU threads for torch (default: all cores)")
+    reuse: str = _option(
+        "exact", "--reuse", group="reuse", kind="choice", choices=REUSE_MODES,
+        help="reuse the upscale of tiles whose padded input did not change: exact (default; the same "
+             "output as off on the same tiles), auto (exact, switched off when the first frames repeat "
+             "nothing), off")
+    reuse_tolerance: int = _option(
+        0, "--reuse-tolerance", group="reuse", metavar="N", vs_type="int",
+        help="also reuse a tile whose input differs by at most N 8-bit code values from the input its "
+             "cached output was computed from, never chained (default {default}: exact)")
+    reuse_cache_mib: int = _option(
+        512, "--reuse-cache-mib", group="reuse", metavar="MIB", vs_type="int",
+        help="memory for reused tiles, inputs and outputs on their devices, least recently used out "
+             "(default {default})")
 
     def __post_init__(self) -> None:
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 - frozen
@@ -273,6 +289,16 @@ class RunSettings:
             check_at_least("threads", self.threads, 1)
         if self.cpu_engine not in CPU_ENGINES:
             raise SettingsError("cpu_engine", f"is unknown: use one of {', '.join(CPU_ENGINES)}", self.cpu_engine)
+        if self.reuse not in REUSE_MODES:
+            raise SettingsError("reuse", f"is unknown: use one of {', '.join(REUSE_MODES)}", self.reuse)
+        check_at_least("reuse_tolerance", self.reuse_tolerance, 0)
+        if self.reuse_tolerance > 255:
+            raise SettingsError("reuse_tolerance", "is invalid: it must be <= 255 (8-bit code values)",
+                                self.reuse_tolerance)
+        if self.reuse_tolerance and self.reuse == "off":
+            raise SettingsError("reuse_tolerance", "applies only with reuse on: leave it out, or use "
+                                "{reuse} exact", self.reuse_tolerance)
+        check_at_least("reuse_cache_mib", self.reuse_cache_mib, 1)
         if backend != "auto":
             self.check_backend(backend)
 
