@@ -22,10 +22,10 @@ import signal
 import threading
 import time
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Any, Iterable, NamedTuple
 
 import av
 import numpy as np
@@ -41,6 +41,23 @@ from .output import Output
 from .probe import InputInfo, Source, ffmpeg_reason, fmt_time
 
 END = ("end",)
+
+
+class FrameItem(NamedTuple):
+    """One frame in the queues. picture: from the reader, R'G'B' float32 (3, H, W), or (sample
+    planes, their layout) when colours are converted on the device; to the writer, R'G'B' or
+    the output's sample planes. pts and duration: in the input's time base."""
+
+    picture: Any
+    pts: int
+    duration: int
+
+
+class Batch(NamedTuple):
+    """Frames being computed together by a stream worker, in arrival order with the packets."""
+
+    frames: list[FrameItem]
+    future: Future
 
 
 class _Stopped(Exception):
@@ -150,9 +167,9 @@ class Pipeline:
                 if ev[0] == "frame":
                     _, frame, pts = ev
                     pixels = read_planes(frame) if self.on_device else frame_to_rgb(frame, self.colour)
-                    self._put(self.q_in, ("frame", pixels, pts, frame.duration or 0), self._frames_in)
+                    self._put(self.q_in, FrameItem(pixels, pts, frame.duration or 0), self._frames_in)
                 elif ev[1].stream.index in copy:
-                    self._put(self.q_in, ev)
+                    self._put(self.q_in, ev[1])  # the packet
             self._put(self.q_in, END)
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread
             self._fail(exc)
@@ -165,10 +182,9 @@ class Pipeline:
         try:
             while True:
                 item = self._get(self.q_out)
-                kind = item[0]
-                if kind == "frame":
+                if isinstance(item, FrameItem):
                     self._frames_out.release()
-                    _, pixels, pts, duration = item
+                    pixels, pts, duration = item
                     # sample planes (converted on the device), or R'G'B' to convert here
                     planes = pixels if isinstance(pixels, list) else rgb_to_planes(pixels, out.layout, out.colour)
                     frame = write_planes(planes, out.layout, planes[0].shape[1], planes[0].shape[0])
@@ -184,8 +200,8 @@ class Pipeline:
                     self.stats.frames += 1
                     if self.progress is not None:
                         self.progress.update(1)
-                elif kind == "packet":
-                    packet = item[1]
+                elif isinstance(item, av.Packet):
+                    packet = item
                     packet.stream = out.copy_map[packet.stream.index]
                     self._mux(mux, packet)
                     self.stats.packets_copied += 1
@@ -276,20 +292,20 @@ class Pipeline:
         """
         streams = getattr(self.upscaler, "num_streams", 1)
         pool = ThreadPoolExecutor(streams, thread_name_prefix="dlgsa-stream") if streams > 1 else None
-        in_flight: deque = deque()  # ("batch", frames, future) and ("packet", ...) in arrival order
-        batch: list[tuple] = []
+        in_flight: deque = deque()  # Batch and av.Packet, in arrival order
+        batch: list[FrameItem] = []
         try:
             while True:
                 t = time.perf_counter()
                 item = self._get(self.q_in)
                 self.stats.model_waits += time.perf_counter() - t
-                if item[0] == "frame":
+                if isinstance(item, FrameItem):
                     self._frames_in.release()
                     batch.append(item)
                     if len(batch) >= self.batch:
                         self._submit(batch, pool, in_flight)
                         batch = []
-                elif item[0] == "packet":
+                elif isinstance(item, av.Packet):
                     if in_flight:
                         in_flight.append(item)  # behind the frames before it
                     else:
@@ -305,21 +321,21 @@ class Pipeline:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
 
-    def _submit(self, batch: list[tuple], pool: ThreadPoolExecutor | None, in_flight: deque) -> None:
+    def _submit(self, batch: list[FrameItem], pool: ThreadPoolExecutor | None, in_flight: deque) -> None:
         if pool is None:
             self._put_frames(batch, self._compute(batch, self.upscaler))
         else:
-            in_flight.append(("batch", batch, pool.submit(self.upscaler.apply,
-                                                          lambda upscaler: self._compute(batch, upscaler))))
+            in_flight.append(Batch(batch, pool.submit(self.upscaler.apply,
+                                                      lambda upscaler: self._compute(batch, upscaler))))
 
     def _hand_over(self, in_flight: deque, keep: int) -> None:
         """Pass the head of ``in_flight`` to the writer while it is ready (a packet, a computed
         batch); wait for the oldest batch while more than ``keep`` are being computed."""
         while in_flight:
             head = in_flight[0]
-            if head[0] == "batch":
-                future = head[2]
-                if not future.done() and sum(h[0] == "batch" for h in in_flight) <= keep:
+            if isinstance(head, Batch):
+                future = head.future
+                if not future.done() and sum(isinstance(h, Batch) for h in in_flight) <= keep:
                     return
                 while True:
                     if self.stop.is_set():
@@ -330,33 +346,34 @@ class Pipeline:
                     except FutureTimeout:
                         continue
                 in_flight.popleft()
-                self._put_frames(head[1], results)
+                self._put_frames(head.frames, results)
             else:
                 in_flight.popleft()
                 self._put(self.q_out, head)
 
-    def _put_frames(self, batch: list[tuple], results: list) -> None:
-        for item, pixels in zip(batch, results):
-            self._put(self.q_out, ("frame", pixels, item[2], item[3]), self._frames_out)
+    def _put_frames(self, batch: list[FrameItem], results: list) -> None:
+        for item, picture in zip(batch, results):
+            self._put(self.q_out, item._replace(picture=picture), self._frames_out)
 
-    def _device_rgb(self, batch: list[tuple]) -> torch.Tensor:
+    def _device_rgb(self, batch: list[FrameItem]) -> torch.Tensor:
         """The batch's sample planes, uploaded and converted to R'G'B' on the device (frames
         of one layout converted together)."""
         parts, start = [], 0
         while start < len(batch):
-            layout = batch[start][1][1]
+            planes_of = [item.picture[0] for item in batch]
+            layout = batch[start].picture[1]
             end = start + 1
-            while end < len(batch) and batch[end][1][1] == layout:
+            while end < len(batch) and batch[end].picture[1] == layout:
                 end += 1
-            planes = [np.stack([b[1][0][i] for b in batch[start:end]]) for i in range(len(batch[start][1][0]))]
+            planes = [np.stack([frame[i] for frame in planes_of[start:end]]) for i in range(len(planes_of[start]))]
             parts.append(colour_torch.planes_to_rgb(colour_torch.upload(planes, self.device), layout, self.colour))
             start = end
         return parts[0] if len(parts) == 1 else torch.cat(parts)
 
-    def _compute(self, batch: list[tuple], upscaler) -> list:
+    def _compute(self, batch: list[FrameItem], upscaler) -> list:
         """The batch's output frames (sample planes, or R'G'B' arrays for the writer to convert);
         in a worker thread when streams overlap, the whole of it on that worker's stream."""
-        x = self._device_rgb(batch) if self.on_device else torch.from_numpy(np.stack([b[1] for b in batch]))
+        x = self._device_rgb(batch) if self.on_device else torch.from_numpy(np.stack([item.picture for item in batch]))
         t = time.perf_counter()
         try:
             y = upscaler(x)
@@ -371,7 +388,7 @@ class Pipeline:
             self.stats.model_seconds += dt
             self.stats.batches.append(dt)
         if not bool(torch.isfinite(y).all()):
-            when = fmt_time(batch[0][2] * self.in_tb)
+            when = fmt_time(batch[0].pts * self.in_tb)
             # (half precision never gets here: the Upscaler redoes such a batch in a wider type)
             raise VideoError(f"the network produced NaN/inf values at {when}")
         if self.on_device:
