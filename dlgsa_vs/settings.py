@@ -22,7 +22,7 @@ from .forms import KERNELS
 from .arch.variants import SCALES
 from .packaged import MODELS
 
-BACKENDS = ("auto", "trt", "cuda", "cpu")
+BACKENDS = ("auto", "trt", "cuda", "vulkan", "cpu")
 GPU_DEFAULT_PRECISION = "fp16"
 """What a GPU backend computes in when no precision is given (the CPU's own rule:
 ``cpu_features.cpu_precision``, bf16 where the CPU has native bf16, else fp32)."""
@@ -131,7 +131,8 @@ class RunSettings:
         ``packaged.MODELS`` (None = the library's default, light; light-video = the weights for
         compressed video, the video command lines' default).
     tlc: the authors' test-time local converter windows (off = global attention).
-    backend: auto, trt, cuda or cpu; device_index: the CUDA device.
+    backend: auto, trt, cuda, vulkan (any Vulkan GPU, through ncnn) or cpu; device_index: the CUDA
+        device, or the Vulkan device for vulkan.
     precision: fp16, bf16 or fp32; None = the backend's own: fp16 on a GPU; on the CPU bf16
         where it has native bf16 (amx_bf16 / avx512_bf16), else fp32 (``cpu_features``). fp16
         asked on the CPU computes in fp32 (said once in the log, never an error).
