@@ -78,7 +78,23 @@ def dynamic_dw_conv_shift(x: torch.Tensor, kernels: torch.Tensor, kernel_size: i
     return prod.reshape(n, c, kk, h * w).sum(2).reshape(n, c, h, w)
 
 
-DYNAMIC_CONV_FORMS = {"shift": dynamic_dw_conv_shift, "taps": dynamic_dw_conv_taps}
+def dynamic_dw_conv_crops(x: torch.Tensor, kernels: torch.Tensor, kernel_size: int) -> torch.Tensor:
+    """``dynamic_conv.dynamic_dw_conv`` as one product: the K*K shifted crops of x, each viewed
+    (N, G, C/G, H*W), concatenated along the last axis and multiplied by the kernels viewed
+    (N, G, 1, K*K*H*W) (broadcast over a group's channels), then summed over the taps. Memory
+    copies and one multiply-add per tap: no arithmetic beyond the reference's."""
+    n, c, h, w = _dims(x)
+    k, p = kernel_size, kernel_size // 2
+    kk = k * k
+    groups = _dims(kernels)[1] // kk
+    xpad = F.pad(x, (p, p, p, p))
+    shifted = torch.cat([xpad[:, :, i:i + h, j:j + w].reshape(n, groups, c // groups, h * w)
+                         for i, j in (divmod(t, k) for t in range(kk))], dim=3)
+    prod = shifted * kernels.reshape(n, groups, 1, kk * h * w)
+    return prod.reshape(n, c, kk, h * w).sum(2).reshape(n, c, h, w)
+
+
+DYNAMIC_CONV_FORMS = {"shift": dynamic_dw_conv_shift, "taps": dynamic_dw_conv_taps, "crops": dynamic_dw_conv_crops}
 """The <= 4-D forms of the dynamic conv. ``shift`` (the default) is a handful of ncnn layers, so
 pnnx converts a light network in seconds and Vulkan dispatches few kernels; ``taps`` does ~1/4 of
 the arithmetic in ~250 layers per block (pnnx then takes minutes). docs/vulkan.md has the measurements."""

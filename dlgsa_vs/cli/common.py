@@ -60,8 +60,10 @@ def add_device_options(ap: argparse.ArgumentParser, backends=BACKENDS, compile_o
     g = ap.add_argument_group("device")
     g.add_argument("--backend", choices=list(backends),
                    help="where the network runs: trt (TensorRT engine, built once and cached), cuda "
-                        "(PyTorch on the GPU), cpu; auto (default) takes the first that works and says why")
-    g.add_argument("--device-index", type=int, metavar="N", help="CUDA device number (default 0)")
+                        "(PyTorch on the GPU), vulkan (ncnn on any Vulkan GPU), cpu; auto (default) takes the first "
+                        "that works and says why")
+    g.add_argument("--device-index", type=int, metavar="N", help="CUDA (or, for vulkan, Vulkan) device number "
+                   "(default 0)")
     g.add_argument("--precision", choices=list(PRECISIONS),
                    help="arithmetic. GPU: default fp16 (a frame that overflows in fp16 is redone in "
                         "bf16/fp32, with a warning). CPU: default bf16 where the CPU has amx_bf16 or "

@@ -317,9 +317,10 @@ def upscale(clip: vs.VideoNode, scale: int | None = None, variant: str | None = 
         clean bicubic protocol: clean sources); "tiny" and "full" only check a model_path
         file's architecture.
     model_path: an authors' .pth or a .safetensors file (variant and scale read from it).
-    backend: "trt" (TensorRT engine, built once and cached), "cuda" (PyTorch on the GPU) or "cpu";
-        default "auto": the first of these that works here, said on stderr with the reason.
-    device_index: CUDA device (default 0).
+    backend: "trt" (TensorRT engine, built once and cached), "cuda" (PyTorch on the GPU), "vulkan"
+        (ncnn on any Vulkan GPU) or "cpu"; default "auto": the first of these that works here, said
+        on stderr with the reason.
+    device_index: CUDA device, or the Vulkan device for "vulkan" (default 0).
     fp16: True is precision "fp16", False is "fp32" (on the CPU too); unset: precision's default.
         A frame whose fp16 result overflows is redone in bf16/fp32, which is then kept, with a warning.
     precision: "fp16", "bf16" or "fp32", overriding fp16. Default on the GPU: fp16 for RGBH
