@@ -114,3 +114,42 @@ def test_quality_against_torch_fp32_with_tiles(micro_model, precision, floor):
     torch_tiles = Upscaler(upscaler.model, tile=(24, 24), tile_pad=4, network=lambda x: upscaler.model(x))
     assert got.shape == (2, 3, 80, 104)
     assert _psnr(got, torch_tiles(frames)) >= floor
+
+
+@needs_pnnx
+def test_video_cli_backend_vulkan(tmp_path, capsys, micro_model):
+    """``dlgsa-upscale clip.mp4 --backend vulkan``: the whole clip, and frames as the cpu backend's."""
+    from video_support import decoded_planes, run_cli, video_facts, write_clip
+
+    src = write_clip(tmp_path / "clip.mp4", width=48, height=32, frames=4)
+    outs, logs = {}, {}
+    for backend in ("vulkan", "cpu"):
+        outs[backend] = tmp_path / f"x2_{backend}.mkv"
+        rc, logs[backend] = run_cli(capsys, src, "-o", outs[backend], "-m", micro_model, "--backend", backend,
+                                    "--precision", "fp32", "--encoder", "ffv1", "--threads", "1")
+        assert rc == 0, logs[backend]
+    assert "vulkan float32" in logs["vulkan"]
+    facts = video_facts(outs["vulkan"])
+    assert (facts["width"], facts["height"], facts["frames"]) == (96, 64, 4)
+    for a, b in zip(decoded_planes(outs["vulkan"]), decoded_planes(outs["cpu"])):
+        for pa, pb in zip(a, b):
+            assert np.abs(pa.astype(int) - pb.astype(int)).max() <= 1  # lossless codec: rounding only
+
+
+@needs_pnnx
+def test_vapoursynth_backend_vulkan(micro_model):
+    """``dlgsa_vs.upscale(clip, backend="vulkan")`` and ``core.dlgsa.Upscale`` on the real core."""
+    vs = pytest.importorskip("vapoursynth")
+    import dlgsa_vs
+    from vs_support import clip_from_arrays, planes, random_rgb
+
+    clip = clip_from_arrays(random_rgb(2, 40, 24, seed=3), vs.RGBS)
+    got = dlgsa_vs.upscale(clip, model_path=str(micro_model), backend="vulkan", precision="fp32")
+    ref = dlgsa_vs.upscale(clip, model_path=str(micro_model), backend="cpu", precision="fp32")
+    assert (got.width, got.height, got.num_frames) == (80, 48, 2)
+    a = np.stack([np.stack(planes(got.get_frame(n))) for n in range(2)])
+    b = np.stack([np.stack(planes(ref.get_frame(n))) for n in range(2)])
+    assert _psnr(torch.from_numpy(a), torch.from_numpy(b)) >= 60
+    if hasattr(vs.core, "dlgsa"):
+        plugin = vs.core.dlgsa.Upscale(clip, model_path=str(micro_model), backend="vulkan", precision="fp32")
+        assert np.array_equal(np.stack(planes(plugin.get_frame(0))), a[0])
