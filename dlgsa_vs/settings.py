@@ -22,7 +22,7 @@ from .forms import KERNELS
 from .arch.variants import SCALES
 from .packaged import MODELS
 
-BACKENDS = ("auto", "trt", "cuda", "vulkan", "cpu")
+BACKENDS = ("auto", "trt", "cuda", "cpu", "vulkan")
 GPU_DEFAULT_PRECISION = "fp16"
 """What a GPU backend computes in when no precision is given (the CPU's own rule:
 ``cpu_features.cpu_precision``, bf16 where the CPU has native bf16, else fp32)."""

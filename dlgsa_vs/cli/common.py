@@ -60,7 +60,7 @@ def add_device_options(ap: argparse.ArgumentParser, backends=BACKENDS, compile_o
     g = ap.add_argument_group("device")
     g.add_argument("--backend", choices=list(backends),
                    help="where the network runs: trt (TensorRT engine, built once and cached), cuda "
-                        "(PyTorch on the GPU), vulkan (ncnn on any Vulkan GPU), cpu; auto (default) takes the first "
+                        "(PyTorch on the GPU), cpu, vulkan (ncnn on any Vulkan GPU); auto (default) takes the first "
                         "that works and says why")
     g.add_argument("--device-index", type=int, metavar="N", help="CUDA (or, for vulkan, Vulkan) device number "
                    "(default 0)")
