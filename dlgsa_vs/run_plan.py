@@ -55,8 +55,8 @@ def trt_problem() -> str | None:
 
 
 def vulkan_device(index: int):
-    """The Vulkan device ``index`` that ncnn sees (``vulkan.devices.VulkanDevice``), or why none (one
-    phrase). Imports ncnn, and only where a run may use it."""
+    """The Vulkan device ``index`` that ncnn sees (``vulkan.devices.VulkanDevice``) and None, or
+    None and why not (one phrase). Imports ncnn, and only where a run may use it."""
     from .vulkan.devices import vulkan_devices, vulkan_problem
 
     problem = vulkan_problem()
@@ -81,16 +81,16 @@ def select_backend(settings: RunSettings | str = "auto", device_index: int = 0) 
     if name == "cpu":
         return Backend("cpu", cpu, "asked for")
     if name == "vulkan":
-        device, problem = vulkan_device(index)
-        if device is None and problem.startswith("there is no Vulkan device"):
-            from .vulkan.devices import vulkan_devices
+        from .vulkan.devices import vulkan_devices, vulkan_problem
 
-            count = len(vulkan_devices())
-            raise BackendError("device_index", f"does not exist: {count} Vulkan device(s) are visible, use "
-                               f"0..{count - 1}", index)
-        if device is None:
+        problem = vulkan_problem()
+        if problem is not None:
             raise BackendError("backend", f"{{backend}} vulkan needs a Vulkan device through ncnn, but {problem}: "
                                f"use {{backend}} cpu")
+        count = len(vulkan_devices())
+        if index >= count:
+            raise BackendError("device_index", f"does not exist: {count} Vulkan device(s) are visible, use "
+                               f"0..{count - 1}", index)
         return Backend("vulkan", cpu, "asked for")
     problem = cuda_problem()
     if problem is not None:
