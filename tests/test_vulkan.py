@@ -153,3 +153,24 @@ def test_vapoursynth_backend_vulkan(micro_model):
     if hasattr(vs.core, "dlgsa"):
         plugin = vs.core.dlgsa.Upscale(clip, model_path=str(micro_model), backend="vulkan", precision="fp32")
         assert np.array_equal(np.stack(planes(plugin.get_frame(0))), a[0])
+
+
+@needs_pnnx
+def test_fp16_overflow_is_redone_in_fp32_and_kept(micro_model):
+    """Weights whose output exceeds fp16's range (65504): the frame is computed again in fp32, which
+    is kept for the rest of the run, with one warning (the CUDA backend's guard)."""
+    from dlgsa_vs.vulkan.runner import NcnnNetwork
+    from dlgsa_vs.weights import load_model
+
+    if not vulkan_devices()[0].fp16:
+        pytest.skip(f"{vulkan_devices()[0].name} has no fp16 storage and arithmetic")
+    model = load_model(str(micro_model))
+    with torch.no_grad():
+        model.upsample[0].bias[0] = 1e5
+    network = NcnnNetwork(model, "fp16")
+    x = torch.rand(1, 3, 16, 20)
+    with pytest.warns(RuntimeWarning, match="fp16 output is not finite .* switching to fp32"):
+        out = network(x)
+    assert network.precision == "fp32" and torch.isfinite(out).all()
+    with torch.no_grad():
+        torch.testing.assert_close(out, model(x), rtol=1e-4, atol=1e-2)
