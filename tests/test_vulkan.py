@@ -174,3 +174,25 @@ def test_fp16_overflow_is_redone_in_fp32_and_kept(micro_model):
     assert network.precision == "fp32" and torch.isfinite(out).all()
     with torch.no_grad():
         torch.testing.assert_close(out, model(x), rtol=1e-4, atol=1e-2)
+
+
+@needs_pnnx
+def test_packaged_weights_on_a_set5_crop_in_fp16():
+    """The trained network (light x2) on a real image, in fp16: >= 45 dB against PyTorch fp32 (one
+    conversion of the light network: the slowest test here, about a minute on llvmpipe)."""
+    from conftest import SHARED_DATA
+    from dlgsa_vs.imageio import read_image
+    from dlgsa_vs.inference import image_to_tensor
+    from dlgsa_vs.vulkan.runner import NcnnNetwork
+    from dlgsa_vs.weights import load_model
+
+    image = SHARED_DATA / "benchmarks" / "Set5" / "LR_bicubic" / "X2" / "butterflyx2.png"
+    if not image.is_file():
+        pytest.skip(f"benchmark data not found: {image} (the shared data folder ../shared/data is absent)")
+    if not vulkan_devices()[0].fp16:
+        pytest.skip(f"{vulkan_devices()[0].name} has no fp16 storage and arithmetic")
+    model = load_model(None, variant="light", scale=2)
+    x = image_to_tensor(read_image(image))[..., 20:44, 30:62]
+    with torch.no_grad():
+        ref = model(x)
+    assert _psnr(NcnnNetwork(model, "fp16")(x), ref) >= 45
