@@ -8,6 +8,8 @@
 #   tests          the Triton kernels' checks natively, the CUDA tests (where pytest is installed)
 #   network        bench_gpu rows (kernels torch vs triton), profile; compile / CUDA graphs rows
 #   video          end to end, where PyAV is installed
+#   vulkan         the vulkan backend (ncnn fp16, light x2 1080p: fps), where ncnn imports; the lent
+#                  machines have no network: carry the ncnn/pnnx wheels (docs/vulkan.md, "On a lent GPU")
 # Needs only torch (+ triton for the kernel steps); a missing pytest, triton or PyAV skips its
 # steps with a line, never stops the script. Nothing is installed.
 #
@@ -90,6 +92,12 @@ else
         --profile --json "$results/gpu_bench.json"
     step "compile / CUDA graphs (light x2 fp16)" 80 $py scripts/bench_gpu.py --scales 2 --precisions fp16 \
         --sizes 1080p --compile-rows --json "$results/gpu_bench_compile.json"
+    if has ncnn; then
+        step "vulkan (ncnn fp16, light x2 1080p; first frame converts)" 150 $py scripts/bench_vulkan.py \
+            --sizes 1080p --precisions fp16 --frames 5 --no-psnr --json "$results/vulkan.json"
+    else
+        echo "== vulkan: skipped (ncnn is not installed here: carry the wheels, docs/vulkan.md)"
+    fi
     if has av; then
         for where in device cpu; do
             step "video end to end (colour conversions on the $where)" 40 $py scripts/bench_video.py \

@@ -3,6 +3,7 @@
     dlgsa-export-onnx --variant light --scale 2 --size 960x540 -o light_x2_540p.onnx
     dlgsa-export-onnx -m net_g.pth --min 16x16 --opt 960x540 --max 1920x1088 --no-tlc
     dlgsa-export-onnx --size 256x256 --fp16
+    dlgsa-export-onnx --size 270x480 --4d     # <= 4-D tensors: vs-mlrt's NCNN_VK / OV_GPU / ORT_DML
 
 Sizes are LR pixels, width x height (WxH, as FFmpeg); the graph's tensors are (N, 3, H, W). Input ``input`` (N, 3, H, W) in [0, 1], output ``output``
 (N, 3, sH, sW); a dynamic export with TLC on also takes ``windows_h`` / ``windows_w`` (see
@@ -52,6 +53,9 @@ def build_parser() -> Parser:
                    help="default: dlgsanet_<variant>_x<scale>_<size>[_notlc][_fp16].onnx in the current folder")
     g.add_argument("--fp16", action="store_const", const="fp16", dest="precision",
                    help="half-precision weights, input and output")
+    g.add_argument("--4d", action="store_true", dest="four_d",
+                   help="the network's static form in tensors of at most 4 dimensions (no scatter; TLC windows "
+                        "as constants), for runtimes that take only that: vs-mlrt's NCNN_VK, OV_GPU, ORT_DML")
     g.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
     g.add_argument("--no-verify", action="store_true", help="skip the onnxruntime check against PyTorch")
     g.add_argument("--verify-size", type=parse_hw, action="append", metavar="WxH",
@@ -61,12 +65,12 @@ def build_parser() -> Parser:
     return ap
 
 
-def default_name(model, name: str | None, height, width, shapes, fp16: bool) -> str:
+def default_name(model, name: str | None, height, width, shapes, fp16: bool, four_d: bool = False) -> str:
     """``name``: the packaged model's (light-video, ...); a model file is named by its architecture."""
     variant = (name or variant_name(detect_config(model.state_dict()))).replace("-", "_")
     size = hw_text((height, width)) if shapes is None else f"{hw_text(shapes.min_hw)}-{hw_text(shapes.max_hw)}"
     tlc = "" if tlc_on(model) else "_notlc"
-    return f"dlgsanet_{variant}_x{model.upscale}_{size}{tlc}{'_fp16' if fp16 else ''}.onnx"
+    return f"dlgsanet_{variant}_x{model.upscale}_{size}{tlc}{'_4d' if four_d else ''}{'_fp16' if fp16 else ''}.onnx"
 
 
 def run_settings(args) -> RunSettings:
@@ -152,13 +156,16 @@ def main(argv: list[str] | None = None) -> int:
                              f"--opset {args.opset} is invalid: torch's ONNX exporter writes opsets "
                              f"{MIN_OPSET}..{max_opset()}")
         height, width, shapes = shape_from_args(args, default_dynamic=False)
+        if args.four_d and shapes is not None:
+            raise UsageError("--4d exports one static size: use --size HxW instead of --min/--opt/--max")
         sizes = verify_sizes(height, width, shapes, args.verify_size)
         if args.output is not None and Path(args.output).suffix != ".onnx":
             raise UsageError(f"the output name should end in .onnx: {args.output}")
         if settings.threads:
             torch.set_num_threads(settings.threads)
         model = load_model(settings.model_path, settings.variant, settings.scale, tlc=settings.tlc)
-        out = Path(args.output or default_name(model, None if settings.model_path else settings.variant, height, width, shapes, fp16))
+        name = None if settings.model_path else settings.variant
+        out = Path(args.output or default_name(model, name, height, width, shapes, fp16, args.four_d))
         if out.suffix != ".onnx":
             raise UsageError(f"the output name should end in .onnx: {out}")
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -166,11 +173,12 @@ def main(argv: list[str] | None = None) -> int:
         from ..runtime.export import export_onnx
 
         start = time.monotonic()
-        log(f"{PROG}: exporting {'a dynamic' if shapes else 'a static'} {'fp16' if fp16 else 'fp32'} graph "
+        log(f"{PROG}: exporting {'a dynamic' if shapes else 'a static'}{' <= 4-D' if args.four_d else ''} "
+            f"{'fp16' if fp16 else 'fp32'} graph "
             f"({hw_text(shapes.min_hw) + '..' + hw_text(shapes.max_hw) if shapes else hw_text((height, width))}, "
             f"batch {settings.batch}, TLC {'on' if settings.tlc else 'off'})")
         export_onnx(copy.deepcopy(model), tmp, height or 0, width or 0, batch=settings.batch, shapes=shapes,
-                    fp16=fp16, opset=args.opset)
+                    fp16=fp16, opset=args.opset, four_d=args.four_d)
         log(f"{PROG}: exported in {time.monotonic() - start:.1f} s")
         if not args.no_verify:
             problem = verify(tmp, model, sizes, settings.batch, fp16, log)

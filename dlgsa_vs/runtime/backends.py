@@ -4,6 +4,8 @@
   kept in the engine cache (``dlgsa_vs.runtime.trt``);
 * ``cuda``: PyTorch on an NVIDIA GPU in fp16, bf16 or fp32, optionally ``torch.compile``d
   (and with CUDA graphs);
+* ``vulkan``: ncnn on a Vulkan GPU (AMD, Intel, Apple, NVIDIA without CUDA) in fp16 or fp32: the
+  network's <= 4-D form converted once per input size and cached (``dlgsa_vs.runtime.vulkan``);
 * ``cpu``: the CPU, always available: in bf16 where the CPU computes it natively (OpenVINO or
   eager PyTorch, ``cpu_runner``), else PyTorch in fp32.
 
@@ -61,6 +63,13 @@ def create_backend_upscaler(settings: RunSettings, backend: Backend | None = Non
                                     threads=settings.threads, log=log)
     elif plan.compile:
         network = torch.compile(model, mode=plan.compile_mode)
+    elif backend.name == "vulkan":
+        from .vulkan.runner import NcnnNetwork
+
+        network = NcnnNetwork(model, plan.precision, settings.device_index, log=log)
+        # its own fp16 guard (fp32 ncnn graphs); the Upscaler's would widen the input to bf16
+        return Upscaler(model, device=backend.device, dtype=plan.model_dtype, tile=plan.tile,
+                        tile_pad=plan.tile_pad, batch=plan.batch, network=network, plan=plan)
     elif backend.name == "trt":
         from .trt.engine import engine_for
 

@@ -80,11 +80,21 @@ def export_program(model: DLGSANet, height: int, width: int, batch: int = 1,
 
 def export_onnx(model: DLGSANet, path: str | os.PathLike, height: int, width: int,
                 batch: int = 1, shapes: ShapeRange | None = None, fp16: bool = False,
-                opset: int = 18) -> Path:
+                opset: int = 18, four_d: bool = False) -> Path:
     """Write an ONNX file (input ``input``, output ``output``; plus ``windows_h``/``windows_w``
-    for a dynamic export with TLC). Written to a temporary name, renamed when complete."""
+    for a dynamic export with TLC). Written to a temporary name, renamed when complete.
+
+    ``four_d``: the network's static <= 4-D form (``arch.export_form.FixedSizeForm``: no 5-D
+    tensor, no scatter, TLC windows as constants), the graph ncnn holds, for runtimes that
+    take only that (vs-mlrt's NCNN_VK, OV_GPU, ORT_DML); one size, no ``shapes``."""
     path = Path(path)
     dtype = torch.float16 if fp16 else torch.float32
+    if four_d:
+        if shapes is not None:
+            raise ValueError("the <= 4-D form is for one static size: no shapes")
+        from ..arch.export_form import FixedSizeForm
+
+        model = FixedSizeForm(model.eval(), height, width)
     program = export_program(model, height, width, batch, shapes, dtype)
     names = ["input"] + (["windows_h", "windows_w"] if shapes is not None and model.uses_tlc() else [])
     tmp = path.with_name(f".{path.name}.part")

@@ -30,8 +30,8 @@ class BackendError(SettingsError):
 
 @dataclass(frozen=True)
 class Backend:
-    name: str  # "trt", "cuda" or "cpu"
-    device: torch.device
+    name: str  # "trt", "cuda", "vulkan" or "cpu"
+    device: torch.device  # where the frames' tensors live (the CPU for vulkan: ncnn holds the GPU's)
     reason: str  # why this one: for the log line of an automatic choice
 
 
@@ -54,10 +54,25 @@ def trt_problem() -> str | None:
     return None if ok else why
 
 
+def vulkan_device(index: int):
+    """The Vulkan device ``index`` that ncnn sees (``vulkan.devices.VulkanDevice``) and None, or
+    None and why not (one phrase). Imports ncnn, and only where a run may use it."""
+    from .vulkan.devices import vulkan_devices, vulkan_problem
+
+    problem = vulkan_problem()
+    if problem is not None:
+        return None, problem
+    devices = vulkan_devices()
+    if index >= len(devices):
+        return None, f"there is no Vulkan device {index} ({len(devices)} visible)"
+    return devices[index], None
+
+
 def select_backend(settings: RunSettings | str = "auto", device_index: int = 0) -> Backend:
     """Resolve the settings' backend (``auto`` included) to a usable one, or raise ``BackendError``.
 
     A name (and device index) may be given instead of settings: they are validated as settings.
+    ``auto`` takes trt, then cuda, then vulkan on a real GPU, then the CPU.
     """
     if not isinstance(settings, RunSettings):
         settings = RunSettings(backend=settings or "auto", device_index=device_index)
@@ -65,10 +80,27 @@ def select_backend(settings: RunSettings | str = "auto", device_index: int = 0) 
     cpu = torch.device("cpu")
     if name == "cpu":
         return Backend("cpu", cpu, "asked for")
+    if name == "vulkan":
+        from .vulkan.devices import vulkan_devices, vulkan_problem
+
+        problem = vulkan_problem()
+        if problem is not None:
+            raise BackendError("backend", f"{{backend}} vulkan needs a Vulkan device through ncnn, but {problem}: "
+                               f"use {{backend}} cpu")
+        count = len(vulkan_devices())
+        if index >= count:
+            raise BackendError("device_index", f"does not exist: {count} Vulkan device(s) are visible, use "
+                               f"0..{count - 1}", index)
+        return Backend("vulkan", cpu, "asked for")
     problem = cuda_problem()
     if problem is not None:
-        if name == "auto":
-            return Backend("cpu", cpu, f"no CUDA GPU: {problem}")
+        if name == "auto":  # vulkan on a real GPU; a CPU emulating one (llvmpipe) is never chosen by itself
+            device, why_not = vulkan_device(index)
+            if device is not None and not device.is_cpu:
+                return Backend("vulkan", cpu, f"no CUDA GPU ({problem}); Vulkan on {device.name} through ncnn")
+            if device is not None:
+                why_not = f"the Vulkan device {device.name} is a CPU, never chosen automatically (ask for backend vulkan)"
+            return Backend("cpu", cpu, f"no CUDA GPU: {problem}; no Vulkan GPU: {why_not}")
         raise BackendError("backend", f"{{backend}} {name} needs an NVIDIA GPU, but {problem}: use {{backend}} cpu")
     count = torch.cuda.device_count()
     if index >= count:
@@ -185,8 +217,9 @@ class RunPlan:
 def model_dtype(backend: Backend, precision: str) -> torch.dtype:
     """The dtype the model is held in and the network takes and returns: the precision's,
     except on the CPU, where ``cpu_runner`` takes and returns float32 and converts its own
-    copy of the model (so the float32 model stays for exports and fallbacks)."""
-    return torch.float32 if backend.name == "cpu" else torch_dtype(precision)
+    copy of the model (so the float32 model stays for exports and fallbacks), and on vulkan, where
+    ncnn holds its own (``vulkan.runner``)."""
+    return torch.float32 if backend.name in ("cpu", "vulkan") else torch_dtype(precision)
 
 
 def default_precision_input(backend: Backend, settings: RunSettings, input_dtype: torch.dtype | None) -> str | None:
@@ -213,6 +246,8 @@ def resolve_precision(backend: Backend, settings: RunSettings,
         from .cpu_features import cpu_precision
 
         return cpu_precision(settings.precision)
+    if backend.name == "vulkan":
+        return vulkan_precision(settings)
     if settings.precision is None:
         if default_precision_input(backend, settings, input_dtype) == "float32":
             return "fp32", "float32 input (RGBS): fp32"
@@ -221,6 +256,21 @@ def resolve_precision(backend: Backend, settings: RunSettings,
         raise BackendError("precision", f"is not supported by {torch.cuda.get_device_name(backend.device)}: "
                            f"use fp16 or fp32", settings.precision)
     return settings.precision, "as asked"
+
+
+def vulkan_precision(settings: RunSettings) -> tuple[str, str]:
+    """fp16 (the GPU default) where the Vulkan device has fp16 storage and arithmetic, else fp32;
+    bf16 is an error (ncnn computes fp16 or fp32 on Vulkan)."""
+    device, _problem = vulkan_device(settings.device_index)
+    name = device.name if device is not None else "the Vulkan device"
+    if settings.precision == "bf16":
+        raise BackendError("precision", "is not available on the vulkan backend (ncnn computes fp16 or fp32): "
+                           "use fp16 or fp32", settings.precision)
+    if settings.precision == "fp32":
+        return "fp32", "as asked"
+    if device is not None and not device.fp16:
+        return "fp32", f"{name} has no fp16 storage and arithmetic"
+    return "fp16", "as asked" if settings.precision == "fp16" else "the GPU default"
 
 
 def resolve_cpu_engine(settings: RunSettings, precision: str) -> tuple[str, str]:
@@ -255,6 +305,8 @@ def resolve(settings: RunSettings, backend: Backend | None = None, *, input_hw: 
         model.eval().to(backend.device, held)
     if backend.name == "trt":
         kernels, kernels_reason = "torch", "a TensorRT engine holds the exported torch forms"
+    elif backend.name == "vulkan":
+        kernels, kernels_reason = "torch", "an ncnn graph holds the network's <= 4-D form (arch/export_form.py)"
     else:
         from ..arch.kernels import resolve_kernels
 
@@ -267,8 +319,15 @@ def resolve(settings: RunSettings, backend: Backend | None = None, *, input_hw: 
             raise TypeError("resolve: tile 'auto' is measured on the model: pass model=")
         from .tiling import plan as tile_budget
 
-        tile = tile_budget(model, backend.device, held, settings.batch)
-        if backend.name == "trt" and input_hw is not None:  # one static engine: one tile size
+        if backend.name == "vulkan":  # ncnn's memory, not the CPU's
+            from .tiling import GPU_MEMORY_SHARE, tlc_window
+            from .vulkan.runner import auto_tile_pixels
+
+            tile = AutoTiles(*auto_tile_pixels(model, settings.device_index, precision, settings.batch,
+                                               GPU_MEMORY_SHARE), tlc_window(model))
+        else:
+            tile = tile_budget(model, backend.device, held, settings.batch)
+        if backend.name in ("trt", "vulkan") and input_hw is not None:  # a graph of one size: one tile size
             tile = tile.tile_for(*input_hw, settings.tile_pad)
     engine_hw = None
     if backend.name == "trt":

@@ -22,7 +22,7 @@ from ..arch.forms import KERNELS
 from ..arch.variants import SCALES
 from .packaged import MODELS
 
-BACKENDS = ("auto", "trt", "cuda", "cpu")
+BACKENDS = ("auto", "trt", "cuda", "cpu", "vulkan")
 GPU_DEFAULT_PRECISION = "fp16"
 """What a GPU backend computes in when no precision is given (the CPU's own rule:
 ``cpu_features.cpu_precision``, bf16 where the CPU has native bf16, else fp32)."""
@@ -198,8 +198,9 @@ class RunSettings:
     backend: str = _option(
         "auto", "--backend", kind="choice", choices=BACKENDS,
         help="where the network runs: trt (TensorRT engine, built once and cached), cuda (PyTorch on "
-             "the GPU), cpu; auto (default) takes the first that works here and says why")
-    device_index: int = _option(0, "--device-index", metavar="N", vs_type="int", help="GPU number (default {default})")
+             "the GPU), vulkan (ncnn on any Vulkan GPU: AMD, Intel, Apple, NVIDIA), cpu; auto (default) "
+             "takes the first that works here and says why")
+    device_index: int = _option(0, "--device-index", metavar="N", vs_type="int", help="GPU number: the CUDA device, or the Vulkan device for vulkan (default {default})")
     tile: tuple[int, int] | str = _option(
         "auto", "--tile", group="network", kind="size", metavar="W H|auto", keywords=("tile_w", "tile_h"),
         vs_type="int",
