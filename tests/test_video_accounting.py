@@ -187,7 +187,7 @@ def test_ten_bit_alt_ref_vp9(tmp_path, capsys, micro_model):
         pytest.skip("this ffmpeg's libvpx made no 10-bit clip with alt-ref frames")
     times = video_facts(src)["times"]
     for args, first, count in (((), 0, FRAMES), (("--frames", "5"), 0, 5), (("--start", "0.5", "--frames", "5"), 12, 5)):
-        out = tmp_path / "out.mkv"
+        out = tmp_path / f"out_{first}_{count}.mkv"  # a new output each time: an existing one is refused
         rc, err = run_cli(capsys, src, "-o", out, "-m", micro_model, "-c", "ffv1", *args, *ONE)
         assert rc == 0, err
         assert "missing" not in err, err
