@@ -31,9 +31,10 @@ import warnings
 from dataclasses import asdict, dataclass, fields
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, TypeVar
+from typing import Any, Callable, Mapping, TypeVar
 
 from ..._version import __version__ as DLGSA_VERSION
+from ..locks import exclusive
 from ..settings import check_at_least, check_precision
 
 T = TypeVar("T")
@@ -253,20 +254,9 @@ class EngineCache:
 
     # --- building ---
 
-    @contextlib.contextmanager
-    def _locked(self, digest: str) -> Iterator[None]:
+    def _locked(self, digest: str) -> contextlib.AbstractContextManager:
         """Serialise builds of one key across processes (two would both spend minutes)."""
-        try:
-            import fcntl
-        except ImportError:  # not POSIX: the atomic renames still keep entries whole
-            yield
-            return
-        with open(self.root / f".{digest}.lock", "w") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        return exclusive(self.root / f".{digest}.lock")
 
     def _remove(self, *paths: Path) -> None:
         for p in paths:

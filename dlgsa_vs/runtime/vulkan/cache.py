@@ -27,9 +27,10 @@ import warnings
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Callable, Iterator, TypeVar
+from typing import Callable, TypeVar
 
 from ..._version import __version__ as DLGSA_VERSION
+from ..locks import exclusive
 
 T = TypeVar("T")
 
@@ -125,20 +126,9 @@ class NcnnCache:
             return f"the files' sizes {sizes} are not the recorded {meta.get('size_bytes')} (truncated or replaced)"
         return None
 
-    @contextlib.contextmanager
-    def _locked(self, digest: str) -> Iterator[None]:
+    def _locked(self, digest: str) -> contextlib.AbstractContextManager:
         """One conversion of a key at a time across processes."""
-        try:
-            import fcntl
-        except ImportError:  # not POSIX: the atomic renames still keep entries whole
-            yield
-            return
-        with open(self.root / f".{digest}.lock", "w") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        return exclusive(self.root / f".{digest}.lock")
 
     def get_or_convert(self, key: NcnnKey, convert: Callable[[Path, Path], None], load: Callable[[Path, Path], T],
                        log: Callable[[str], None] | None = None) -> T:
