@@ -1,7 +1,7 @@
 """The vulkan backend (ncnn) on this machine's Vulkan device: fps per precision and frame size.
 
     python scripts/bench_vulkan.py --sizes 1080p --precisions fp16 --json bench/vulkan_gpu.json   # a GPU
-    python scripts/bench_vulkan.py --sizes 64x96 --frames 2 --json bench/vulkan.json            # llvmpipe
+    python scripts/bench_vulkan.py --sizes 96x64 --frames 2 --json bench/vulkan.json            # llvmpipe
 
 Each row: the backend as the front ends build it (auto tiles for the device's memory; the ncnn
 graph converted once and cached, its time reported apart), fps over ``--frames`` frames after a
@@ -27,11 +27,11 @@ NAMED = {"720p": (720, 1280), "1080p": (1080, 1920)}
 
 
 def parse_size(text: str, scale: int) -> tuple[int, int]:
-    """An output size name (1080p: the LR frame is 1080p / scale) or an LR HxW."""
+    """An output size name (1080p: the LR frame is 1080p / scale) or an LR WxH; (height, width)."""
     if text in NAMED:
         h, w = NAMED[text]
         return h // scale, w // scale
-    h, w = (int(v) for v in text.lower().split("x"))
+    w, h = (int(v) for v in text.lower().split("x"))
     return h, w
 
 
@@ -54,7 +54,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--variant", default="light")
     ap.add_argument("--scale", type=int, default=2)
-    ap.add_argument("--sizes", nargs="+", default=["1080p"], help="1080p, 720p (output) or LR HxW")
+    ap.add_argument("--sizes", nargs="+", default=["1080p"], help="1080p, 720p (output) or LR WxH, as on every command line")
     ap.add_argument("--precisions", nargs="+", default=["fp16"], choices=["fp16", "fp32"])
     ap.add_argument("--frames", type=int, default=5, help="timed frames after the first")
     ap.add_argument("--device-index", type=int, default=0)

@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
                              f"{MIN_OPSET}..{max_opset()}")
         height, width, shapes = shape_from_args(args, default_dynamic=False)
         if args.four_d and shapes is not None:
-            raise UsageError("--4d exports one static size: use --size HxW instead of --min/--opt/--max")
+            raise UsageError("--4d exports one static size: use --size WxH instead of --min/--opt/--max")
         sizes = verify_sizes(height, width, shapes, args.verify_size)
         if args.output is not None and Path(args.output).suffix != ".onnx":
             raise UsageError(f"the output name should end in .onnx: {args.output}")
