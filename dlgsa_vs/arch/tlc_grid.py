@@ -3,8 +3,8 @@
 The tile layouts (``tiling``, ``arch.tlc.crop_windows``), the Triton kernels and the
 benchmarks need the window starts as plain numbers; ``arch.tlc.window_starts`` is the same
 rule in tensor arithmetic that stays symbolic under torch.export (``tests/test_triton_kernels``
-holds the two equal). A leaf that imports nothing: the kernels (below the network) and
-the tile layouts (above it) both read it.
+holds the two equal). A leaf that imports nothing: the kernels, the network and the
+runtime's tile layouts all read it without torch's symbolic arithmetic.
 """
 from __future__ import annotations
 
