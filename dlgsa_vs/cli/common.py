@@ -59,8 +59,8 @@ def _add(group: argparse._ArgumentGroup, f: Field, option: Option, choices: Iter
         values = list(choices if choices is not None else option.choices)
         kind = int if values and isinstance(values[0], int) else str
         group.add_argument(*option.flags, type=kind, choices=values, help=text)
-    else:
-        kind = str if option.metavar == "PATH" else int
+    else:  # a number, or a path (the field's annotation says which)
+        kind = str if "str" in str(f.type) else int
         group.add_argument(*option.flags, type=kind, metavar=option.metavar, help=text)
 
 
