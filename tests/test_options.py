@@ -105,6 +105,8 @@ def test_the_gpu_default_precision_follows_the_input_sample_type():
     assert resolve_precision(GPU, RunSettings(), torch.float16)[0] == "fp16"     # RGBH
     assert resolve_precision(GPU, RunSettings(), torch.float32) == ("fp32", "float32 input (RGBS): fp32")
     assert resolve_precision(GPU, RunSettings(precision="fp16"), torch.float32)[0] == "fp16"
+    vulkan = Backend("vulkan", torch.device("cpu"), "a stand-in")  # the same rule on every GPU backend
+    assert resolve_precision(vulkan, RunSettings(), torch.float32) == ("fp32", "float32 input (RGBS): fp32")
 
 
 def test_a_yuv_clip_and_the_video_command_line_get_the_same_gpu_precision():

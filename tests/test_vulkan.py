@@ -50,6 +50,16 @@ def test_auto_never_takes_a_cpu_vulkan_device():
         assert not device.is_cpu
 
 
+def test_the_vulkan_runner_reuses_tiles_and_follows_the_gpu_precision_rule(micro_model):
+    """Like every backend: the inference core's tile cache is there, and float32 frames (RGBS)
+    compute in fp32 by default (run_plan.resolve_precision's one rule)."""
+    from dlgsa_vs.runtime.backends import create_backend_upscaler
+
+    settings = RunSettings(model_path=str(micro_model), backend="vulkan", tile=(0, 0))
+    assert create_backend_upscaler(settings).reuse is not None  # (nothing converted: graphs load on first use)
+    assert resolve(settings, input_dtype=torch.float32).precision == "fp32"
+
+
 def test_a_missing_device_index_is_one_error():
     with pytest.raises(BackendError, match=r"device_index=7 does not exist: \d+ Vulkan device\(s\) are visible"):
         select_backend(RunSettings(backend="vulkan", device_index=7))

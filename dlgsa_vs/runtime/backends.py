@@ -66,10 +66,9 @@ def create_backend_upscaler(settings: RunSettings, backend: Backend | None = Non
     elif backend.name == "vulkan":
         from .vulkan.runner import NcnnNetwork
 
+        # its own fp16 guard (it redoes a frame with its fp32 graph); the Upscaler holds the model in
+        # float32 for it (plan.model_dtype), so the Upscaler's guard never widens around it
         network = NcnnNetwork(model, plan.precision, settings.device_index, log=log)
-        # its own fp16 guard (fp32 ncnn graphs); the Upscaler's would widen the input to bf16
-        return Upscaler(model, device=backend.device, dtype=plan.model_dtype, tile=plan.tile,
-                        tile_pad=plan.tile_pad, batch=plan.batch, network=network, plan=plan)
     elif backend.name == "trt":
         from .trt.engine import engine_for
 

@@ -208,6 +208,10 @@ class RunPlan:
         engine_reason = f" ({self.cpu_engine_reason})" if self.cpu_engine_reason else ""
         return f"{text} ({self.precision_reason}) in {self.cpu_engine}{engine_reason}"
 
+    def brief(self) -> str:
+        """The backend, the precision and the CPU engine, without reasons (``cpu bf16 in torch``)."""
+        return f"{self.backend.name} {self.precision}" + (f" in {self.cpu_engine}" if self.cpu_engine else "")
+
     def summary(self) -> str:
         """``backend compute`` and, for an automatic backend, why (the CLIs' summary line)."""
         text = f"{self.backend.name} {self.compute()}"
@@ -246,11 +250,11 @@ def resolve_precision(backend: Backend, settings: RunSettings,
         from .cpu_features import cpu_precision
 
         return cpu_precision(settings.precision)
+    if default_precision_input(backend, settings, input_dtype) == "float32":  # every GPU backend
+        return "fp32", "float32 input (RGBS): fp32"
     if backend.name == "vulkan":
         return vulkan_precision(settings)
     if settings.precision is None:
-        if default_precision_input(backend, settings, input_dtype) == "float32":
-            return "fp32", "float32 input (RGBS): fp32"
         return GPU_DEFAULT_PRECISION, "the GPU default"
     if settings.precision == "bf16" and torch.cuda.is_available() and not torch.cuda.is_bf16_supported():
         raise BackendError("precision", f"is not supported by {torch.cuda.get_device_name(backend.device)}: "
