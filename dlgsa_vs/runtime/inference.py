@@ -216,12 +216,10 @@ class Upscaler:
     def _groups(self, pairs: list, h: int, w: int, k: int | None):
         """``pairs`` of (row, column) spans in batches of up to ``batch`` that share their TLC
         windows, with those windows (None: the network's own)."""
-        def layout(r: TileSpan, c: TileSpan):
-            return k and (crop_window_layout(h, r.crop, r.size, k), crop_window_layout(w, c.crop, c.size, k))
-
         group: list = []
         for pair in pairs:
-            if group and (len(group) == self.batch or layout(*pair) != layout(*group[0])):
+            if group and (len(group) == self.batch
+                          or _window_layout(*pair, h, w, k) != _window_layout(*group[0], h, w, k)):
                 yield group, self._windows(group[0], h, w, k)
                 group = []
             group.append(pair)
@@ -271,9 +269,8 @@ class Upscaler:
     def _signature(self, r: TileSpan, c: TileSpan, h: int, w: int, k: int | None) -> tuple:
         """What a tile's output depends on besides its input (``reuse``): the owned part of the
         crop and, when the tile is given the frame's TLC windows, their layout at its place."""
-        layout = k and (crop_window_layout(h, r.crop, r.size, k), crop_window_layout(w, c.crop, c.size, k))
         own = (r.own_start - r.crop, r.own_end - r.crop, c.own_start - c.crop, c.own_end - c.crop)
-        return (self.dtype, self.scale, own, layout)
+        return (self.dtype, self.scale, own, _window_layout(r, c, h, w, k))
 
     def _reuse_tiles(self, frame: torch.Tensor, out: torch.Tensor, pairs: list, h: int, w: int, k: int | None,
                      cache: TileCache) -> tuple[list, dict]:
@@ -328,6 +325,13 @@ class Upscaler:
     def reuse_summary(self) -> str | None:
         """The share of tiles and frames reused, for a summary line (None: reuse off)."""
         return None if self.reuse is None else self.reuse.summary()
+
+
+def _window_layout(r: TileSpan, c: TileSpan, h: int, w: int, k: int | None):
+    """The layout of the frame's TLC windows (window ``k``) over the crop of tile (r, c): tiles of
+    one layout share their windows in a batch, and a tile's output depends on it (None: the
+    network places its own windows)."""
+    return k and (crop_window_layout(h, r.crop, r.size, k), crop_window_layout(w, c.crop, c.size, k))
 
 
 FRAME_RANGE = (-0.5, 1.5)
