@@ -68,6 +68,10 @@ class Evidence:
         return self.stream_order in ("tff", "bff") or (self.sampled > 0 and 2 * self.flagged > self.sampled)
 
 
+RATE_FACTORS = {"bwdif": Fraction(2), "ivtc": Fraction(4, 5)}
+"""Output frames per input frame of the treatments that change the rate."""
+
+
 @dataclass
 class Treatment:
     """What happens to the frames before the network, and why (``summary``)."""
@@ -90,16 +94,17 @@ class Treatment:
         return self.active or self.kind != "progressive" or self.flags_lie
 
     @property
+    def rate_factor(self) -> Fraction:
+        """Output frames per input frame: a frame per field (bwdif), 4 film frames of 5 (ivtc)."""
+        return RATE_FACTORS.get(self.mode, Fraction(1))
+
+    @property
     def out_rate(self) -> Fraction | None:
-        if self.in_rate is None:
-            return None
-        return {"bwdif": self.in_rate * 2, "ivtc": self.in_rate * Fraction(4, 5)}.get(self.mode, self.in_rate)
+        return None if self.in_rate is None else self.in_rate * self.rate_factor
 
     def output_frames(self, input_frames: int | None) -> int | None:
         """About how many frames come out of ``input_frames`` (the progress bar's total)."""
-        if input_frames is None:
-            return None
-        return {"bwdif": 2 * input_frames, "ivtc": input_frames * 4 // 5}.get(self.mode, input_frames)
+        return None if input_frames is None else math.floor(input_frames * self.rate_factor)
 
     def input_frames(self, output_frames: int) -> int:
         """Input frames to read for ``output_frames`` (with the look-ahead the filters need)."""
