@@ -168,10 +168,9 @@ def _main(args) -> int:
         if upscaler.num_streams < settings.num_streams and not args.quiet:
             print(f"note: --num-streams {settings.num_streams} is not used on the CPU (one pass at a "
                   f"time, on all its cores)", file=sys.stderr)
-        run_plan = upscaler.plan   # the summary names the device short; _device_note says why, once
-        device = f"{run_plan.backend.name} {run_plan.precision}" + (
-            f" in {run_plan.cpu_engine}" if run_plan.cpu_engine else "")
-        args.device_note = f"note: the network ran on {run_plan.summary()}"
+        # the summary line names the device short; the note says why, once
+        device = upscaler.plan.brief()
+        args.device_note = f"note: the network ran on {upscaler.plan.summary()}"
         model = model_label(settings)
         from ..video.fields import plan
 
@@ -262,7 +261,7 @@ def _tile_note(upscaler, height: int, width: int) -> None:
 
 def _reuse_clause(upscaler) -> str:
     """"; reuse exact: N% of tiles ... reused" for the summary line ("" with reuse off)."""
-    said = upscaler.reuse_summary() if hasattr(upscaler, "reuse_summary") else None
+    said = upscaler.reuse_summary()
     return f"; {said}" if said else ""
 
 
