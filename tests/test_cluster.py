@@ -121,6 +121,25 @@ def test_ray_output_equals_single_process(work, ray_address, capsys):
     print(f"ray run: {time.perf_counter() - t:.1f} s")
 
 
+def test_ray_workers_run_the_vulkan_backend(work, ray_address, capsys):
+    """backend vulkan on the Ray workers (Mesa's llvmpipe here), in fp32: every frame within one
+    code value of the single-process cpu run (ncnn's arithmetic differs from torch's in the last
+    bits; the micro network's outputs round the same to within one)."""
+    from dlgsa_vs.runtime.vulkan.devices import vulkan_problem
+
+    if vulkan_problem() is not None:
+        pytest.skip(f"no vulkan backend here: {vulkan_problem()}")
+    d, clip, single, model = work
+    out = d / "ray_vulkan.mkv"
+    rc = ray_cli(clip, "-m", model, "-c", "ffv1", "-o", out, "--chunk-seconds", CHUNK_SECONDS,
+                 "--backend", "vulkan", "--precision", "fp32")
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert video_facts(out)["frames"] == video_facts(single)["frames"] == 48
+    for fa, fb in zip(decoded_planes(out), decoded_planes(single), strict=True):
+        assert all(np.abs(x.astype(int) - y.astype(int)).max() <= 1 for x, y in zip(fa, fb))
+
+
 def _kill_one_chunk_task(marker: Path, stop: threading.Event) -> None:
     """From outside, as a crash would: SIGKILL the first Ray worker seen running a chunk (Ray
     names a busy worker's process ``ray::chunk_task``), once, and leave ``marker``."""

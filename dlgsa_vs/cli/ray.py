@@ -16,7 +16,7 @@ from pathlib import Path
 from ..runtime.settings import RunSettings, SettingsError
 
 VIDEO_EXTENSIONS = {".mp4", ".mkv", ".mov", ".m4v", ".webm", ".ts", ".m2ts", ".avi", ".mxf", ".nut"}
-RAY_BACKENDS = ("auto", "cuda", "cpu")       # trt engines are not built on Ray workers yet
+RAY_BACKENDS = ("auto", "cuda", "vulkan", "cpu")   # trt engines are not built on Ray workers yet
 
 
 def add_cluster_options(ap: argparse.ArgumentParser, ray_flag: bool = True) -> None:
@@ -120,7 +120,7 @@ def run_from_args(args, settings: RunSettings, inputs: list[str], address: str |
         if getattr(args, flag, None):
             raise VideoError(f"--{flag.replace('_', '-')} is not available with --ray", code=2)
     if settings.backend not in RAY_BACKENDS:
-        raise VideoError(f"--backend {settings.backend} is not available with --ray yet: use cuda or auto", code=2)
+        raise VideoError(f"--backend {settings.backend} is not available with --ray yet: use cuda, vulkan or auto", code=2)
     try:
         import ray  # noqa: F401
     except ImportError:
